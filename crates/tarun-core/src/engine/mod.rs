@@ -1,0 +1,407 @@
+//! The engine: one loop that owns the run's state and dispatches jobs to device slots.
+//!
+//! The loop keeps the ready queue (Kahn in-degree counts over the selected nodes), the free
+//! device slots and every node's state. Cached nodes are resolved in the loop itself (a key
+//! computation and a record lookup); the others run on blocking threads, commit their outputs to
+//! the store there, and report back through a channel. Nothing is shared between jobs.
+//!
+//! A failed node skips its descendants and lets independent branches finish (unless
+//! `fail_fast`). Cancellation (Ctrl-C) reaches jobs through a token they check between batches;
+//! a cancelled job commits nothing.
+
+mod devices;
+mod job;
+mod worker;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use self::devices::{DevicePool, DeviceSpec};
+pub use self::job::{Job, JobError, JobInput, JobOutput, Runner};
+use crate::graph::Graph;
+use crate::manifest::Study;
+use crate::plan::node_key;
+use crate::store::{JournalEntry, NodeRecord, Outcome, RunJournal, Store, StoreError};
+
+/// What the reporter hears about a run.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The run starts: `total` nodes selected.
+    Planned {
+        total: usize,
+    },
+    NodeCached {
+        id: String,
+    },
+    NodeStarted {
+        id: String,
+        device: String,
+        attempt: u32,
+    },
+    NodeProgress {
+        id: String,
+        done: u64,
+        total: u64,
+        message: String,
+    },
+    NodeLog {
+        id: String,
+        line: String,
+    },
+    NodeFinished {
+        id: String,
+        outcome: Outcome,
+        seconds: f64,
+        error: Option<String>,
+    },
+}
+
+/// How to run.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Run only these nodes and their ancestors (indices into `study.nodes`); `None`: all.
+    pub targets: Option<BTreeSet<usize>>,
+    /// Rerun these even if cached.
+    pub force: BTreeSet<usize>,
+    pub fail_fast: bool,
+    pub run_id: String,
+    /// The command line, for the journal.
+    pub command: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum NodeState {
+    Waiting,
+    Running,
+    Done(Box<NodeRecord>),
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+/// What a finished job sends back to the loop.
+struct Finished {
+    node: usize,
+    slot: Option<usize>,
+    result: Result<NodeRecord, JobError>,
+    seconds: f64,
+    attempts: u32,
+}
+
+/// One run of a study over a store.
+pub struct Engine {
+    pub study: Arc<Study>,
+    pub graph: Arc<Graph>,
+    pub store: Store,
+    pub runner: Arc<dyn Runner>,
+    pub data_digest: String,
+    pub devices: DevicePool,
+    pub events: mpsc::UnboundedSender<Event>,
+    pub cancel: CancellationToken,
+}
+
+struct RunState {
+    states: Vec<NodeState>,
+    pending_inputs: Vec<usize>,
+    selected: BTreeSet<usize>,
+    ready: VecDeque<usize>,
+    waiting_for_slot: VecDeque<usize>,
+    running: usize,
+    journal: RunJournal,
+    stop_scheduling: bool,
+}
+
+impl Engine {
+    /// Runs the selected nodes. Returns the journal (also written to the store).
+    pub async fn run(mut self, opts: Options) -> Result<RunJournal, StoreError> {
+        let started = Instant::now();
+        let mut st = self.initial_state(&opts);
+        let _ = self.events.send(Event::Planned {
+            total: st.selected.len(),
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel::<Finished>();
+        loop {
+            if self.cancel.is_cancelled() {
+                st.stop_scheduling = true;
+            }
+            self.dispatch(&mut st, &opts, &tx)?;
+            if st.running == 0 && (st.stop_scheduling || st.ready.is_empty()) {
+                break;
+            }
+            tokio::select! {
+                Some(done) = rx.recv() => self.finish(&mut st, &opts, done)?,
+                () = self.cancel.cancelled(), if !st.stop_scheduling => st.stop_scheduling = true,
+            }
+        }
+        let selected: Vec<usize> = st.selected.iter().copied().collect();
+        for i in selected {
+            if st.states[i] == NodeState::Waiting {
+                st.states[i] = NodeState::Cancelled;
+                self.journal_entry(&mut st, i, Outcome::Cancelled, None, 0.0, None, 0);
+            }
+        }
+        st.journal.seconds = started.elapsed().as_secs_f64();
+        self.store.write_journal(&st.journal)?;
+        Ok(st.journal)
+    }
+
+    fn initial_state(&self, opts: &Options) -> RunState {
+        let n = self.study.nodes.len();
+        let selected = match &opts.targets {
+            Some(t) => self.graph.with_ancestors(t.iter().copied()),
+            None => (0..n).collect(),
+        };
+        let pending_inputs: Vec<usize> = (0..n).map(|i| self.graph.inputs(i).count()).collect();
+        let ready = self
+            .graph
+            .topo_order()
+            .iter()
+            .copied()
+            .filter(|i| selected.contains(i) && pending_inputs[*i] == 0)
+            .collect();
+        let journal = RunJournal {
+            run_id: opts.run_id.clone(),
+            manifest: self.study.path.to_string(),
+            study: self.study.name.clone(),
+            started: jiff::Timestamp::now(),
+            seconds: 0.0,
+            overrides: self.study.overrides.clone(),
+            command: opts.command.clone(),
+            entries: vec![],
+        };
+        RunState {
+            states: vec![NodeState::Waiting; n],
+            pending_inputs,
+            selected,
+            ready,
+            waiting_for_slot: VecDeque::new(),
+            running: 0,
+            journal,
+            stop_scheduling: false,
+        }
+    }
+
+    /// Resolves cached nodes and starts jobs while there is work and capacity.
+    fn dispatch(
+        &mut self,
+        st: &mut RunState,
+        opts: &Options,
+        tx: &mpsc::UnboundedSender<Finished>,
+    ) -> Result<(), StoreError> {
+        while !st.stop_scheduling {
+            if let Some(i) = st.waiting_for_slot.front().copied() {
+                if let Some(slot) = self.devices.acquire() {
+                    st.waiting_for_slot.pop_front();
+                    self.start(st, i, Some(slot), tx);
+                    continue;
+                }
+            }
+            let Some(i) = st.ready.pop_front() else { break };
+            let inputs = self.input_records(st, i);
+            let node = &self.study.nodes[i];
+            let algorithm = self.runner.algorithm_version(node.kind);
+            let refs: Vec<&NodeRecord> = inputs.iter().collect();
+            let (key, _) = node_key(&self.study, node, &refs, algorithm, &self.data_digest);
+            let cached = match self.store.read_record(&key) {
+                Ok(r) => r.filter(|r| self.store.outputs_present(r)),
+                Err(e) => {
+                    tracing::warn!("ignoring unreadable record for `{}`: {e}", node.id);
+                    None
+                }
+            };
+            match cached {
+                Some(record) if !opts.force.contains(&i) => {
+                    let _ = self.events.send(Event::NodeCached {
+                        id: node.id.clone(),
+                    });
+                    self.journal_entry(st, i, Outcome::Cached, Some(&record), 0.0, None, 0);
+                    self.complete(st, i, record);
+                }
+                _ if self.runner.needs_device(node) => st.waiting_for_slot.push_back(i),
+                _ => self.start(st, i, None, tx),
+            }
+        }
+        Ok(())
+    }
+
+    fn input_records(&self, st: &RunState, i: usize) -> Vec<NodeRecord> {
+        let index = self.study.index();
+        self.study.nodes[i]
+            .inputs
+            .iter()
+            .map(|id| match &st.states[index[id.as_str()]] {
+                NodeState::Done(r) => (**r).clone(),
+                other => unreachable!("input `{id}` of a ready node is {other:?}"),
+            })
+            .collect()
+    }
+
+    fn start(
+        &mut self,
+        st: &mut RunState,
+        i: usize,
+        slot: Option<usize>,
+        tx: &mpsc::UnboundedSender<Finished>,
+    ) {
+        st.states[i] = NodeState::Running;
+        st.running += 1;
+        let (device, threads) = match slot {
+            Some(s) => (self.devices.name(s).to_owned(), self.devices.threads(s)),
+            None => ("cpu".to_owned(), 1),
+        };
+        let inputs = self.input_records(st, i);
+        let work = worker::Work {
+            study: self.study.clone(),
+            node: i,
+            inputs,
+            store: self.store.clone(),
+            runner: self.runner.clone(),
+            data_digest: self.data_digest.clone(),
+            device,
+            threads,
+            run_id: st.journal.run_id.clone(),
+            cancel: self.cancel.child_token(),
+            events: self.events.clone(),
+        };
+        let tx = tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let t0 = Instant::now();
+            let (result, attempts) = work.run_with_retries();
+            let seconds = t0.elapsed().as_secs_f64();
+            let _ = tx.send(Finished {
+                node: i,
+                slot,
+                result,
+                seconds,
+                attempts,
+            });
+        });
+    }
+
+    fn finish(&mut self, st: &mut RunState, opts: &Options, f: Finished) -> Result<(), StoreError> {
+        st.running -= 1;
+        if let Some(slot) = f.slot {
+            self.devices.release(slot);
+        }
+        let id = self.study.nodes[f.node].id.clone();
+        let (outcome, error) = match f.result {
+            Ok(record) => {
+                let device = Some(record.device.clone());
+                self.journal_entry(
+                    st,
+                    f.node,
+                    Outcome::Ran,
+                    Some(&record),
+                    f.seconds,
+                    None,
+                    f.attempts,
+                );
+                st.journal.entries.last_mut().expect("just pushed").device = device;
+                self.complete(st, f.node, record);
+                (Outcome::Ran, None)
+            }
+            Err(JobError::Cancelled) => {
+                st.states[f.node] = NodeState::Cancelled;
+                self.journal_entry(
+                    st,
+                    f.node,
+                    Outcome::Cancelled,
+                    None,
+                    f.seconds,
+                    None,
+                    f.attempts,
+                );
+                (Outcome::Cancelled, None)
+            }
+            Err(JobError::Failed(msg)) => {
+                st.states[f.node] = NodeState::Failed;
+                self.journal_entry(
+                    st,
+                    f.node,
+                    Outcome::Failed,
+                    None,
+                    f.seconds,
+                    Some(&msg),
+                    f.attempts,
+                );
+                self.skip_descendants(st, f.node);
+                if opts.fail_fast {
+                    st.stop_scheduling = true;
+                    self.cancel.cancel();
+                }
+                (Outcome::Failed, Some(msg))
+            }
+        };
+        let _ = self.events.send(Event::NodeFinished {
+            id,
+            outcome,
+            seconds: f.seconds,
+            error,
+        });
+        // Keep the journal current so that a killed run still says what it finished.
+        self.store.write_journal(&st.journal)
+    }
+
+    /// Marks a node done and makes its dependents ready when all their inputs are done.
+    fn complete(&mut self, st: &mut RunState, i: usize, record: NodeRecord) {
+        st.states[i] = NodeState::Done(Box::new(record));
+        for d in self.graph.dependents(i).collect::<Vec<_>>() {
+            st.pending_inputs[d] -= 1;
+            if st.pending_inputs[d] == 0
+                && st.selected.contains(&d)
+                && st.states[d] == NodeState::Waiting
+            {
+                st.ready.push_back(d);
+            }
+        }
+    }
+
+    fn skip_descendants(&mut self, st: &mut RunState, i: usize) {
+        for d in self.graph.descendants(i) {
+            if st.selected.contains(&d) && st.states[d] == NodeState::Waiting {
+                st.states[d] = NodeState::Skipped;
+                let id = self.study.nodes[d].id.clone();
+                let reason = format!("input `{}` failed", self.study.nodes[i].id);
+                self.journal_entry(st, d, Outcome::Skipped, None, 0.0, Some(&reason), 0);
+                let _ = self.events.send(Event::NodeFinished {
+                    id,
+                    outcome: Outcome::Skipped,
+                    seconds: 0.0,
+                    error: Some(reason),
+                });
+            }
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a journal line has this many fields"
+    )]
+    fn journal_entry(
+        &self,
+        st: &mut RunState,
+        i: usize,
+        outcome: Outcome,
+        record: Option<&NodeRecord>,
+        seconds: f64,
+        error: Option<&str>,
+        attempts: u32,
+    ) {
+        st.journal.entries.push(JournalEntry {
+            id: self.study.nodes[i].id.clone(),
+            outcome,
+            key: record.map(|r| r.key),
+            seconds,
+            device: None,
+            error: error.map(str::to_owned),
+            attempts,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

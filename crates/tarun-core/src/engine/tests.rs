@@ -1,0 +1,358 @@
+//! Engine tests with a test-only runner whose outputs are strings derived from params and inputs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use camino::Utf8PathBuf;
+use proptest::prelude::*;
+
+use super::*;
+use crate::manifest::{Location, NodeKind, NodeSpec, Protocol, Study};
+use crate::plan::KeyContext;
+
+/// Writes `out.txt` = "<value>|<inputs' contents>"; fails when `fail` is true; records the order.
+#[derive(Default)]
+struct FakeRunner {
+    ran: Mutex<Vec<String>>,
+    fail_first_attempts: u32,
+}
+
+impl KeyContext for FakeRunner {
+    fn algorithm_version(&self, _: NodeKind) -> u32 {
+        1
+    }
+}
+
+impl Runner for FakeRunner {
+    fn needs_device(&self, _: &NodeSpec) -> bool {
+        true
+    }
+
+    fn run(&self, job: &Job) -> Result<JobOutput, JobError> {
+        self.ran.lock().unwrap().push(job.node.id.clone());
+        if job.node.params.get("fail") == Some(&serde_json::Value::Bool(true)) {
+            return Err(JobError::Failed("asked to fail".into()));
+        }
+        if job.attempt <= self.fail_first_attempts {
+            return Err(JobError::Failed("flaky".into()));
+        }
+        if job.node.params.get("wait-for-cancel") == Some(&serde_json::Value::Bool(true)) {
+            while !job.is_cancelled() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            return Err(JobError::Cancelled);
+        }
+        let mut text = job
+            .node
+            .params
+            .get("value")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        for input in &job.inputs {
+            text.push('|');
+            text.push_str(&std::fs::read_to_string(&input.files["out.txt"]).unwrap());
+        }
+        std::fs::write(job.out_dir.join("out.txt"), text).unwrap();
+        Ok(JobOutput::default())
+    }
+}
+
+fn node(id: &str, inputs: &[&str], value: i64) -> NodeSpec {
+    let mut params = serde_json::Map::new();
+    params.insert("value".into(), value.into());
+    NodeSpec {
+        id: id.into(),
+        kind: NodeKind::Train,
+        name: id.into(),
+        axes: vec![],
+        params,
+        inputs: inputs.iter().map(|s| (*s).to_owned()).collect(),
+        retries: 0,
+        location: Location {
+            file: "t.toml".into(),
+            line: 1,
+            column: 1,
+        },
+    }
+}
+
+fn study(nodes: Vec<NodeSpec>) -> Study {
+    Study {
+        path: "t.toml".into(),
+        name: "t".into(),
+        seed: 0,
+        protocol: Protocol::Corrected,
+        data: serde_json::Map::new(),
+        matrix: vec![],
+        nodes,
+        overrides: vec![],
+        files: vec![],
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Store,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8PathBuf::try_from(dir.path().join("store")).unwrap();
+        Harness {
+            store: Store::open(root).unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn run_with(&self, study: &Study, runner: Arc<FakeRunner>, opts: Options) -> RunJournal {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let engine = Engine {
+            study: Arc::new(study.clone()),
+            graph: Arc::new(Graph::new(study)),
+            store: self.store.clone(),
+            runner,
+            data_digest: "data".into(),
+            devices: DevicePool::new(vec!["cpu*2".parse().unwrap()], 2),
+            events: tx,
+            cancel: CancellationToken::new(),
+        };
+        rt.block_on(engine.run(opts)).unwrap()
+    }
+
+    fn run(&self, study: &Study) -> (RunJournal, Vec<String>) {
+        let runner = Arc::new(FakeRunner::default());
+        let journal = self.run_with(study, runner.clone(), Options::default());
+        let ran = runner.ran.lock().unwrap().clone();
+        (journal, ran)
+    }
+}
+
+fn outcomes(j: &RunJournal) -> BTreeMap<String, Outcome> {
+    j.entries
+        .iter()
+        .map(|e| (e.id.clone(), e.outcome))
+        .collect()
+}
+
+#[test]
+fn runs_in_order_then_hits_the_cache() {
+    let h = Harness::new();
+    let s = study(vec![
+        node("a", &[], 1),
+        node("b", &["a"], 2),
+        node("c", &["a", "b"], 3),
+    ]);
+    let (j, ran) = h.run(&s);
+    assert_eq!(ran, ["a", "b", "c"]);
+    assert_eq!(j.count(Outcome::Ran), 3);
+    let (j, ran) = h.run(&s);
+    assert!(ran.is_empty());
+    assert_eq!(j.count(Outcome::Cached), 3);
+}
+
+#[test]
+fn a_parameter_change_reruns_exactly_its_descendants() {
+    let h = Harness::new();
+    let s = study(vec![
+        node("a", &[], 1),
+        node("b", &["a"], 2),
+        node("c", &[], 3),
+        node("d", &["b"], 4),
+    ]);
+    h.run(&s);
+    let mut s2 = s.clone();
+    s2.nodes[1].params.insert("value".into(), 20.into());
+    let (_, ran) = h.run(&s2);
+    assert_eq!(ran, ["b", "d"]);
+}
+
+#[test]
+fn byte_identical_output_leaves_dependents_fresh() {
+    let h = Harness::new();
+    let s = study(vec![node("a", &[], 1), node("b", &["a"], 2)]);
+    h.run(&s);
+    // A new parameter that does not change `a`'s output: `a` reruns, `b` stays cached.
+    let mut s2 = s.clone();
+    s2.nodes[0]
+        .params
+        .insert("comment".into(), "same output".into());
+    let (j, ran) = h.run(&s2);
+    assert_eq!(ran, ["a"]);
+    assert_eq!(outcomes(&j)["b"], Outcome::Cached);
+}
+
+#[test]
+fn a_failure_skips_its_descendants_and_independent_branches_finish() {
+    let h = Harness::new();
+    let mut bad = node("bad", &["a"], 2);
+    bad.params.insert("fail".into(), true.into());
+    let s = study(vec![
+        node("a", &[], 1),
+        bad,
+        node("child", &["bad"], 3),
+        node("other", &["a"], 4),
+    ]);
+    let (j, _) = h.run(&s);
+    let o = outcomes(&j);
+    assert_eq!(o["bad"], Outcome::Failed);
+    assert_eq!(o["child"], Outcome::Skipped);
+    assert_eq!(o["other"], Outcome::Ran);
+}
+
+#[test]
+fn retries_rerun_a_flaky_node() {
+    let h = Harness::new();
+    let mut a = node("a", &[], 1);
+    a.retries = 2;
+    let runner = Arc::new(FakeRunner {
+        fail_first_attempts: 2,
+        ..Default::default()
+    });
+    let j = h.run_with(&study(vec![a]), runner.clone(), Options::default());
+    assert_eq!(j.entries[0].outcome, Outcome::Ran);
+    assert_eq!(j.entries[0].attempts, 3);
+}
+
+#[test]
+fn targets_run_only_their_ancestors_and_force_reruns() {
+    let h = Harness::new();
+    let s = study(vec![
+        node("a", &[], 1),
+        node("b", &["a"], 2),
+        node("c", &["a"], 3),
+    ]);
+    let runner = Arc::new(FakeRunner::default());
+    let opts = Options {
+        targets: Some(BTreeSet::from([1])),
+        ..Default::default()
+    };
+    h.run_with(&s, runner.clone(), opts);
+    assert_eq!(*runner.ran.lock().unwrap(), ["a", "b"]);
+    let runner = Arc::new(FakeRunner::default());
+    let opts = Options {
+        force: BTreeSet::from([0]),
+        ..Default::default()
+    };
+    h.run_with(&s, runner.clone(), opts);
+    assert_eq!(*runner.ran.lock().unwrap(), ["a", "c"]);
+}
+
+#[test]
+fn cancellation_commits_nothing() {
+    let h = Harness::new();
+    let mut slow = node("slow", &[], 1);
+    slow.params.insert("wait-for-cancel".into(), true.into());
+    let s = study(vec![slow, node("after", &["slow"], 2)]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let engine = Engine {
+        study: Arc::new(s.clone()),
+        graph: Arc::new(Graph::new(&s)),
+        store: h.store.clone(),
+        runner: Arc::new(FakeRunner::default()),
+        data_digest: "data".into(),
+        devices: DevicePool::new(vec!["cpu".parse().unwrap()], 2),
+        events: tx,
+        cancel: cancel.clone(),
+    };
+    let j = rt.block_on(async {
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            c.cancel();
+        });
+        engine.run(Options::default()).await.unwrap()
+    });
+    let o = outcomes(&j);
+    assert_eq!(
+        (o["slow"], o["after"]),
+        (Outcome::Cancelled, Outcome::Cancelled)
+    );
+    assert_eq!(
+        std::fs::read_dir(h.store.root().join("records"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+/// Random DAGs: edges only from lower to higher index, some nodes failing.
+fn arb_dag() -> impl Strategy<Value = (Vec<Vec<usize>>, BTreeSet<usize>)> {
+    (2usize..14).prop_flat_map(|n| {
+        let edges = (0..n)
+            .map(|i| proptest::collection::btree_set(0..i.max(1), 0..=i.min(3)))
+            .collect::<Vec<_>>();
+        let fails = proptest::collection::btree_set(0..n, 0..3);
+        (edges, fails).prop_map(move |(edges, fails)| {
+            let edges = edges
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| s.into_iter().filter(|&j| j < i).collect())
+                .collect();
+            (edges, fails)
+        })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+    #[test]
+    fn random_dags_respect_order_failures_and_cache((edges, fails) in arb_dag()) {
+        let h = Harness::new();
+        let ids: Vec<String> = (0..edges.len()).map(|i| format!("n{i}")).collect();
+        let nodes: Vec<NodeSpec> = edges.iter().enumerate().map(|(i, ins)| {
+            let ins: Vec<&str> = ins.iter().map(|&j| ids[j].as_str()).collect();
+            let mut n = node(&ids[i], &ins, i as i64);
+            if fails.contains(&i) {
+                n.params.insert("fail".into(), true.into());
+            }
+            n
+        }).collect();
+        let s = study(nodes);
+        let graph = Graph::new(&s);
+        let (j, ran) = h.run(&s);
+        // No node ran twice, and every node ran after all of its inputs.
+        let pos: BTreeMap<&str, usize> = ran.iter().enumerate().map(|(p, id)| (id.as_str(), p)).collect();
+        prop_assert_eq!(pos.len(), ran.len());
+        for (i, ins) in edges.iter().enumerate() {
+            if let Some(p) = pos.get(ids[i].as_str()) {
+                for &k in ins {
+                    prop_assert!(pos[ids[k].as_str()] < *p);
+                }
+            }
+        }
+        // Failures skip exactly their descendants.
+        let doomed: BTreeSet<usize> = fails.iter().flat_map(|&f| graph.descendants(f)).collect();
+        let o = outcomes(&j);
+        for i in 0..edges.len() {
+            let expected = if fails.contains(&i) && !doomed.contains(&i) {
+                Outcome::Failed
+            } else if doomed.contains(&i) {
+                Outcome::Skipped
+            } else {
+                Outcome::Ran
+            };
+            prop_assert_eq!(o[&ids[i]], expected, "node {}", i);
+        }
+        // A second run reruns only the failed nodes; cached nodes never rerun.
+        let (_, ran2) = h.run(&s);
+        let expected: Vec<String> = graph.topo_order().iter()
+            .filter(|i| fails.contains(i) && !doomed.contains(i))
+            .map(|&i| ids[i].clone()).collect();
+        let mut got = ran2.clone();
+        got.sort();
+        let mut exp = expected.clone();
+        exp.sort();
+        prop_assert_eq!(got, exp);
+    }
+}

@@ -1,0 +1,156 @@
+//! The blocking side of a job: run the node kind, then commit its outputs and record.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use camino::Utf8PathBuf;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use super::{Event, Job, JobError, JobInput, Runner};
+use crate::manifest::Study;
+use crate::plan::node_key;
+use crate::store::{NodeRecord, Store};
+
+pub(super) struct Work {
+    pub study: Arc<Study>,
+    pub node: usize,
+    pub inputs: Vec<NodeRecord>,
+    pub store: Store,
+    pub runner: Arc<dyn Runner>,
+    pub data_digest: String,
+    pub device: String,
+    pub threads: usize,
+    pub run_id: String,
+    pub cancel: CancellationToken,
+    pub events: UnboundedSender<Event>,
+}
+
+impl Work {
+    /// Runs the job up to `1 + retries` times; returns the committed record or the last error.
+    pub fn run_with_retries(&self) -> (Result<NodeRecord, JobError>, u32) {
+        let node = &self.study.nodes[self.node];
+        let mut attempt = 1;
+        loop {
+            let _ = self.events.send(Event::NodeStarted {
+                id: node.id.clone(),
+                device: self.device.clone(),
+                attempt,
+            });
+            // A panic in a node kind is a failed node, not a crashed run.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.attempt(attempt)))
+                    .unwrap_or_else(|panic| Err(JobError::Failed(panic_message(&panic))));
+            match result {
+                Err(JobError::Failed(msg))
+                    if attempt <= node.retries && !self.cancel.is_cancelled() =>
+                {
+                    let _ = self.events.send(Event::NodeLog {
+                        id: node.id.clone(),
+                        line: format!("attempt {attempt} failed: {msg}; retrying"),
+                    });
+                    attempt += 1;
+                }
+                other => return (other, attempt),
+            }
+        }
+    }
+
+    fn attempt(&self, attempt: u32) -> Result<NodeRecord, JobError> {
+        let node = &self.study.nodes[self.node];
+        let store_err = |e: crate::store::StoreError| JobError::Failed(format!("store: {e}"));
+        let dir = self.store.job_dir(&sanitize(&node.id)).map_err(store_err)?;
+        let out_dir = Utf8PathBuf::try_from(dir.path().to_owned())
+            .map_err(|e| JobError::Failed(e.to_string()))?;
+        let job = Job::new(
+            self.study.clone(),
+            node.clone(),
+            self.job_inputs(),
+            out_dir.clone(),
+            self.device.clone(),
+            self.threads,
+            attempt,
+            self.cancel.clone(),
+            self.events.clone(),
+        );
+        let started = jiff::Timestamp::now();
+        let t0 = Instant::now();
+        let output = self.runner.run(&job)?;
+        if self.cancel.is_cancelled() {
+            return Err(JobError::Cancelled);
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        let outputs = self.commit_outputs(&out_dir).map_err(store_err)?;
+        let refs: Vec<&NodeRecord> = self.inputs.iter().collect();
+        let algorithm = self.runner.algorithm_version(node.kind);
+        let (key, key_material) = node_key(&self.study, node, &refs, algorithm, &self.data_digest);
+        let record = NodeRecord {
+            key,
+            id: node.id.clone(),
+            kind: node.kind,
+            key_material,
+            outputs,
+            summary: output.summary,
+            started,
+            seconds,
+            device: self.device.clone(),
+            threads: self.threads,
+            tarun_version: env!("CARGO_PKG_VERSION").to_owned(),
+            run_id: self.run_id.clone(),
+            log: output.log,
+        };
+        self.store
+            .commit(&self.study.name, &record)
+            .map_err(store_err)?;
+        Ok(record)
+    }
+
+    fn job_inputs(&self) -> Vec<JobInput> {
+        self.inputs
+            .iter()
+            .map(|r| JobInput {
+                id: r.id.clone(),
+                kind: r.kind,
+                record: r.clone(),
+                files: r
+                    .outputs
+                    .iter()
+                    .map(|(name, o)| (name.clone(), self.store.object_path(&o.digest)))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Moves every file of the job's directory into the object store.
+    fn commit_outputs(
+        &self,
+        dir: &Utf8PathBuf,
+    ) -> Result<BTreeMap<String, crate::store::OutputRef>, crate::store::StoreError> {
+        let mut outputs = BTreeMap::new();
+        for path in crate::store::list_files(dir)? {
+            let name = path
+                .file_name()
+                .expect("listed files have names")
+                .to_owned();
+            outputs.insert(name, self.store.put_file(&path)?);
+        }
+        Ok(outputs)
+    }
+}
+
+fn sanitize(id: &str) -> String {
+    id.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(48)
+        .collect()
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let msg = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    format!("node kind panicked: {msg}")
+}

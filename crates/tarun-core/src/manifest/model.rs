@@ -1,0 +1,133 @@
+//! The validated, expanded study: what the rest of tarun sees of a manifest.
+//!
+//! Everything here is plain data. Parameters are kept as resolved JSON objects (recipes merged,
+//! `${axis}` substituted, defaults filled, references rewritten to node ids) because they are what
+//! the cache key hashes and what the node kinds deserialise into their own typed structs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use camino::Utf8PathBuf;
+use serde::{Deserialize, Serialize};
+
+/// The kinds of node a manifest can declare, one top-level table each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeKind {
+    Train,
+    Expert,
+    Ablate,
+    Evaluate,
+    Select,
+    Report,
+}
+
+impl NodeKind {
+    pub const ALL: [NodeKind; 6] = [
+        NodeKind::Train,
+        NodeKind::Expert,
+        NodeKind::Ablate,
+        NodeKind::Evaluate,
+        NodeKind::Select,
+        NodeKind::Report,
+    ];
+
+    /// The top-level table name, which is also how the kind is written in ids and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Train => "train",
+            NodeKind::Expert => "expert",
+            NodeKind::Ablate => "ablate",
+            NodeKind::Evaluate => "evaluate",
+            NodeKind::Select => "select",
+            NodeKind::Report => "report",
+        }
+    }
+}
+
+impl fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which protocol the study follows (seed-spec section 10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// The original study's protocol, flaws included.
+    Seed,
+    /// Held-out validation for selection, clean MIA members, censored AIN, several seeds.
+    #[default]
+    Corrected,
+}
+
+/// A place in a manifest file, 1-based.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub file: Utf8PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// One expanded node.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeSpec {
+    /// Stable readable id: `NAME` or `NAME[axis=value,...]` (axes in `for-each` order).
+    pub id: String,
+    pub kind: NodeKind,
+    /// The table name (the family name for a `for-each` node).
+    pub name: String,
+    /// This member's axis values, in `for-each` order.
+    pub axes: Vec<(String, serde_json::Value)>,
+    /// Resolved parameters with kebab-case keys: recipe merged, substituted, defaults filled,
+    /// references replaced by the id (or, for many-valued fields, the list of ids) they match.
+    /// `recipe`, `for-each` and `retries` are not in here.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Ids of the nodes this one references, deduplicated, in order of first appearance.
+    pub inputs: Vec<String>,
+    pub retries: u32,
+    /// Where the node's table header is.
+    pub location: Location,
+}
+
+/// A validated study: the whole of a manifest after includes, overrides and expansion.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Study {
+    /// The manifest file as given.
+    pub path: Utf8PathBuf,
+    pub name: String,
+    pub seed: u64,
+    pub protocol: Protocol,
+    /// The `[data]` table, resolved (absent keys are simply absent).
+    pub data: serde_json::Map<String, serde_json::Value>,
+    /// Axes as declared (linspace expanded), in declaration order.
+    pub matrix: Vec<(String, Vec<serde_json::Value>)>,
+    /// All nodes, in manifest order, families expanded first axis outermost. Ids are unique.
+    pub nodes: Vec<NodeSpec>,
+    /// The `--set` overrides applied, verbatim.
+    pub overrides: Vec<String>,
+    /// Every file read (the manifest and its includes), for provenance.
+    pub files: Vec<Utf8PathBuf>,
+}
+
+impl Study {
+    pub fn node(&self, id: &str) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Map from id to index in `nodes`.
+    pub fn index(&self) -> BTreeMap<&str, usize> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), i))
+            .collect()
+    }
+}

@@ -1,0 +1,156 @@
+//! `verify` and `gc`: the store's housekeeping.
+
+use std::collections::BTreeSet;
+
+use camino::Utf8PathBuf;
+use fs_err as fs;
+
+use super::{Result, Store, StoreError, list_files};
+use crate::digest::{NodeKey, ObjectDigest};
+
+/// What `tarun verify` found.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub objects_checked: usize,
+    pub records_checked: usize,
+    /// Objects whose bytes no longer hash to their name.
+    pub corrupt_objects: Vec<StoreError>,
+    /// Records that cannot be read, and records that point at a missing or wrong-sized object.
+    pub bad_records: Vec<StoreError>,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.corrupt_objects.is_empty() && self.bad_records.is_empty()
+    }
+}
+
+/// What `tarun gc` removed (or would remove, in a dry run).
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub records: Vec<Utf8PathBuf>,
+    pub objects: Vec<Utf8PathBuf>,
+    pub temporaries: Vec<Utf8PathBuf>,
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Every object path in the store.
+    pub(crate) fn object_files(&self) -> Result<Vec<Utf8PathBuf>> {
+        let mut out = Vec::new();
+        let root = self.root.join("objects");
+        let fans = match fs::read_dir(&root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(StoreError::io(root)(e)),
+        };
+        for fan in fans {
+            let fan = fan.map_err(StoreError::io(&root))?;
+            if let Ok(dir) = Utf8PathBuf::try_from(fan.path()) {
+                if dir.is_dir() {
+                    out.extend(list_files(&dir)?);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn digest_of_object_path(&self, path: &Utf8PathBuf) -> Option<ObjectDigest> {
+        let fan = path.parent()?.file_name()?;
+        format!("{fan}{}", path.file_name()?).parse().ok()
+    }
+
+    /// Re-hashes every object and re-reads every record.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        for path in self.object_files()? {
+            report.objects_checked += 1;
+            let Some(expected) = self.digest_of_object_path(&path) else {
+                report.corrupt_objects.push(StoreError::CorruptObject {
+                    path: path.clone(),
+                    expected: "a blake3 digest as the file name".into(),
+                    found: "a stray file".into(),
+                });
+                continue;
+            };
+            let file = fs::File::open(&path).map_err(StoreError::io(&path))?;
+            let found = ObjectDigest::of_reader(std::io::BufReader::new(file))
+                .map_err(StoreError::io(&path))?;
+            if found != expected {
+                report.corrupt_objects.push(StoreError::CorruptObject {
+                    path,
+                    expected: expected.to_hex(),
+                    found: found.to_hex(),
+                });
+            }
+        }
+        for path in list_files(&self.root.join("records"))? {
+            report.records_checked += 1;
+            match self.read_record_at(&path) {
+                Err(e) => report.bad_records.push(e),
+                Ok(None) => {}
+                Ok(Some(record)) => {
+                    for output in record.outputs.values() {
+                        let object = self.object_path(&output.digest);
+                        let ok = std::fs::metadata(&object).is_ok_and(|m| m.len() == output.size);
+                        if !ok {
+                            report
+                                .bad_records
+                                .push(StoreError::MissingObject { path: object });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Removes every record whose key is not in `keep`, every object no kept record points at,
+    /// and leftovers in `tmp/`. Call it while holding the store lock.
+    pub fn gc(&self, keep: &BTreeSet<NodeKey>, dry_run: bool) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let mut live = BTreeSet::new();
+        for path in list_files(&self.root.join("records"))? {
+            let record = self.read_record_at(&path).ok().flatten();
+            match record {
+                Some(r) if keep.contains(&r.key) => {
+                    live.extend(r.outputs.values().map(|o| o.digest));
+                }
+                _ => report.records.push(path),
+            }
+        }
+        for path in self.object_files()? {
+            let keep_it = self
+                .digest_of_object_path(&path)
+                .is_some_and(|d| live.contains(&d));
+            if !keep_it {
+                report.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                report.objects.push(path);
+            }
+        }
+        let tmp = self.tmp_dir();
+        if let Ok(entries) = fs::read_dir(&tmp) {
+            for entry in entries.flatten() {
+                if let Ok(path) = Utf8PathBuf::try_from(entry.path()) {
+                    report.temporaries.push(path);
+                }
+            }
+        }
+        if !dry_run {
+            // Records first: a crash part-way leaves objects without records (swept next
+            // time), never records without objects.
+            for path in report.records.iter().chain(&report.objects) {
+                fs::remove_file(path).map_err(StoreError::io(path))?;
+            }
+            for path in &report.temporaries {
+                let _ = if path.is_dir() {
+                    fs::remove_dir_all(path)
+                } else {
+                    fs::remove_file(path)
+                };
+            }
+        }
+        Ok(report)
+    }
+}

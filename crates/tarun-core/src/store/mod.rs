@@ -1,0 +1,325 @@
+//! The content-addressed store: objects by digest, node records by key, run journals.
+//!
+//! Layout under the root (default `artifacts/`):
+//!
+//! ```text
+//! format-version          the store format; a newer one than we know is refused
+//! store.lock              OS lock held by the one run writing to this store; its text says who
+//! objects/ab/cdef...      artifacts, named by the blake3 of their bytes, read-only
+//! records/<key>.json      node records; writing one is the commit point of a node
+//! heads/<hash>.json       per (study, node id): the key of the last record committed
+//! runs/<run-id>.json      run journals
+//! tmp/                    job output directories and files being written
+//! ```
+//!
+//! Every file is written to `tmp/` and renamed into place, so a reader sees either nothing or the
+//! whole file. A node's objects are in place before its record is written, so a crash at any
+//! point leaves no record that points at something partial; the leftovers in `tmp/` are ignored
+//! and swept by `gc`.
+
+mod error;
+mod maintenance;
+mod record;
+
+use std::fs::File;
+use std::io::{Read, Write};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use fs_err as fs;
+use serde::{Deserialize, Serialize};
+
+pub use self::error::StoreError;
+pub use self::maintenance::{GcReport, VerifyReport};
+pub use self::record::{JournalEntry, NodeRecord, Outcome, OutputRef, RunJournal};
+use crate::digest::{Digest, NodeKey, ObjectDigest};
+
+/// The store format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A store on disk. Cheap to clone; all methods are safe to call from several threads.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: Utf8PathBuf,
+}
+
+/// Held while a run writes to the store; dropping it releases the OS lock.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Head {
+    study: String,
+    id: String,
+    key: NodeKey,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating it if needed, and checks its format version.
+    pub fn open(root: impl Into<Utf8PathBuf>) -> Result<Self> {
+        let store = Store { root: root.into() };
+        for dir in ["objects", "records", "heads", "runs", "tmp"] {
+            let path = store.root.join(dir);
+            fs::create_dir_all(&path).map_err(StoreError::io(path))?;
+        }
+        let version = store.root.join("format-version");
+        match fs::read_to_string(&version) {
+            Ok(text) => store.check_version(&text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                store.write_atomic(&version, format!("{FORMAT_VERSION}\n").as_bytes())?;
+            }
+            Err(e) => return Err(StoreError::io(version)(e)),
+        }
+        Ok(store)
+    }
+
+    /// Opens a store for reading only: nothing is created. A missing store reads as empty.
+    pub fn open_read_only(root: impl Into<Utf8PathBuf>) -> Result<Self> {
+        let store = Store { root: root.into() };
+        let version = store.root.join("format-version");
+        match fs::read_to_string(&version) {
+            Ok(text) => store.check_version(&text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(version)(e)),
+        }
+        Ok(store)
+    }
+
+    fn check_version(&self, text: &str) -> Result<()> {
+        if text.trim() == FORMAT_VERSION.to_string() {
+            Ok(())
+        } else {
+            Err(StoreError::FormatVersion {
+                root: self.root.clone(),
+                found: text.trim().to_owned(),
+                supported: FORMAT_VERSION,
+            })
+        }
+    }
+
+    pub fn root(&self) -> &Utf8Path {
+        &self.root
+    }
+
+    /// Takes the store's write lock, waiting for another run to finish if one holds it.
+    /// `on_wait` is called once, with the holder's description, before waiting.
+    pub fn lock(&self, holder: &str, on_wait: impl FnOnce(&str)) -> Result<StoreLock> {
+        let path = self.root.join("store.lock");
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(StoreError::io(&path))?
+            .into_parts()
+            .0;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut who = String::new();
+                let _ = file.read_to_string(&mut who);
+                on_wait(who.trim());
+                file.lock().map_err(StoreError::io(&path))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&path)(e)),
+        }
+        // Say who holds the lock, for whoever waits next. The lock itself is what matters.
+        let _ = file.set_len(0);
+        let _ = file.write_all(holder.as_bytes());
+        let _ = file.flush();
+        Ok(StoreLock { _file: file })
+    }
+
+    pub fn tmp_dir(&self) -> Utf8PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// A fresh, empty directory under `tmp/` for a job to write its outputs into.
+    pub fn job_dir(&self, label: &str) -> Result<tempfile::TempDir> {
+        let tmp = self.tmp_dir();
+        tempfile::Builder::new()
+            .prefix(&format!("job-{label}-"))
+            .tempdir_in(&tmp)
+            .map_err(StoreError::io(tmp))
+    }
+
+    pub fn object_path(&self, digest: &ObjectDigest) -> Utf8PathBuf {
+        let hex = digest.to_hex();
+        self.root.join("objects").join(&hex[..2]).join(&hex[2..])
+    }
+
+    pub fn record_path(&self, key: &NodeKey) -> Utf8PathBuf {
+        self.root.join("records").join(format!("{key}.json"))
+    }
+
+    fn head_path(&self, study: &str, id: &str) -> Utf8PathBuf {
+        let name: NodeKey = Digest::of_bytes(format!("{study}\0{id}").as_bytes());
+        self.root.join("heads").join(format!("{name}.json"))
+    }
+
+    /// Moves a finished file into the object store and returns its reference. The file is
+    /// hashed once, here; identical content already stored is reused.
+    pub fn put_file(&self, src: &Utf8Path) -> Result<OutputRef> {
+        let file = fs::File::open(src).map_err(StoreError::io(src))?;
+        let size = file.metadata().map_err(StoreError::io(src))?.len();
+        let digest =
+            ObjectDigest::of_reader(std::io::BufReader::new(file)).map_err(StoreError::io(src))?;
+        let dest = self.object_path(&digest);
+        if dest.exists() {
+            fs::remove_file(src).map_err(StoreError::io(src))?;
+        } else {
+            let parent = dest.parent().expect("objects have a parent");
+            fs::create_dir_all(parent).map_err(StoreError::io(parent))?;
+            File::open(src)
+                .and_then(|f| f.sync_all())
+                .map_err(StoreError::io(src))?;
+            set_read_only(src)?;
+            fs::rename(src, &dest).map_err(StoreError::io(&dest))?;
+            sync_dir(parent);
+        }
+        Ok(OutputRef { digest, size })
+    }
+
+    /// Stores bytes as an object (used for small artifacts written by tarun itself).
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<OutputRef> {
+        let tmp = self.tmp_dir();
+        let mut file = tempfile::NamedTempFile::new_in(&tmp).map_err(StoreError::io(&tmp))?;
+        file.write_all(bytes).map_err(StoreError::io(&tmp))?;
+        let (_, path) = file.keep().map_err(|e| StoreError::io(&tmp)(e.error))?;
+        let path = Utf8PathBuf::try_from(path).expect("store paths are UTF-8");
+        self.put_file(&path)
+    }
+
+    /// Whether every output of a record is present with its recorded size (a stat, no read).
+    pub fn outputs_present(&self, record: &NodeRecord) -> bool {
+        record.outputs.values().all(|o| {
+            std::fs::metadata(self.object_path(&o.digest)).is_ok_and(|m| m.len() == o.size)
+        })
+    }
+
+    /// Reads the record for `key`; `Ok(None)` when there is none.
+    pub fn read_record(&self, key: &NodeKey) -> Result<Option<NodeRecord>> {
+        self.read_record_at(&self.record_path(key))
+            .map(|r| r.filter(|r| r.key == *key))
+    }
+
+    pub(crate) fn read_record_at(&self, path: &Utf8Path) -> Result<Option<NodeRecord>> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(path)(e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::CorruptRecord {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Commits a node: its objects must already be in place. Writes the record, then the head.
+    pub fn commit(&self, study: &str, record: &NodeRecord) -> Result<()> {
+        let json = serde_json::to_vec_pretty(record).expect("records serialise");
+        self.write_atomic(&self.record_path(&record.key), &json)?;
+        let head = Head {
+            study: study.to_owned(),
+            id: record.id.clone(),
+            key: record.key,
+        };
+        let json = serde_json::to_vec(&head).expect("heads serialise");
+        self.write_atomic(&self.head_path(study, &record.id), &json)
+    }
+
+    /// The last record committed for a node id of a study, if any and if readable.
+    pub fn head(&self, study: &str, id: &str) -> Result<Option<NodeRecord>> {
+        let path = self.head_path(study, id);
+        let head: Head = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::CorruptRecord {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(path)(e)),
+        };
+        self.read_record(&head.key)
+    }
+
+    pub fn write_journal(&self, journal: &RunJournal) -> Result<()> {
+        let path = self
+            .root
+            .join("runs")
+            .join(format!("{}.json", journal.run_id));
+        let json = serde_json::to_vec_pretty(journal).expect("journals serialise");
+        self.write_atomic(&path, &json)
+    }
+
+    /// Every readable journal, oldest first. Unreadable ones are skipped with a warning.
+    pub fn journals(&self) -> Result<Vec<RunJournal>> {
+        let dir = self.root.join("runs");
+        let mut out = Vec::new();
+        for path in list_files(&dir)? {
+            match fs::read(&path).map(|b| serde_json::from_slice::<RunJournal>(&b)) {
+                Ok(Ok(j)) => out.push(j),
+                _ => tracing::warn!("skipping unreadable run journal `{path}`"),
+            }
+        }
+        out.sort_by(|a, b| a.started.cmp(&b.started).then(a.run_id.cmp(&b.run_id)));
+        Ok(out)
+    }
+
+    /// Writes `bytes` to `dest` atomically: a temporary file in `tmp/`, synced, then renamed.
+    pub fn write_atomic(&self, dest: &Utf8Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.tmp_dir();
+        let mut file = tempfile::NamedTempFile::new_in(&tmp).map_err(StoreError::io(&tmp))?;
+        file.write_all(bytes).map_err(StoreError::io(dest))?;
+        file.as_file().sync_all().map_err(StoreError::io(dest))?;
+        file.persist(dest)
+            .map_err(|e| StoreError::io(dest)(e.error))?;
+        if let Some(parent) = dest.parent() {
+            sync_dir(parent);
+        }
+        Ok(())
+    }
+}
+
+/// The plain files directly under `dir` (sorted), or under its two-level fan-out for objects.
+pub(crate) fn list_files(dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(StoreError::io(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(StoreError::io(dir))?;
+        if let Ok(path) = Utf8PathBuf::try_from(entry.path()) {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn set_read_only(path: &Utf8Path) -> Result<()> {
+    let mut perms = fs::metadata(path)
+        .map_err(StoreError::io(path))?
+        .permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(path, perms).map_err(StoreError::io(path))
+}
+
+/// Makes a rename durable. Best effort: not every filesystem supports syncing directories.
+fn sync_dir(dir: &Utf8Path) {
+    if let Ok(f) = File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests;

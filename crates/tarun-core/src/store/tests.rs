@@ -1,0 +1,153 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use camino::Utf8PathBuf;
+
+use super::*;
+use crate::digest::digest_json;
+use crate::manifest::NodeKind;
+
+fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8PathBuf::try_from(dir.path().join("store")).unwrap();
+    (dir, Store::open(root).unwrap())
+}
+
+fn record(store: &Store, id: &str, content: &[u8]) -> NodeRecord {
+    let out = store.put_bytes(content).unwrap();
+    NodeRecord {
+        key: digest_json(&(id, content)),
+        id: id.into(),
+        kind: NodeKind::Train,
+        key_material: serde_json::json!({"id": id}),
+        outputs: BTreeMap::from([("model.safetensors".to_owned(), out)]),
+        summary: serde_json::Value::Null,
+        started: jiff::Timestamp::UNIX_EPOCH,
+        seconds: 1.0,
+        device: "cpu".into(),
+        threads: 2,
+        tarun_version: "test".into(),
+        run_id: "r1".into(),
+        log: vec![],
+    }
+}
+
+#[test]
+fn commit_then_read_back_by_key_and_head() {
+    let (_d, store) = temp_store();
+    let rec = record(&store, "base", b"weights");
+    store.commit("s", &rec).unwrap();
+    assert_eq!(store.read_record(&rec.key).unwrap().unwrap(), rec);
+    assert_eq!(store.head("s", "base").unwrap().unwrap().key, rec.key);
+    assert!(store.head("other-study", "base").unwrap().is_none());
+    assert!(store.outputs_present(&rec));
+}
+
+#[test]
+fn identical_content_is_stored_once() {
+    let (_d, store) = temp_store();
+    let a = store.put_bytes(b"same").unwrap();
+    let b = store.put_bytes(b"same").unwrap();
+    assert_eq!(a, b);
+    assert_eq!(store.object_files().unwrap().len(), 1);
+}
+
+#[test]
+fn verify_names_flipped_truncated_and_missing_objects() {
+    let (_d, store) = temp_store();
+    let r1 = record(&store, "a", b"aaaaaaaa");
+    let r2 = record(&store, "b", b"bbbbbbbb");
+    let r3 = record(&store, "c", b"cccccccc");
+    for r in [&r1, &r2, &r3] {
+        store.commit("s", r).unwrap();
+    }
+    assert!(store.verify().unwrap().is_clean());
+
+    let flip = store.object_path(&r1.outputs["model.safetensors"].digest);
+    let mut perms = std::fs::metadata(&flip).unwrap().permissions();
+    #[expect(
+        clippy::permissions_set_readonly_false,
+        reason = "the test corrupts the store"
+    )]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&flip, perms.clone()).unwrap();
+    std::fs::write(&flip, b"aaaaaaab").unwrap();
+    let trunc = store.object_path(&r2.outputs["model.safetensors"].digest);
+    std::fs::set_permissions(&trunc, perms).unwrap();
+    std::fs::write(&trunc, b"bbb").unwrap();
+    std::fs::remove_file(store.object_path(&r3.outputs["model.safetensors"].digest)).unwrap();
+    std::fs::write(
+        store.root().join("records").join("garbage.json"),
+        b"{not json",
+    )
+    .unwrap();
+
+    let report = store.verify().unwrap();
+    let text: Vec<String> = report
+        .corrupt_objects
+        .iter()
+        .chain(&report.bad_records)
+        .map(|e| e.to_string())
+        .collect();
+    let all = text.join("\n");
+    assert!(all.contains(flip.as_str()), "{all}");
+    assert!(all.contains(trunc.as_str()), "{all}");
+    assert!(all.contains("garbage.json"), "{all}");
+    assert!(all.contains("is missing"), "{all}");
+    assert_eq!(report.corrupt_objects.len(), 2, "{all}");
+    assert!(!store.outputs_present(&r3));
+    assert!(!store.outputs_present(&r2));
+}
+
+#[test]
+fn newer_format_is_refused() {
+    let (_d, store) = temp_store();
+    std::fs::write(store.root().join("format-version"), "99\n").unwrap();
+    let err = Store::open(store.root().to_owned()).unwrap_err();
+    assert!(matches!(err, StoreError::FormatVersion { .. }), "{err}");
+    assert!(err.to_string().contains("99"));
+}
+
+#[test]
+fn gc_keeps_referenced_and_removes_the_rest() {
+    let (_d, store) = temp_store();
+    let keep = record(&store, "keep", b"kept bytes");
+    let drop = record(&store, "drop", b"dropped bytes");
+    store.commit("s", &keep).unwrap();
+    store.commit("s", &drop).unwrap();
+    std::fs::write(store.tmp_dir().join("leftover"), b"x").unwrap();
+    let live = BTreeSet::from([keep.key]);
+
+    let dry = store.gc(&live, true).unwrap();
+    assert_eq!(
+        (dry.records.len(), dry.objects.len(), dry.temporaries.len()),
+        (1, 1, 1)
+    );
+    assert!(
+        store.read_record(&drop.key).unwrap().is_some(),
+        "dry run removes nothing"
+    );
+
+    store.gc(&live, false).unwrap();
+    assert!(store.read_record(&drop.key).unwrap().is_none());
+    assert!(store.outputs_present(&keep));
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn second_lock_waits_and_names_the_holder() {
+    let (_d, store) = temp_store();
+    let held = store
+        .lock("run A (pid 1)", |_| panic!("first lock must not wait"))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = store.clone();
+    let waiter = std::thread::spawn(move || {
+        let _lock = s2
+            .lock("run B", |who| tx.send(who.to_owned()).unwrap())
+            .unwrap();
+    });
+    let who = rx.recv().unwrap();
+    assert_eq!(who, "run A (pid 1)");
+    drop(held);
+    waiter.join().unwrap();
+}
