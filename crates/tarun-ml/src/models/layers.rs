@@ -1,0 +1,473 @@
+//! The building blocks shared by the three networks: convolution (dense and depthwise), batch norm,
+//! linear and dropout, each with PyTorch's semantics.
+//!
+//! Batch norm follows Ioffe & Szegedy, "Batch Normalization" (2015), as PyTorch implements it:
+//! training normalises with the biased batch variance and folds the *unbiased* one into
+//! `running_var` with momentum 0.1; evaluation uses the running statistics.
+
+use candle_core::{D, DType, Result, Tensor, Var};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::ModelError;
+use super::store::{Builder, Init};
+
+/// Batch-norm epsilon and momentum, PyTorch's defaults (seed spec section 2).
+const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
+
+/// How a forward pass behaves; see [`super::Mode`] for the public form.
+pub(crate) struct Ctx<'a> {
+    /// Normalise with batch statistics and update the running ones.
+    pub batch_stats: bool,
+    /// Drop activations; `None` disables dropout.
+    pub dropout_rng: Option<&'a mut ChaCha8Rng>,
+}
+
+/// How the initial weights of a conv or linear layer are drawn.
+#[derive(Clone, Copy)]
+pub(crate) enum WeightInit {
+    /// torchvision's explicit init (kaiming-normal fan-out for convs, N(0, 0.01) for linears),
+    /// with zero biases.
+    Torchvision,
+    /// PyTorch's default layer init, kept by the layers the study replaces after construction.
+    PytorchDefault,
+}
+
+/// A 2-D convolution with square kernel, symmetric padding and optional bias.
+pub(crate) struct Conv2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    stride: usize,
+    padding: usize,
+    depthwise: bool,
+}
+
+/// Shape and options of a [`Conv2d`].
+pub(crate) struct ConvSpec {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    /// `groups == c_in == c_out` (depthwise) or 1.
+    pub groups: usize,
+    pub bias: bool,
+    pub init: WeightInit,
+}
+
+impl Conv2d {
+    pub fn new(
+        b: &mut Builder,
+        prefix: &str,
+        s: &ConvSpec,
+    ) -> std::result::Result<Self, ModelError> {
+        let shape = [s.c_out, s.c_in / s.groups, s.kernel, s.kernel];
+        let fan_in = s.c_in / s.groups * s.kernel * s.kernel;
+        let (w_init, b_init) = match s.init {
+            WeightInit::Torchvision => (Init::KaimingNormalFanOut, Init::Const(0.0)),
+            WeightInit::PytorchDefault => (
+                Init::DefaultUniform { fan_in },
+                Init::DefaultUniform { fan_in },
+            ),
+        };
+        let weight = b.param(format!("{prefix}.weight"), &shape, w_init)?;
+        let bias = if s.bias {
+            Some(b.param(format!("{prefix}.bias"), &[s.c_out], b_init)?)
+        } else {
+            None
+        };
+        let depthwise = s.groups > 1;
+        debug_assert!(!depthwise || (s.groups == s.c_in && s.groups == s.c_out));
+        Ok(Self {
+            weight,
+            bias,
+            stride: s.stride,
+            padding: s.padding,
+            depthwise,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = if self.depthwise {
+            depthwise_conv(x, &self.weight, self.stride, self.padding)?
+        } else {
+            super::conv::conv2d(x, &self.weight, self.stride, self.padding)?
+        };
+        match &self.bias {
+            Some(bias) => y.broadcast_add(&bias.reshape((1, (), 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
+
+/// Depthwise convolution as a sum of k*k shifted, per-channel-scaled views of the padded input.
+///
+/// Candle runs a grouped convolution as one convolution per group (960 of them in MobileNetV2's
+/// widest block, forward and backward), which is far slower than these k*k elementwise terms.
+fn depthwise_conv(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let (b, c, h, wd) = x.dims4()?;
+    let k = w.dim(2)?;
+    let (ho, wo) = (
+        (h + 2 * padding - k) / stride + 1,
+        (wd + 2 * padding - k) / stride + 1,
+    );
+    // Pad on the right as far as the last tap's strided window reaches: (k-1) + stride*out.
+    let extra_h = (k - 1 + stride * ho).saturating_sub(h + 2 * padding);
+    let extra_w = (k - 1 + stride * wo).saturating_sub(wd + 2 * padding);
+    let xp = x
+        .pad_with_zeros(2, padding, padding + extra_h)?
+        .pad_with_zeros(3, padding, padding + extra_w)?;
+    let mut acc: Option<Tensor> = None;
+    for i in 0..k {
+        for j in 0..k {
+            let mut tap = xp.narrow(2, i, stride * ho)?.narrow(3, j, stride * wo)?;
+            if stride > 1 {
+                // Keep every stride-th row and column: split each axis into (out, stride), take 0.
+                tap = tap
+                    .contiguous()?
+                    .reshape((b, c, ho, stride, wo, stride))?
+                    .narrow(3, 0, 1)?
+                    .narrow(5, 0, 1)?
+                    .reshape((b, c, ho, wo))?;
+            }
+            let wij = w.narrow(2, i, 1)?.narrow(3, j, 1)?.reshape((1, c, 1, 1))?;
+            let term = tap.broadcast_mul(&wij)?;
+            acc = Some(match acc {
+                Some(a) => (a + term)?,
+                None => term,
+            });
+        }
+    }
+    acc.ok_or_else(|| candle_core::Error::Msg("depthwise conv with an empty kernel".into()))
+}
+
+/// `nn.BatchNorm2d` with affine parameters and tracked running statistics.
+pub(crate) struct BatchNorm2d {
+    name: String,
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    num_batches_tracked: Var,
+}
+
+impl BatchNorm2d {
+    pub fn new(b: &mut Builder, prefix: &str, c: usize) -> std::result::Result<Self, ModelError> {
+        Ok(Self {
+            name: prefix.to_string(),
+            weight: b.param(format!("{prefix}.weight"), &[c], Init::Const(1.0))?,
+            bias: b.param(format!("{prefix}.bias"), &[c], Init::Const(0.0))?,
+            running_mean: b.buffer(
+                format!("{prefix}.running_mean"),
+                &[c],
+                DType::F32,
+                Init::Const(0.0),
+            )?,
+            running_var: b.buffer(
+                format!("{prefix}.running_var"),
+                &[c],
+                DType::F32,
+                Init::Const(1.0),
+            )?,
+            num_batches_tracked: b.buffer(
+                format!("{prefix}.num_batches_tracked"),
+                &[],
+                DType::I64,
+                Init::Const(0.0),
+            )?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        // [B, C, HW] keeps every reduction on a contiguous last axis, candle's fast path.
+        let x3 = x.reshape((b, c, h * w))?;
+        let y = if ctx.batch_stats {
+            let n = b * h * w;
+            if n < 2 {
+                candle_core::bail!(
+                    "batch norm {}: expected more than 1 value per channel when training",
+                    self.name
+                );
+            }
+            let mean = (x3.sum_keepdim(2)?.sum_keepdim(0)? / n as f64)?;
+            let centered = x3.broadcast_sub(&mean)?;
+            let var = (centered.sqr()?.sum_keepdim(2)?.sum_keepdim(0)? / n as f64)?;
+            self.update_running(&mean, &var, n)?;
+            let scale = (var + BN_EPS)?
+                .sqrt()?
+                .recip()?
+                .broadcast_mul(&self.weight.reshape((1, c, 1))?)?;
+            centered
+                .broadcast_mul(&scale)?
+                .broadcast_add(&self.bias.reshape((1, c, 1))?)?
+        } else {
+            // Fold the running statistics into one scale and shift per channel.
+            let scale = (self.running_var.as_tensor() + BN_EPS)?
+                .sqrt()?
+                .recip()?
+                .mul(&self.weight)?;
+            let shift = (&self.bias - self.running_mean.as_tensor().mul(&scale)?)?;
+            x3.broadcast_mul(&scale.reshape((1, c, 1))?)?
+                .broadcast_add(&shift.reshape((1, c, 1))?)?
+        };
+        y.reshape((b, c, h, w))
+    }
+
+    /// running = (1 - momentum) * running + momentum * batch, with the unbiased batch variance.
+    fn update_running(&self, mean: &Tensor, biased_var: &Tensor, n: usize) -> Result<()> {
+        let m = BN_MOMENTUM;
+        let mean = mean.detach().flatten_all()?;
+        let unbiased = (biased_var.detach().flatten_all()? * (n as f64 / (n - 1) as f64))?;
+        let rm = ((self.running_mean.as_tensor().detach() * (1.0 - m))? + (mean * m)?)?;
+        let rv = ((self.running_var.as_tensor().detach() * (1.0 - m))? + (unbiased * m)?)?;
+        self.running_mean.set(&rm)?;
+        self.running_var.set(&rv)?;
+        let count = self.num_batches_tracked.as_tensor().to_scalar::<i64>()?;
+        let device = self.num_batches_tracked.device().clone();
+        self.num_batches_tracked
+            .set(&Tensor::new(count + 1, &device)?)
+    }
+}
+
+/// `nn.Linear`.
+pub(crate) struct Linear {
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(
+        b: &mut Builder,
+        prefix: &str,
+        c_in: usize,
+        c_out: usize,
+        init: WeightInit,
+    ) -> std::result::Result<Self, ModelError> {
+        let (w_init, b_init) = match init {
+            WeightInit::Torchvision => (Init::Normal { std: 0.01 }, Init::Const(0.0)),
+            WeightInit::PytorchDefault => (
+                Init::DefaultUniform { fan_in: c_in },
+                Init::DefaultUniform { fan_in: c_in },
+            ),
+        };
+        Ok(Self {
+            weight: b.param(format!("{prefix}.weight"), &[c_out, c_in], w_init)?,
+            bias: b.param(format!("{prefix}.bias"), &[c_out], b_init)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+    }
+}
+
+/// Inverted dropout: zero each element with probability `p` and scale the survivors by 1/(1-p).
+///
+/// The mask comes from the network's own seeded RNG (candle's CPU `rand` is not seedable), drawn on
+/// the host and uploaded, so a fixed seed reproduces the same masks on every device.
+pub(crate) fn dropout(x: &Tensor, p: f64, ctx: &mut Ctx) -> Result<Tensor> {
+    let Some(rng) = ctx.dropout_rng.as_deref_mut() else {
+        return Ok(x.clone());
+    };
+    let keep = (1.0 / (1.0 - p)) as f32;
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
+        .collect();
+    let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+    x.mul(&mask)
+}
+
+/// Global average pooling: [B, C, H, W] -> [B, C].
+pub(crate) fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    x.reshape((b, c, h * w))?.mean(D::Minus1)
+}
+
+/// 2x2 max-pool with stride 2 over even-sized maps, as a reshape and two max-reductions.
+///
+/// Candle's own `max_pool2d` backward multiplies the gradient by the fraction of maxima in each
+/// window (1/4 for a unique maximum) instead of dividing by their count, which shrinks VGG's
+/// gradients 4x per pool. A reduction's backward passes the full gradient to the maximum.
+pub(crate) fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if h % 2 != 0 || w % 2 != 0 {
+        candle_core::bail!("max_pool2x2 needs even spatial sizes, got {h}x{w}");
+    }
+    x.reshape((b, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)
+}
+
+/// ReLU6, `min(max(x, 0), 6)`.
+pub(crate) fn relu6(x: &Tensor) -> Result<Tensor> {
+    x.relu()?.minimum(6f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::models::store::Source;
+
+    fn bn(c: usize) -> BatchNorm2d {
+        let mut b = Builder::new(Source::Init { seed: 0 }, &Device::Cpu);
+        BatchNorm2d::new(&mut b, "bn", c).unwrap()
+    }
+
+    fn ctx(train: bool) -> Ctx<'static> {
+        Ctx {
+            batch_stats: train,
+            dropout_rng: None,
+        }
+    }
+
+    /// x[:, 0] = {1, 2, 3, 6}, x[:, 1] = {0, 0, 4, 4}: mean 3 and 2, biased variance 3.5 and 4,
+    /// unbiased 14/3 and 16/3.
+    fn bn_input() -> Tensor {
+        let v = [1f32, 2., 0., 0., 3., 6., 4., 4.];
+        Tensor::from_slice(&v, (2, 2, 1, 2), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn batch_norm_train_normalises_with_biased_variance_and_tracks_unbiased() {
+        let layer = bn(2);
+        let y = layer.forward(&bn_input(), &ctx(true)).unwrap();
+        let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        let (s0, s1) = ((3.5f32 + 1e-5).sqrt(), (4f32 + 1e-5).sqrt());
+        let want = [
+            -2. / s0,
+            -1. / s0,
+            -2. / s1,
+            -2. / s1,
+            0.,
+            3. / s0,
+            2. / s1,
+            2. / s1,
+        ];
+        for (g, w) in y.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{y:?}");
+        }
+        let rm: Vec<f32> = layer.running_mean.as_tensor().to_vec1().unwrap();
+        let rv: Vec<f32> = layer.running_var.as_tensor().to_vec1().unwrap();
+        assert!(
+            (rm[0] - 0.3).abs() < 1e-6 && (rm[1] - 0.2).abs() < 1e-6,
+            "{rm:?}"
+        );
+        let want_rv = [0.9 + 0.1 * 14. / 3., 0.9 + 0.1 * 16. / 3.];
+        assert!(
+            (rv[0] - want_rv[0]).abs() < 1e-6 && (rv[1] - want_rv[1]).abs() < 1e-6,
+            "{rv:?}"
+        );
+        let n: i64 = layer.num_batches_tracked.as_tensor().to_scalar().unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn batch_norm_eval_uses_running_statistics_and_changes_nothing() {
+        let layer = bn(2);
+        layer
+            .running_mean
+            .set(&Tensor::new(&[1f32, -1.], &Device::Cpu).unwrap())
+            .unwrap();
+        layer
+            .running_var
+            .set(&Tensor::new(&[4f32, 0.25], &Device::Cpu).unwrap())
+            .unwrap();
+        let y = layer.forward(&bn_input(), &ctx(false)).unwrap();
+        let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        let (s0, s1) = ((4f32 + 1e-5).sqrt(), (0.25f32 + 1e-5).sqrt());
+        let want = [
+            0. / s0,
+            1. / s0,
+            1. / s1,
+            1. / s1,
+            2. / s0,
+            5. / s0,
+            5. / s1,
+            5. / s1,
+        ];
+        for (g, w) in y.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{y:?}");
+        }
+        let n: i64 = layer.num_batches_tracked.as_tensor().to_scalar().unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn batch_norm_train_rejects_one_value_per_channel() {
+        let x = Tensor::ones((1, 2, 1, 1), DType::F32, &Device::Cpu).unwrap();
+        let err = bn(2).forward(&x, &ctx(true)).unwrap_err().to_string();
+        assert!(err.contains("more than 1 value per channel"), "{err}");
+    }
+
+    fn ramp(shape: (usize, usize, usize, usize), k: f64) -> Tensor {
+        let n = shape.0 * shape.1 * shape.2 * shape.3;
+        let v: Vec<f32> = (0..n).map(|i| (0.7 * i as f64 + k).sin() as f32).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// Our shifted-sum depthwise convolution against candle's grouped convolution, values and
+    /// gradients, for both strides and odd and even sizes.
+    #[test]
+    fn depthwise_matches_grouped_conv() {
+        for (h, stride) in [(5, 1), (5, 2), (6, 2), (1, 2), (2, 1)] {
+            let x = Var::from_tensor(&ramp((2, 3, h, h), 0.1)).unwrap();
+            let w = Var::from_tensor(&ramp((3, 1, 3, 3), 0.5)).unwrap();
+            let ours = depthwise_conv(&x, &w, stride, 1).unwrap();
+            let reference = x.conv2d(&w, 1, stride, 1, 3).unwrap();
+            assert_eq!(ours.dims(), reference.dims(), "h {h} stride {stride}");
+            let diff = (&ours - &reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap();
+            assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+            let (g1, g2) = (
+                ours.sum_all().unwrap().backward().unwrap(),
+                reference.sum_all().unwrap().backward().unwrap(),
+            );
+            for v in [&x, &w] {
+                let d = (g1.get(v).unwrap() - g2.get(v).unwrap())
+                    .unwrap()
+                    .abs()
+                    .unwrap();
+                assert!(d.max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn max_pool_gives_the_whole_gradient_to_the_maximum() {
+        let x = Var::from_tensor(&ramp((1, 2, 4, 4), 0.3)).unwrap();
+        let y = max_pool2x2(&x).unwrap();
+        let reference = x.max_pool2d(2).unwrap();
+        let diff = (&y - &reference).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let g: Vec<f32> = g.get(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(g.iter().filter(|&&v| v == 1.0).count(), 8);
+        assert_eq!(g.iter().filter(|&&v| v == 0.0).count(), 24);
+    }
+
+    #[test]
+    fn dropout_zeroes_and_rescales_only_with_an_rng() {
+        let x = Tensor::ones((1000,), DType::F32, &Device::Cpu).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut train = Ctx {
+            batch_stats: true,
+            dropout_rng: Some(&mut rng),
+        };
+        let y: Vec<f32> = dropout(&x, 0.5, &mut train).unwrap().to_vec1().unwrap();
+        assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
+        let zeros = y.iter().filter(|&&v| v == 0.0).count();
+        assert!((400..600).contains(&zeros), "{zeros}");
+        let y: Vec<f32> = dropout(&x, 0.5, &mut ctx(false))
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(y.iter().all(|&v| v == 1.0));
+    }
+}
