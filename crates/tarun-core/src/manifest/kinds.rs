@@ -1,0 +1,240 @@
+//! The keys each table takes, their types and defaults: docs/manifest.md as data.
+//!
+//! Keys are checked against these schemas rather than deserialised into serde structs because
+//! serde stops at the first error of a table, and every error of a node must be reported.
+
+use super::model::NodeKind;
+
+/// The type of a key's value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ty {
+    Str,
+    Bool,
+    /// Any finite float; integers are accepted and become floats.
+    Float,
+    /// A finite float greater than zero.
+    PositiveFloat,
+    /// A finite float in `[0, 1]`.
+    UnitFloat,
+    /// An integer in `min..=max`.
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// One of the listed strings.
+    Choice(&'static [&'static str]),
+    /// A class index, `0..=255`.
+    Class,
+    /// A list of class indices.
+    Classes,
+    /// A list of strings.
+    Strings,
+    /// A list of strings, each one of the listed.
+    Choices(&'static [&'static str]),
+    /// A reference to nodes of the listed kinds; one node, or as many as it matches.
+    Ref(super::refs::Arity, &'static [NodeKind]),
+    /// A list of references to nodes of any kind, each matching one or more.
+    Refs,
+    /// `ablate.vectors`.
+    Vectors,
+}
+
+/// What happens when a key is absent.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Default {
+    /// It stays absent.
+    Absent,
+    /// It is an error.
+    Required,
+    Str(&'static str),
+    Float(f64),
+    Int(i64),
+    Bool(bool),
+    Strs(&'static [&'static str]),
+    /// The study's `seed`.
+    StudySeed,
+}
+
+/// One key of a table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Key {
+    pub(crate) name: &'static str,
+    pub(crate) ty: Ty,
+    pub(crate) default: Default,
+}
+
+const fn key(name: &'static str, ty: Ty, default: Default) -> Key {
+    Key { name, ty, default }
+}
+
+const U32: i64 = u32::MAX as i64;
+const NON_NEGATIVE: Ty = Ty::Int {
+    min: 0,
+    max: i64::MAX,
+};
+const POSITIVE: Ty = Ty::Int {
+    min: 1,
+    max: i64::MAX,
+};
+
+use super::refs::Arity::{Many, One};
+use NodeKind::{Ablate, Evaluate, Expert, Select, Train};
+
+pub(crate) const ARCHS: &[&str] = &["resnet18", "vgg11_bn", "mobilenet_v2"];
+pub(crate) const METRICS: &[&str] = &[
+    "accuracy",
+    "per-class",
+    "forget-acc",
+    "retain-acc",
+    "kl",
+    "zrf",
+    "mia",
+    "over-forgetting",
+    "ain",
+    "confusion",
+    "tsne",
+];
+/// Metrics computed against the retrained model, so `retrained` is required with them.
+pub(crate) const NEED_RETRAINED: &[&str] = &["kl", "zrf", "ain"];
+
+pub(crate) const STUDY: &[Key] = &[
+    key("name", Ty::Str, Default::Required),
+    key("seed", NON_NEGATIVE, Default::Int(0)),
+    key(
+        "protocol",
+        Ty::Choice(&["seed", "corrected"]),
+        Default::Str("corrected"),
+    ),
+    // Read while loading files (raw.rs); listed so it is a known key.
+    key("include", Ty::Strings, Default::Absent),
+];
+
+pub(crate) const DATA: &[Key] = &[
+    key(
+        "source",
+        Ty::Choice(&["synthetic", "cifar10"]),
+        Default::Absent,
+    ),
+    key("path", Ty::Str, Default::Absent),
+    key("train-per-class", NON_NEGATIVE, Default::Absent),
+    key("test-per-class", NON_NEGATIVE, Default::Absent),
+    key("validation-per-class", NON_NEGATIVE, Default::Absent),
+    key("synthetic-seed", NON_NEGATIVE, Default::Absent),
+];
+
+const RETRIES: Key = key("retries", Ty::Int { min: 0, max: U32 }, Default::Int(0));
+
+/// Keys shared by `train` and `expert`.
+const TRAINING: &[Key] = &[
+    key(
+        "optimizer",
+        Ty::Choice(&["adamw", "sgd"]),
+        Default::Str("adamw"),
+    ),
+    key("lr", Ty::Float, Default::Required),
+    key("weight-decay", Ty::Float, Default::Float(0.01)),
+    // Defaulted only for sgd, see validate.rs.
+    key("momentum", Ty::Float, Default::Absent),
+    key("epochs", POSITIVE, Default::Int(1)),
+    key("steps", POSITIVE, Default::Absent),
+    key("batch-size", POSITIVE, Default::Int(128)),
+    key(
+        "schedule",
+        Ty::Choice(&["constant", "cosine"]),
+        Default::Str("constant"),
+    ),
+    key("augment", Ty::Bool, Default::Bool(true)),
+    key(
+        "objective",
+        Ty::Choice(&["ce", "gradient-ascent", "random-labels"]),
+        Default::Str("ce"),
+    ),
+    key("only", Ty::Classes, Default::Absent),
+    key("exclude", Ty::Classes, Default::Absent),
+    key("seed", NON_NEGATIVE, Default::StudySeed),
+    RETRIES,
+];
+
+const TRAIN: &[Key] = &[
+    key("arch", Ty::Choice(ARCHS), Default::Required),
+    key("width", Ty::PositiveFloat, Default::Float(1.0)),
+];
+
+const EXPERT: &[Key] = &[key(
+    "from",
+    Ty::Ref(One, &[Train, Expert]),
+    Default::Required,
+)];
+
+const ABLATE: &[Key] = &[
+    key("base", Ty::Ref(One, &[Train]), Default::Required),
+    key("vectors", Ty::Vectors, Default::Required),
+    key(
+        "quantile",
+        Ty::Choice(&["exact", "seed-sample"]),
+        Default::Str("exact"),
+    ),
+    key("materialize", Ty::Bool, Default::Bool(false)),
+    RETRIES,
+];
+
+const EVALUATE: &[Key] = &[
+    key(
+        "model",
+        Ty::Ref(One, &[Train, Expert, Ablate]),
+        Default::Required,
+    ),
+    key("forget", Ty::Class, Default::Absent),
+    key(
+        "split",
+        Ty::Choice(&["test", "validation"]),
+        Default::Str("test"),
+    ),
+    key(
+        "metrics",
+        Ty::Choices(METRICS),
+        Default::Strs(&["accuracy"]),
+    ),
+    key("retrained", Ty::Ref(One, &[Train]), Default::Absent),
+    key("base", Ty::Ref(One, &[Train]), Default::Absent),
+    key("zrf-teachers", POSITIVE, Default::Int(1)),
+    key("ain-max-steps", POSITIVE, Default::Int(200)),
+    key("ain-lr", Ty::Float, Default::Float(1e-4)),
+    key("tsne-points", POSITIVE, Default::Int(1500)),
+    RETRIES,
+];
+
+const SELECT: &[Key] = &[
+    key("over", Ty::Ref(Many, &[Evaluate]), Default::Required),
+    key("score", Ty::Str, Default::Required),
+    key("require", Ty::Strings, Default::Absent),
+    RETRIES,
+];
+
+const REPORT: &[Key] = &[
+    key("inputs", Ty::Refs, Default::Absent),
+    key("title", Ty::Str, Default::Absent),
+    RETRIES,
+];
+
+/// The keys of one element of `ablate.vectors`.
+pub(crate) const VECTOR: &[Key] = &[
+    key("expert", Ty::Ref(One, &[Expert]), Default::Required),
+    key("alpha", Ty::Float, Default::Absent),
+    key("rho", Ty::UnitFloat, Default::Absent),
+    key("from-select", Ty::Ref(One, &[Select]), Default::Absent),
+];
+
+/// The keys a node of `kind` takes, in documentation order. `for-each` and `recipe` are handled
+/// by expansion and never reach validation.
+pub(crate) fn node_keys(kind: NodeKind) -> impl Iterator<Item = &'static Key> {
+    let (own, shared): (&[Key], &[Key]) = match kind {
+        NodeKind::Train => (TRAIN, TRAINING),
+        NodeKind::Expert => (EXPERT, TRAINING),
+        NodeKind::Ablate => (ABLATE, &[]),
+        NodeKind::Evaluate => (EVALUATE, &[]),
+        NodeKind::Select => (SELECT, &[]),
+        NodeKind::Report => (REPORT, &[]),
+    };
+    own.iter().chain(shared)
+}

@@ -1,0 +1,46 @@
+//! Reading a study manifest: TOML files, includes and `--set` overrides in; a validated,
+//! expanded [`Study`] out, or every mistake at once as [`ManifestErrors`].
+//!
+//! The language is specified in `docs/manifest.md`. Loading runs in stages, each keeping the
+//! origin (file and byte span) of every value so that errors point where a value was written:
+//!
+//! 1. `raw`: parse the file and its includes into one spanned tree, apply `--set`;
+//! 2. `matrix` and `expand`: read the axes, expand families, substitute `${axis}`, merge
+//!    recipes;
+//! 3. `validate` against the schemas of `kinds`, resolving references through `refs`;
+//!    then cycles (`study`).
+
+mod error;
+mod expand;
+mod kinds;
+mod matrix;
+mod model;
+mod raw;
+mod refs;
+mod source;
+mod study;
+mod tree;
+mod validate;
+
+use camino::Utf8Path;
+
+pub use error::{ErrorKind, ManifestError, ManifestErrors};
+pub use model::*;
+
+/// Loads the manifest at `path` with its includes, applies `overrides` (`a.b.c=value`, as given
+/// to `--set`) and validates it.
+pub fn load(path: &Utf8Path, overrides: &[String]) -> Result<Study, ManifestErrors> {
+    match fs_err::read_to_string(path) {
+        Ok(text) => study::build(path, &text, overrides),
+        Err(e) => Err(ManifestErrors::new(
+            path.to_path_buf(),
+            vec![ManifestError::io(path, &e)],
+        )),
+    }
+}
+
+/// Like [`load`], with the manifest's text given. `name` is shown in errors and is the path that
+/// includes are relative to.
+pub fn parse_str(name: &str, text: &str, overrides: &[String]) -> Result<Study, ManifestErrors> {
+    study::build(Utf8Path::new(name), text, overrides)
+}
