@@ -26,7 +26,10 @@ pub fn open(name: &str) -> Result<Device, String> {
     if name == "cpu" {
         return Ok(Device::Cpu);
     }
-    let index = |prefix: &str| name.strip_prefix(prefix).and_then(|i| i.parse::<usize>().ok());
+    let index = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|i| i.parse::<usize>().ok())
+    };
     if let Some(i) = index("cuda:") {
         return Device::new_cuda(i).map_err(|e| format!("cannot open `{name}`: {e}"));
     }
