@@ -1,1 +1,21 @@
-fn main() {}
+//! `tarun`: run machine-learning studies as declarative, cached DAGs.
+
+mod cli;
+mod commands;
+mod errors;
+mod kinds;
+mod output;
+mod reporter;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    output::init();
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
+}

@@ -8,9 +8,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::Event;
+use crate::digest::ObjectDigest;
 use crate::manifest::{NodeKind, NodeSpec, Study};
 use crate::plan::KeyContext;
-use crate::store::NodeRecord;
+use crate::store::{NodeRecord, Store};
 
 /// Implements the node kinds. The engine calls it from blocking threads, one call per job.
 pub trait Runner: KeyContext + Send + Sync + 'static {
@@ -49,6 +50,7 @@ pub struct Job {
     pub attempt: u32,
     pub cancel: CancellationToken,
     events: UnboundedSender<Event>,
+    store: Store,
 }
 
 impl Job {
@@ -66,6 +68,7 @@ impl Job {
         attempt: u32,
         cancel: CancellationToken,
         events: UnboundedSender<Event>,
+        store: Store,
     ) -> Self {
         Job {
             study,
@@ -77,7 +80,16 @@ impl Job {
             attempt,
             cancel,
             events,
+            store,
         }
+    }
+
+    /// The path of a stored object, for artifacts that refer to other artifacts by digest
+    /// (an ablation recipe names its base and expert checkpoints this way). `None` when the
+    /// object is not in the store.
+    pub fn object_path(&self, digest: &ObjectDigest) -> Option<Utf8PathBuf> {
+        let path = self.store.object_path(digest);
+        path.exists().then_some(path)
     }
 
     /// The input with this id.

@@ -73,6 +73,7 @@ impl Work {
             attempt,
             self.cancel.clone(),
             self.events.clone(),
+            self.store.clone(),
         );
         let started = jiff::Timestamp::now();
         let t0 = Instant::now();

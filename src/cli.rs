@@ -1,0 +1,171 @@
+//! Command-line arguments.
+
+use camino::Utf8PathBuf;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tarun",
+    version,
+    about = "Run machine-learning studies as declarative, cached DAGs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The artifact store (default: `artifacts/` in the current directory).
+    #[arg(long, env = "TARUN_STORE", default_value = "artifacts", global = true)]
+    pub store: Utf8PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// The study manifest, e.g. `experiments/quickstart.toml`.
+    pub manifest: Utf8PathBuf,
+    /// Override a manifest value: `--set train.base.lr=3e-4` (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a study: compute every node that is not cached.
+    Run(RunArgs),
+    /// Show each node as fresh, stale, missing or blocked, and why.
+    Status(StatusArgs),
+    /// Print the study's graph.
+    Dag(DagArgs),
+    /// Remove from the store what none of the given manifests references.
+    Gc(GcArgs),
+    /// Re-hash every object in the store and name every corrupt one.
+    Verify(VerifyArgs),
+    /// List past runs.
+    Log(LogArgs),
+    /// Fetch or inspect data sets.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Measure training and inference speed of the networks (and PyTorch's, when installed).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Run only these nodes and their ancestors.
+    #[arg(long = "target", value_name = "ID")]
+    pub targets: Vec<String>,
+    /// Rerun these nodes even if they are cached.
+    #[arg(long = "force", value_name = "ID")]
+    pub force: Vec<String>,
+    /// List what would run, and why, without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Devices to use: `cpu`, `cuda:0`, `metal:0`, each optionally `*SLOTS` (default: detected).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// Concurrent jobs on the CPU (default 1: one job uses every core).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Stop at the first failed node instead of finishing independent branches.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Hide progress bars (they are hidden anyway when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print JSON: `{"nodes":[{"id":..,"kind":..,"state":..,"causes":[..]}]}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the key material of one node.
+    #[arg(long, value_name = "ID")]
+    pub explain: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DagFormat {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Args)]
+pub struct DagArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: DagFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Manifests whose current nodes are kept.
+    #[arg(required = true)]
+    pub manifests: Vec<Utf8PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Say what would be removed without removing it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Show every node of the last N runs.
+    #[arg(long)]
+    pub detail: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Download CIFAR-10 (binary version), verify its checksum and extract it.
+    Fetch {
+        /// Only `cifar10` is known.
+        dataset: String,
+        /// Where to put `cifar-10-batches-bin`.
+        #[arg(long, default_value = "data")]
+        dest: Utf8PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure: `train` (networks) is the only suite so far.
+    #[arg(default_value = "train")]
+    pub suite: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Measured steps per row (after one warm-up step).
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// Only these networks (default: all three).
+    #[arg(long, value_delimiter = ',')]
+    pub arch: Vec<String>,
+    /// Only these widths.
+    #[arg(long, value_delimiter = ',')]
+    pub width: Vec<f64>,
+    /// Only these batch sizes.
+    #[arg(long, value_delimiter = ',')]
+    pub batch: Vec<usize>,
+}

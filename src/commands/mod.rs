@@ -1,0 +1,75 @@
+//! One module per subcommand; this one dispatches and holds what they share.
+
+mod bench;
+mod dag;
+mod data;
+mod gc;
+mod log;
+mod run;
+mod status;
+mod verify;
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+
+use tarun_core::graph::Graph;
+use tarun_core::manifest::Study;
+
+use crate::cli::{Cli, Command, ManifestArgs};
+use crate::errors::ExpectedError;
+
+pub type Result<T, E = ExpectedError> = std::result::Result<T, E>;
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Status(args) => status::status(args),
+        Command::Dag(args) => dag::dag(args),
+        Command::Gc(args) => gc::gc(args),
+        Command::Verify(args) => verify::verify(args),
+        Command::Log(args) => log::log(args),
+        Command::Data(cmd) => data::data(cmd),
+        Command::Bench(args) => bench::bench(args),
+    }
+}
+
+/// Loads and validates a manifest (reporting every mistake) and builds its graph.
+pub fn load(args: &ManifestArgs) -> Result<(Study, Graph)> {
+    let study = tarun_core::manifest::load(&args.manifest, &args.overrides)?;
+    let graph = Graph::new(&study);
+    Ok((study, graph))
+}
+
+/// Resolves `--target`/`--force` names: an exact node id, or a family name for all its members.
+pub fn select_nodes(study: &Study, names: &[String], flag: &str) -> Result<BTreeSet<usize>> {
+    let mut out = BTreeSet::new();
+    for name in names {
+        let before = out.len();
+        for (i, node) in study.nodes.iter().enumerate() {
+            if node.id == *name || node.name == *name {
+                out.insert(i);
+            }
+        }
+        if out.len() == before && !study.nodes.iter().any(|n| n.id == *name || n.name == *name) {
+            let mut near: Vec<&str> = study
+                .nodes
+                .iter()
+                .map(|n| n.id.as_str())
+                .filter(|id| {
+                    id.contains(name.as_str()) || name.contains(id.split('[').next().unwrap_or(""))
+                })
+                .take(5)
+                .collect();
+            near.dedup();
+            let hint = if near.is_empty() {
+                String::new()
+            } else {
+                format!(" (close: {})", near.join(", "))
+            };
+            return Err(ExpectedError::Usage(format!(
+                "{flag} `{name}`: no such node{hint}"
+            )));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,178 @@
+//! `tarun run`: compute what is not cached, concurrently, and say what happened.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tarun_core::engine::{DevicePool, DeviceSpec, Engine, Options};
+use tarun_core::plan::{self, State};
+use tarun_core::store::{Outcome, RunJournal, Store};
+use tokio_util::sync::CancellationToken;
+
+use super::{Result, load, select_nodes};
+use crate::cli::RunArgs;
+use crate::errors::{self, ExpectedError};
+use crate::kinds;
+use crate::reporter::Reporter;
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let (study, graph) = load(&args.manifest)?;
+    let targets = if args.targets.is_empty() {
+        None
+    } else {
+        Some(select_nodes(&study, &args.targets, "--target")?)
+    };
+    let force = select_nodes(&study, &args.force, "--force")?;
+    let devices = device_pool(&args)?;
+    if args.dry_run {
+        return dry_run(&args, &study, &graph, targets.as_ref(), &force);
+    }
+    let store = Store::open(args.store.store.clone())?;
+    let run_id = format!(
+        "{}-{:05}",
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S"),
+        std::process::id() % 100_000
+    );
+    let holder = format!(
+        "run {run_id} of `{}` (pid {})",
+        args.manifest.manifest,
+        std::process::id()
+    );
+    let _lock = store.lock(&holder, |who| {
+        eprintln!(
+            "waiting for the store lock of `{}`, held by {who}",
+            store.root()
+        );
+    })?;
+    let data_digest = kinds::data_digest(&study, &store)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let reporter = Reporter::spawn(rx, !args.no_progress);
+    let cancel = CancellationToken::new();
+    runtime.spawn(interrupt_handler(cancel.clone()));
+    let engine = Engine {
+        study: Arc::new(study),
+        graph: Arc::new(graph),
+        store,
+        runner: Arc::new(kinds::StudyRunner::default()),
+        data_digest,
+        devices,
+        events: tx,
+        cancel: cancel.clone(),
+    };
+    let opts = Options {
+        targets,
+        force,
+        fail_fast: args.fail_fast,
+        run_id,
+        command: std::env::args().collect(),
+    };
+    let journal = runtime.block_on(engine.run(opts));
+    reporter.finish();
+    let journal = journal?;
+    print_summary(&journal);
+    Ok(exit_code(&journal, cancel.is_cancelled()))
+}
+
+fn device_pool(args: &RunArgs) -> Result<DevicePool> {
+    let mut specs: Vec<DeviceSpec> = if args.devices.is_empty() {
+        kinds::detect_devices()
+    } else {
+        args.devices
+            .iter()
+            .map(|d| d.parse().map_err(ExpectedError::Usage))
+            .collect::<Result<_>>()?
+    };
+    if let Some(jobs) = args.jobs {
+        if jobs == 0 {
+            return Err(ExpectedError::Usage("--jobs must be at least 1".into()));
+        }
+        for d in specs.iter_mut().filter(|d| d.name == "cpu") {
+            d.slots = jobs;
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(DevicePool::new(specs, cores))
+}
+
+fn dry_run(
+    args: &RunArgs,
+    study: &tarun_core::manifest::Study,
+    graph: &tarun_core::graph::Graph,
+    targets: Option<&BTreeSet<usize>>,
+    force: &BTreeSet<usize>,
+) -> Result<ExitCode> {
+    let store = Store::open_read_only(args.store.store.clone())?;
+    let data = kinds::data_digest(study, &store)?;
+    let runner = kinds::StudyRunner::default();
+    let statuses = plan::status(study, graph, &store, &runner, &data, force)?;
+    let selected = match targets {
+        Some(t) => graph.with_ancestors(t.iter().copied()),
+        None => (0..study.nodes.len()).collect(),
+    };
+    let mut would_run = 0;
+    for &i in graph.topo_order().iter().filter(|i| selected.contains(i)) {
+        let s = &statuses[i];
+        if s.state != State::Fresh {
+            would_run += 1;
+            println!(
+                "would run  {}  ({}: {})",
+                s.id,
+                s.state.as_str(),
+                s.causes.join("; ")
+            );
+        }
+    }
+    println!(
+        "{would_run} of {} selected nodes would run; the rest are cached",
+        selected.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(j: &RunJournal) {
+    for e in j.entries.iter().filter(|e| e.outcome == Outcome::Failed) {
+        eprintln!(
+            "failed: {}: {}",
+            e.id,
+            e.error.as_deref().unwrap_or("unknown error")
+        );
+    }
+    eprintln!(
+        "run {}: {} ran, {} cached, {} failed, {} skipped, {} cancelled in {:.1}s",
+        j.run_id,
+        j.count(Outcome::Ran),
+        j.count(Outcome::Cached),
+        j.count(Outcome::Failed),
+        j.count(Outcome::Skipped),
+        j.count(Outcome::Cancelled),
+        j.seconds
+    );
+}
+
+fn exit_code(j: &RunJournal, interrupted: bool) -> ExitCode {
+    if interrupted && j.count(Outcome::Failed) == 0 {
+        ExitCode::from(errors::INTERRUPTED)
+    } else if j.count(Outcome::Failed) > 0 || j.count(Outcome::Cancelled) > 0 {
+        ExitCode::from(errors::NODE_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// First Ctrl-C: cancel jobs at their next batch boundary. Second: exit at once.
+async fn interrupt_handler(cancel: CancellationToken) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!(
+            "interrupted: stopping running nodes at their next batch; nothing partial is kept"
+        );
+        cancel.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(i32::from(errors::INTERRUPTED));
+        }
+    }
+}

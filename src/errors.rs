@@ -1,0 +1,57 @@
+//! The errors the binary expects, each with a stable exit code.
+
+use std::process::ExitCode;
+
+/// Exit codes: 0 success, 1 a node failed, 2 invalid manifest or usage, 3 store error,
+/// 4 other I/O or data error, 130 interrupted.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectedError {
+    #[error(transparent)]
+    Manifest(#[from] tarun_core::manifest::ManifestErrors),
+    #[error(transparent)]
+    Store(#[from] tarun_core::store::StoreError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0:#}")]
+    Other(anyhow::Error),
+}
+
+pub const NODE_FAILED: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const STORE: u8 = 3;
+pub const OTHER: u8 = 4;
+pub const INTERRUPTED: u8 = 130;
+
+impl ExpectedError {
+    pub fn code(&self) -> u8 {
+        match self {
+            ExpectedError::Manifest(_) | ExpectedError::Usage(_) => USAGE,
+            ExpectedError::Store(_) => STORE,
+            ExpectedError::Other(_) => OTHER,
+        }
+    }
+
+    /// Prints the error (with source snippets for manifest errors) and returns the exit code.
+    pub fn report(self) -> ExitCode {
+        let code = self.code();
+        match self {
+            ExpectedError::Manifest(e) => eprintln!("{:?}", miette::Report::new(e)),
+            ExpectedError::Store(e) => eprintln!("{:?}", miette::Report::new(e)),
+            ExpectedError::Usage(msg) => eprintln!("error: {msg}"),
+            ExpectedError::Other(e) => eprintln!("error: {e:#}"),
+        }
+        ExitCode::from(code)
+    }
+}
+
+impl From<anyhow::Error> for ExpectedError {
+    fn from(e: anyhow::Error) -> Self {
+        ExpectedError::Other(e)
+    }
+}
+
+impl From<std::io::Error> for ExpectedError {
+    fn from(e: std::io::Error) -> Self {
+        ExpectedError::Other(e.into())
+    }
+}

@@ -1,0 +1,82 @@
+//! The node kinds: the only place where tarun-core's jobs meet tarun-ml's computations.
+//!
+//! Each kind reads its resolved parameters (the manifest's JSON, with defaults filled) into a
+//! typed struct, loads its inputs from the store, computes, and writes its outputs into the job's
+//! directory. The algorithm versions below are part of every key: bump one when the kind's
+//! results would change, and every node of that kind (and its dependents) becomes stale.
+
+mod ablate;
+mod data;
+mod evaluate;
+mod expr;
+mod model;
+mod relearn;
+mod report;
+mod select;
+mod train;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tarun_core::engine::{DeviceSpec, Job, JobError, JobOutput, Runner};
+use tarun_core::manifest::{NodeKind, NodeSpec};
+use tarun_core::plan::KeyContext;
+
+pub use self::data::data_digest;
+
+/// The shipped node kinds.
+#[derive(Debug, Default)]
+pub struct StudyRunner;
+
+impl KeyContext for StudyRunner {
+    fn algorithm_version(&self, kind: NodeKind) -> u32 {
+        match kind {
+            NodeKind::Train | NodeKind::Expert => train::VERSION,
+            NodeKind::Ablate => ablate::VERSION,
+            NodeKind::Evaluate => evaluate::VERSION,
+            NodeKind::Select => select::VERSION,
+            NodeKind::Report => report::VERSION,
+        }
+    }
+}
+
+impl Runner for StudyRunner {
+    fn needs_device(&self, node: &NodeSpec) -> bool {
+        !matches!(node.kind, NodeKind::Select | NodeKind::Report)
+    }
+
+    fn run(&self, job: &Job) -> Result<JobOutput, JobError> {
+        match job.node.kind {
+            NodeKind::Train => train::run_train(job),
+            NodeKind::Expert => train::run_expert(job),
+            NodeKind::Ablate => ablate::run(job),
+            NodeKind::Evaluate => evaluate::run(job),
+            NodeKind::Select => select::run(job),
+            NodeKind::Report => report::run(job),
+        }
+    }
+}
+
+/// The devices this build can use: the CPU, plus CUDA or Metal devices when compiled in.
+pub fn detect_devices() -> Vec<DeviceSpec> {
+    tarun_ml::device::available()
+        .into_iter()
+        .map(|name| DeviceSpec { name, slots: 1 })
+        .collect()
+}
+
+/// The node's parameters as a typed struct.
+fn params<T: DeserializeOwned>(job: &Job) -> Result<T, JobError> {
+    serde_json::from_value(serde_json::Value::Object(job.node.params.clone()))
+        .map_err(|e| failed(format!("parameters of `{}`: {e}", job.node.id)))
+}
+
+fn failed(msg: impl std::fmt::Display) -> JobError {
+    JobError::Failed(msg.to_string())
+}
+
+/// Writes a JSON output file into the job's directory.
+fn write_json<T: Serialize>(job: &Job, name: &str, value: &T) -> Result<(), JobError> {
+    let json = serde_json::to_vec_pretty(value).map_err(failed)?;
+    std::fs::write(job.out_dir.join(name), json)
+        .map_err(|e| failed(format!("writing `{name}`: {e}")))
+}
