@@ -134,6 +134,9 @@ pub struct LogArgs {
     /// Show every node of the last N runs.
     #[arg(long)]
     pub detail: Option<usize>,
+    /// Print the journals as JSON: `{"runs":[{"run-id":..,"entries":[{"id":..,"outcome":..}]}]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,11 @@ use crate::cli::LogArgs;
 pub fn log(args: LogArgs) -> Result<ExitCode> {
     let store = Store::open_read_only(args.store.store)?;
     let journals = store.journals()?;
+    if args.json {
+        let json = serde_json::json!({ "runs": journals });
+        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+        return Ok(ExitCode::SUCCESS);
+    }
     if journals.is_empty() {
         println!("no runs recorded in `{}`", store.root());
     }

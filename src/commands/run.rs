@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tarun_core::engine::{DevicePool, DeviceSpec, Engine, Options};
+use tarun_core::manifest::{NodeKind, Study};
 use tarun_core::plan::{self, State};
 use tarun_core::store::{Outcome, RunJournal, Store};
 use tokio_util::sync::CancellationToken;
@@ -54,8 +55,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let reporter = Reporter::spawn(rx, !args.no_progress);
     let cancel = CancellationToken::new();
     runtime.spawn(interrupt_handler(cancel.clone()));
+    let study = Arc::new(study);
     let engine = Engine {
-        study: Arc::new(study),
+        study: study.clone(),
         graph: Arc::new(graph),
         store,
         runner: Arc::new(kinds::StudyRunner::default()),
@@ -75,6 +77,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     reporter.finish();
     let journal = journal?;
     print_summary(&journal);
+    export_reports(&Store::open(args.store.store.clone())?, &study, &journal)?;
     Ok(exit_code(&journal, cancel.is_cancelled()))
 }
 
@@ -107,7 +110,7 @@ fn dry_run(
     force: &BTreeSet<usize>,
 ) -> Result<ExitCode> {
     let store = Store::open_read_only(args.store.store.clone())?;
-    let data = kinds::data_digest(study, &store)?;
+    let data = kinds::planning_digest(study, &store)?;
     let runner = kinds::StudyRunner::default();
     let statuses = plan::status(study, graph, &store, &runner, &data, force)?;
     let selected = match targets {
@@ -152,6 +155,38 @@ fn print_summary(j: &RunJournal) {
         j.count(Outcome::Cancelled),
         j.seconds
     );
+}
+
+/// Copies the outputs of every report node this run produced or found cached to
+/// `<store>/reports/<study>/<id>/`, where a person can open them. The copies are a view: nothing
+/// reads them back, and each is written atomically.
+fn export_reports(store: &Store, study: &Study, j: &RunJournal) -> Result<()> {
+    for e in j
+        .entries
+        .iter()
+        .filter(|e| matches!(e.outcome, Outcome::Ran | Outcome::Cached))
+    {
+        let Some(node) = study.nodes.iter().find(|n| n.id == e.id) else {
+            continue;
+        };
+        if node.kind != NodeKind::Report {
+            continue;
+        }
+        let Some(record) = store.head(&study.name, &e.id)? else {
+            continue;
+        };
+        let dir = store.root().join("reports").join(&study.name).join(&e.id);
+        std::fs::create_dir_all(&dir).map_err(anyhow::Error::from)?;
+        for (name, out) in &record.outputs {
+            let bytes =
+                std::fs::read(store.object_path(&out.digest)).map_err(anyhow::Error::from)?;
+            store.write_atomic(&dir.join(name), &bytes)?;
+        }
+        if record.outputs.contains_key("report.html") {
+            eprintln!("report: {}", dir.join("report.html"));
+        }
+    }
+    Ok(())
 }
 
 fn exit_code(j: &RunJournal, interrupted: bool) -> ExitCode {

@@ -14,7 +14,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
     let (study, graph) = load(&args.manifest)?;
     let store = Store::open_read_only(args.store.store)?;
     let runner = kinds::StudyRunner::default();
-    let data = kinds::data_digest(&study, &store)?;
+    let data = kinds::planning_digest(&study, &store)?;
     let statuses = plan::status(&study, &graph, &store, &runner, &data, &BTreeSet::new())?;
     if let Some(id) = &args.explain {
         let i = *select_nodes(&study, std::slice::from_ref(id), "--explain")?

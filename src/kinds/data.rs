@@ -66,6 +66,19 @@ pub fn data_digest(study: &Study, _store: &Store) -> Result<String, ExpectedErro
     Ok(digest_json::<Key, _>(&material).to_hex())
 }
 
+/// [`data_digest`] for commands that only plan (`status`, `run --dry-run`): when the data is not
+/// on this machine yet (a GPU-scale study listed on a laptop), says so on stderr and plans with
+/// a digest no record has, so that every node shows as due instead of failing.
+pub fn planning_digest(study: &Study, store: &Store) -> Result<String, ExpectedError> {
+    match data_digest(study, store) {
+        Err(ExpectedError::Other(e)) => {
+            eprintln!("note: {e}\nnote: the data is not available, so every node is shown as due");
+            Ok("data-unavailable".into())
+        }
+        other => other,
+    }
+}
+
 /// The study's splits, loaded once per process.
 pub fn splits(job: &Job) -> Result<Arc<Splits>, JobError> {
     let key = serde_json::to_string(&job.study.data).map_err(failed)?;

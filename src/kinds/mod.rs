@@ -21,7 +21,7 @@ use tarun_core::engine::{DeviceSpec, Job, JobError, JobOutput, Runner};
 use tarun_core::manifest::{NodeKind, NodeSpec};
 use tarun_core::plan::KeyContext;
 
-pub use self::data::data_digest;
+pub use self::data::{data_digest, planning_digest};
 
 /// The shipped node kinds.
 #[derive(Debug, Default)]

@@ -335,6 +335,12 @@ fn diff_values(
                 }
             }
         }
+        // Same length: name the element that changed (`vectors[0].alpha -1.5 -> -2.5`).
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                diff_values(&format!("{path}[{i}]"), x, y, out);
+            }
+        }
         (a, b) if a != b => out.push(format!("{path} {a} -> {b}")),
         _ => {}
     }
@@ -357,4 +363,35 @@ fn last_failures(store: &Store) -> Result<BTreeMap<String, String>, StoreError> 
         }
     }
     Ok(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::diff_values;
+
+    fn diff(old: serde_json::Value, new: serde_json::Value) -> Vec<String> {
+        let mut out = vec![];
+        diff_values("params", &old, &new, &mut out);
+        out
+    }
+
+    #[test]
+    fn causes_name_the_leaf_that_changed() {
+        let old = json!({"lr": 1e-3, "vectors": [{"alpha": -1.5, "rho": 0.8}], "only": [8]});
+        let new = json!({"lr": 1e-3, "vectors": [{"alpha": -2.5, "rho": 0.8}], "only": [8, 9]});
+        assert_eq!(
+            diff(old, new),
+            [
+                "params.only [8] -> [8,9]",
+                "params.vectors[0].alpha -1.5 -> -2.5"
+            ]
+        );
+        assert_eq!(
+            diff(json!({"a": 1}), json!({"b": 1})),
+            ["params.a removed (was 1)", "params.b added (1)"]
+        );
+        assert!(diff(json!({"a": [1, 2]}), json!({"a": [1, 2]})).is_empty());
+    }
 }
