@@ -63,8 +63,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     for &arch in &archs {
         for &width in &widths {
             for &batch in &batches {
-                let mut row =
-                    measure(arch, width, batch, args.steps).map_err(anyhow::Error::from)?;
+                let mut row = measure(arch, width, batch, args.steps)?;
                 if torch {
                     let (t, i) = torch_row(arch, width, batch, args.steps, threads)?;
                     row.torch_train_images_per_s = Some(t);

@@ -16,7 +16,7 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
     let _lock = store.lock(&format!("tarun gc (pid {})", std::process::id()), |who| {
         eprintln!("waiting for the store lock, held by {who}");
     })?;
-    let runner = kinds::StudyRunner::default();
+    let runner = kinds::StudyRunner;
     let mut keep = BTreeSet::new();
     for manifest in &args.manifests {
         let study = tarun_core::manifest::load(manifest, &[])?;

@@ -60,7 +60,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         study: study.clone(),
         graph: Arc::new(graph),
         store,
-        runner: Arc::new(kinds::StudyRunner::default()),
+        runner: Arc::new(kinds::StudyRunner),
         data_digest,
         devices,
         events: tx,
@@ -111,7 +111,7 @@ fn dry_run(
 ) -> Result<ExitCode> {
     let store = Store::open_read_only(args.store.store.clone())?;
     let data = kinds::planning_digest(study, &store)?;
-    let runner = kinds::StudyRunner::default();
+    let runner = kinds::StudyRunner;
     let statuses = plan::status(study, graph, &store, &runner, &data, force)?;
     let selected = match targets {
         Some(t) => graph.with_ancestors(t.iter().copied()),

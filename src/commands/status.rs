@@ -13,7 +13,7 @@ use crate::kinds;
 pub fn status(args: StatusArgs) -> Result<ExitCode> {
     let (study, graph) = load(&args.manifest)?;
     let store = Store::open_read_only(args.store.store)?;
-    let runner = kinds::StudyRunner::default();
+    let runner = kinds::StudyRunner;
     let data = kinds::planning_digest(&study, &store)?;
     let statuses = plan::status(&study, &graph, &store, &runner, &data, &BTreeSet::new())?;
     if let Some(id) = &args.explain {

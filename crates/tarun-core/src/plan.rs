@@ -169,10 +169,14 @@ fn node_status(
         key: None,
         record: None,
     };
-    let head = store.head(&study.name, &node.id).unwrap_or_else(|e| {
-        st.causes.push(format!("previous record unreadable: {e}"));
-        None
-    });
+    // The last record of this id, read only when the node is not fresh: a fresh node's status
+    // costs one record read.
+    let head = |st: &mut NodeStatus| {
+        store.head(&study.name, &node.id).unwrap_or_else(|e| {
+            st.causes.push(format!("previous record unreadable: {e}"));
+            None
+        })
+    };
     let algorithm = ctx.algorithm_version(node.kind);
     let blocked: Vec<&str> = inputs
         .iter()
@@ -193,7 +197,7 @@ fn node_status(
         st.causes.push(format!("failed in the last run: {err}"));
     }
     if !not_fresh.is_empty() {
-        if let Some(head) = &head {
+        if let Some(head) = &head(&mut st) {
             st.state = State::Stale;
             st.causes.extend(param_causes(head, node, algorithm));
             st.causes.extend(
@@ -219,8 +223,16 @@ fn node_status(
             None
         }
     };
+    let fresh = current
+        .as_ref()
+        .is_some_and(|rec| store.outputs_present(rec) && !forced);
+    let head = if fresh || current.is_some() {
+        None
+    } else {
+        head(&mut st)
+    };
     match (current, head) {
-        (Some(rec), _) if store.outputs_present(&rec) && !forced => {
+        (Some(rec), _) if fresh => {
             st.state = State::Fresh;
             st.record = Some(rec);
         }
@@ -249,10 +261,10 @@ fn node_status(
 fn param_causes(head: &NodeRecord, node: &NodeSpec, algorithm: u32) -> Vec<String> {
     let old = &head.key_material;
     let mut causes = vec![];
-    if let Some(a) = old.get("algorithm").and_then(|v| v.as_u64()) {
-        if a != u64::from(algorithm) {
-            causes.push(format!("algorithm version {a} -> {algorithm}"));
-        }
+    if let Some(a) = old.get("algorithm").and_then(|v| v.as_u64())
+        && a != u64::from(algorithm)
+    {
+        causes.push(format!("algorithm version {a} -> {algorithm}"));
     }
     let new_params = serde_json::Value::Object(node.params.clone());
     diff_values(

@@ -280,9 +280,7 @@ fn unknown_recipe() {
 
 #[test]
 fn unknown_key_from_a_recipe_points_into_the_include() {
-    let text = format!(
-        "[study]\nname = \"t\"\ninclude = [\"tests/fixtures/bad-recipes.toml\"]\n\n[train.base]\narch = \"resnet18\"\nrecipe = \"fast\"\n"
-    );
+    let text = "[study]\nname = \"t\"\ninclude = [\"tests/fixtures/bad-recipes.toml\"]\n\n[train.base]\narch = \"resnet18\"\nrecipe = \"fast\"\n".to_string();
     let errors = errors(&text, &[]);
     let e = &errors.errors()[0];
     assert_eq!(e.kind(), ErrorKind::UnknownKey);

@@ -113,6 +113,8 @@ struct RunState {
     running: usize,
     journal: RunJournal,
     stop_scheduling: bool,
+    /// Each node's inputs as node indices, in the order of its `inputs`.
+    input_index: Vec<Vec<usize>>,
 }
 
 impl Engine {
@@ -173,7 +175,15 @@ impl Engine {
             command: opts.command.clone(),
             entries: vec![],
         };
+        let index = self.study.index();
+        let input_index = self
+            .study
+            .nodes
+            .iter()
+            .map(|node| node.inputs.iter().map(|id| index[id.as_str()]).collect())
+            .collect();
         RunState {
+            input_index,
             states: vec![NodeState::Waiting; n],
             pending_inputs,
             selected,
@@ -193,12 +203,12 @@ impl Engine {
         tx: &mpsc::UnboundedSender<Finished>,
     ) -> Result<(), StoreError> {
         while !st.stop_scheduling {
-            if let Some(i) = st.waiting_for_slot.front().copied() {
-                if let Some(slot) = self.devices.acquire() {
-                    st.waiting_for_slot.pop_front();
-                    self.start(st, i, Some(slot), tx);
-                    continue;
-                }
+            if let Some(i) = st.waiting_for_slot.front().copied()
+                && let Some(slot) = self.devices.acquire()
+            {
+                st.waiting_for_slot.pop_front();
+                self.start(st, i, Some(slot), tx);
+                continue;
             }
             let Some(i) = st.ready.pop_front() else { break };
             let inputs = self.input_records(st, i);
@@ -229,13 +239,14 @@ impl Engine {
     }
 
     fn input_records(&self, st: &RunState, i: usize) -> Vec<NodeRecord> {
-        let index = self.study.index();
-        self.study.nodes[i]
-            .inputs
+        st.input_index[i]
             .iter()
-            .map(|id| match &st.states[index[id.as_str()]] {
+            .map(|&j| match &st.states[j] {
                 NodeState::Done(r) => (**r).clone(),
-                other => unreachable!("input `{id}` of a ready node is {other:?}"),
+                other => unreachable!(
+                    "input `{}` of a ready node is {other:?}",
+                    self.study.nodes[j].id
+                ),
             })
             .collect()
     }

@@ -46,10 +46,10 @@ impl Store {
         };
         for fan in fans {
             let fan = fan.map_err(StoreError::io(&root))?;
-            if let Ok(dir) = Utf8PathBuf::try_from(fan.path()) {
-                if dir.is_dir() {
-                    out.extend(list_files(&dir)?);
-                }
+            if let Ok(dir) = Utf8PathBuf::try_from(fan.path())
+                && dir.is_dir()
+            {
+                out.extend(list_files(&dir)?);
             }
         }
         out.sort();

@@ -296,10 +296,10 @@ pub(crate) fn list_files(dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
     };
     for entry in entries {
         let entry = entry.map_err(StoreError::io(dir))?;
-        if let Ok(path) = Utf8PathBuf::try_from(entry.path()) {
-            if entry.file_type().is_ok_and(|t| t.is_file()) {
-                out.push(path);
-            }
+        if let Ok(path) = Utf8PathBuf::try_from(entry.path())
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            out.push(path);
         }
     }
     out.sort();
