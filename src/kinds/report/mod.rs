@@ -24,7 +24,9 @@ mod markdown;
 mod model;
 mod overview;
 mod plots;
+mod png;
 mod published;
+mod summary;
 mod svg;
 #[cfg(test)]
 mod tests;
@@ -41,7 +43,7 @@ use self::model::{
 use super::failed;
 use super::select::Selection;
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 3;
 
 /// The report's own parameter; its `inputs` arrive as the job's inputs, in manifest order.
 #[derive(Deserialize)]
@@ -93,6 +95,13 @@ pub fn run(job: &Job) -> Result<JobOutput, JobError> {
     write(job, "report.html", &report.html)?;
     for (file, svg) in &report.figures {
         write(job, file, svg)?;
+        let png = png::render(svg).map_err(|e| failed(format!("`{file}` as PNG: {e}")))?;
+        let name = format!("{}.png", file.trim_end_matches(".svg"));
+        std::fs::write(job.out_dir.join(&name), png)
+            .map_err(|e| failed(format!("writing `{name}`: {e}")))?;
+    }
+    if !report.figures.is_empty() && !png::have_fonts() {
+        job.log("no system fonts found: the PNG figures have no text (the SVGs do)".to_string());
     }
     let summary = serde_json::json!({
         "title": study.title,
@@ -215,6 +224,7 @@ pub fn build_report(inputs: &[ReportInput], study: &ReportStudy, notes: &[String
         ..Document::default()
     };
     overview::header(&mut doc, study, &view);
+    summary::section(&mut doc, &view);
     overview::training(&mut doc, &view);
     overview::metric_tables(&mut doc, &view);
     overview::per_class(&mut doc, &view);

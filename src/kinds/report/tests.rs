@@ -386,3 +386,30 @@ fn unreadable_inputs_are_listed_as_notes() {
         report.markdown.contains("## Notes") && report.markdown.contains("`x` could not be read")
     );
 }
+
+#[test]
+fn the_summary_puts_each_method_on_one_row_with_the_chosen_point() {
+    let inputs = inputs();
+    let md = build_report(&inputs, &study(Protocol::Seed, "synthetic"), &[]).markdown;
+    let summary = md
+        .split("## Summary")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a summary section");
+    assert!(summary.contains("Forgetting class 8 (ship)"), "{summary}");
+    // The chosen candidate of `selection()` is the last one: alpha -2, rho 0.99, passed.
+    assert!(
+        summary
+            .contains("| vgg11_bn | task arithmetic (alpha -2, rho 0.99, PASSED) | 0.10 | 85.54 |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| vgg11_bn | base (before forgetting) |"),
+        "{summary}"
+    );
+    // 1 - (20 + 0.5) / 300 = 93.17 %, from the records' times.
+    assert!(summary.contains("20.5 s of expert fine-tuning and surgery against 300.0 s"));
+    assert!(summary.contains("93.2 % saved"), "{summary}");
+    // The summary comes before the detailed sections.
+    assert!(md.find("## Summary").unwrap() < md.find("## Training runs").unwrap());
+}
