@@ -40,6 +40,8 @@ pub enum Command {
     Dag(DagArgs),
     /// Remove from the store what none of the given manifests references.
     Gc(GcArgs),
+    /// Copy the outputs of fresh nodes (checkpoints, metrics, reports) out of the store.
+    Export(ExportArgs),
     /// Re-hash every object in the store and name every corrupt one.
     Verify(VerifyArgs),
     /// List past runs.
@@ -125,6 +127,20 @@ pub struct GcArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Node ids or family names, e.g. `base[arch=resnet18]` or `expert`.
+    #[arg(required = true)]
+    pub nodes: Vec<String>,
+    /// Where to write: one folder per node, named after its id.
+    #[arg(long, default_value = "export")]
+    pub to: Utf8PathBuf,
 }
 
 #[derive(Debug, Args)]

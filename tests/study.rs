@@ -130,6 +130,17 @@ fn the_tiny_study_runs_every_kind_and_metric_then_is_cached() {
         assert!(found, "no {figure}*.svg");
     }
 
+    // Outputs of fresh nodes can be taken out of the store under their names.
+    let out = dir.path().join("export");
+    tarun(&store)
+        .args(["export", &m, "unlearned[arch=resnet18,class=8]", "--to"])
+        .arg(&out)
+        .assert()
+        .success();
+    let exported = out.join("unlearned[arch=resnet18,class=8]");
+    assert!(exported.join("model.safetensors").is_file());
+    assert!(exported.join("ablation.json").is_file());
+
     // A second run computes nothing.
     run(&store, &m, &[]);
     assert_eq!(last_run(&store), (BTreeSet::new(), 43));

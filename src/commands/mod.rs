@@ -3,6 +3,7 @@
 mod bench;
 mod dag;
 mod data;
+mod export;
 mod gc;
 mod log;
 mod run;
@@ -26,6 +27,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => status::status(args),
         Command::Dag(args) => dag::dag(args),
         Command::Gc(args) => gc::gc(args),
+        Command::Export(args) => export::export(args),
         Command::Verify(args) => verify::verify(args),
         Command::Log(args) => log::log(args),
         Command::Data(cmd) => data::data(cmd),
