@@ -13,7 +13,6 @@
 //! measurement, not a test: a stage over its goal is flagged, not failed.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,75 +30,11 @@ const REPS: usize = 7;
 /// The goal for every stage, in milliseconds.
 const GOAL_MS: f64 = 100.0;
 /// Stands in for the digest of the study's data: the same for every run, so everything caches.
+#[path = "../tests/support/big_manifest.rs"]
+mod big_manifest;
+use big_manifest::generated;
+
 const DATA_DIGEST: &str = "bench-data";
-
-/// Families over a grid (1,867 nodes) plus 200 single nodes referencing each other by name.
-/// Copied from `tests/manifest_perf.rs`.
-fn generated() -> String {
-    let mut m = String::from(
-        r#"[study]
-name = "big"
-
-[matrix]
-arch = ["resnet18", "vgg11_bn", "mobilenet_v2"]
-class = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
-alpha = [-0.5, -1.0, -1.5, -2.0, -2.5, -3.0]
-rho = { linspace = [0.5, 0.99, 50] }
-
-[recipe.base]
-lr = 1e-3
-epochs = 3
-
-[train.base]
-for-each = ["arch"]
-arch = "${arch}"
-recipe = "base"
-
-[expert.expert]
-for-each = ["arch", "class"]
-from = "base[arch=${arch}]"
-only = ["${class}"]
-lr = 1e-4
-
-[ablate.candidate]
-for-each = ["arch", "alpha", "rho"]
-base = "base[arch=${arch}]"
-vectors = [{ expert = "expert[arch=${arch},class=8]", alpha = "${alpha}", rho = "${rho}" }]
-
-[evaluate.score]
-for-each = ["arch", "alpha", "rho"]
-model = "candidate[arch=${arch},alpha=${alpha},rho=${rho}]"
-forget = 8
-metrics = ["forget-acc", "retain-acc"]
-
-[select.best]
-for-each = ["arch"]
-over = "score[arch=${arch}]"
-score = "retain-acc - forget-acc"
-
-[ablate.unlearned]
-for-each = ["arch", "class"]
-base = "base[arch=${arch}]"
-vectors = [{ expert = "expert[arch=${arch},class=${class}]", from-select = "best[arch=${arch}]" }]
-
-[report.all]
-inputs = ["best", "unlearned"]
-"#,
-    );
-    for i in 0..100 {
-        writeln!(
-            m,
-            "\n[train.t{i}]\narch = \"resnet18\"\nlr = 0.1\nseed = {i}"
-        )
-        .unwrap();
-        writeln!(
-            m,
-            "\n[evaluate.e{i}]\nmodel = \"t{i}\"\nbase = \"base[arch=resnet18]\""
-        )
-        .unwrap();
-    }
-    m
-}
 
 /// Bench-only node kinds: every node writes `out.txt` holding its id, and nothing else.
 struct TouchRunner;

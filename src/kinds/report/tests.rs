@@ -86,26 +86,13 @@ fn selection() -> Selection {
     }
 }
 
-const CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
-
 fn eval(id: &str, key: char, model: &str, role: ModelRole, full: bool) -> ReportInput {
     let mut info = EvalInfo {
         model: model.into(),
         arch: ARCH.into(),
         split: Some("test".into()),
         forget: Some(8),
-        class_names: CLASSES.map(str::to_owned).to_vec(),
+        class_names: tarun_ml::data::CLASS_NAMES.map(str::to_owned).to_vec(),
         metrics: BTreeMap::from([
             ("accuracy".to_owned(), 76.123),
             ("retain-acc".to_owned(), 85.5444),
