@@ -131,9 +131,13 @@ impl<'de, K> Deserialize<'de> for Digest<K> {
 /// level (whatever map type produced them, and whether or not some dependency turns on
 /// serde_json's `preserve_order`), no whitespace.
 pub fn digest_json<K, T: Serialize>(value: &T) -> Digest<K> {
-    let value = serde_json::to_value(value).expect("key material is plain data");
+    digest_value(&serde_json::to_value(value).expect("key material is plain data"))
+}
+
+/// [`digest_json`] of a value that is already JSON, without copying it first.
+pub fn digest_value<K>(value: &serde_json::Value) -> Digest<K> {
     let mut hasher = blake3::Hasher::new();
-    write_canonical(&value, &mut hasher);
+    write_canonical(value, &mut hasher);
     Digest::from_hash(hasher.finalize())
 }
 

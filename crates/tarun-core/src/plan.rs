@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::digest::{NodeKey, ObjectDigest, digest_json};
+use crate::digest::{NodeKey, ObjectDigest, digest_value};
 use crate::graph::Graph;
 use crate::manifest::{NodeKind, NodeSpec, Protocol, Study};
 use crate::store::{NodeRecord, Outcome, Store, StoreError};
@@ -69,7 +69,7 @@ pub fn node_key(
         protocol: study.protocol,
     };
     let value = serde_json::to_value(&material).expect("key material is plain data");
-    (digest_json(&value), value)
+    (digest_value(&value), value)
 }
 
 /// A node's state as `status` reports it.

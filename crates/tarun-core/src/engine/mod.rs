@@ -211,11 +211,15 @@ impl Engine {
                 continue;
             }
             let Some(i) = st.ready.pop_front() else { break };
-            let inputs = self.input_records(st, i);
             let node = &self.study.nodes[i];
             let algorithm = self.runner.algorithm_version(node.kind);
-            let refs: Vec<&NodeRecord> = inputs.iter().collect();
-            let (key, _) = node_key(&self.study, node, &refs, algorithm, &self.data_digest);
+            let (key, _) = node_key(
+                &self.study,
+                node,
+                &Self::input_refs(st, i),
+                algorithm,
+                &self.data_digest,
+            );
             let cached = match self.store.read_record(&key) {
                 Ok(r) => r.filter(|r| self.store.outputs_present(r)),
                 Err(e) => {
@@ -238,17 +242,20 @@ impl Engine {
         Ok(())
     }
 
-    fn input_records(&self, st: &RunState, i: usize) -> Vec<NodeRecord> {
+    /// The records of a ready node's inputs, in the order of its `inputs`.
+    fn input_refs(st: &RunState, i: usize) -> Vec<&NodeRecord> {
         st.input_index[i]
             .iter()
             .map(|&j| match &st.states[j] {
-                NodeState::Done(r) => (**r).clone(),
-                other => unreachable!(
-                    "input `{}` of a ready node is {other:?}",
-                    self.study.nodes[j].id
-                ),
+                NodeState::Done(r) => &**r,
+                other => unreachable!("input {j} of a ready node is {other:?}"),
             })
             .collect()
+    }
+
+    /// Owned copies of [`Self::input_refs`], for a job that runs on another thread.
+    fn input_records(st: &RunState, i: usize) -> Vec<NodeRecord> {
+        Self::input_refs(st, i).into_iter().cloned().collect()
     }
 
     fn start(
@@ -264,7 +271,7 @@ impl Engine {
             Some(s) => (self.devices.name(s).to_owned(), self.devices.threads(s)),
             None => ("cpu".to_owned(), 1),
         };
-        let inputs = self.input_records(st, i);
+        let inputs = Self::input_records(st, i);
         let work = worker::Work {
             study: self.study.clone(),
             node: i,
