@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
-use tarun_ml::models::{Arch, Network};
+use tarun_ml::models::{Arch, Kernels, Network};
 use tarun_ml::train::{Optimizer, OptimizerKind};
 
 use super::Result;
@@ -80,7 +80,12 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         }
     }
     if args.json {
-        let out = serde_json::json!({ "threads": threads, "torch": torch, "rows": rows });
+        let out = serde_json::json!({
+            "threads": threads,
+            "kernels": Kernels::selected().name(),
+            "torch": torch,
+            "rows": rows,
+        });
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {
         print_table(&rows, torch, threads);
@@ -193,7 +198,9 @@ fn torch_row(
 
 fn print_table(rows: &[Row], torch: bool, threads: usize) {
     println!(
-        "tarun bench: images/second on {threads} threads (median of timed steps after warm-up)"
+        "tarun bench: images/second on {threads} threads (median of timed steps after warm-up), \
+         {} kernels (TARUN_KERNELS)",
+        Kernels::selected().name()
     );
     if !torch {
         println!(

@@ -6,13 +6,14 @@
 //! of the (stride-dilated) output gradient with the spatially flipped, channel-transposed kernel.
 //! This module computes the forward with Candle's kernel on detached inputs, then attaches that
 //! gradient through a [`CustomOp3`] whose forward only hands the precomputed output back. On
-//! non-CPU devices (where Candle's transposed convolution is fast) the native op is used.
+//! non-CPU devices (where Candle's transposed convolution is fast), and with
+//! `TARUN_KERNELS=candle`, the native op is used.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `x.conv2d(w, padding, stride, 1, 1)` with a faster backward on the CPU.
 pub(crate) fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    if !x.device().is_cpu() {
+    if !x.device().is_cpu() || super::Kernels::selected() == super::Kernels::Candle {
         return x.conv2d(w, padding, stride, 1, 1);
     }
     let y = x.detach().conv2d(&w.detach(), padding, stride, 1, 1)?;

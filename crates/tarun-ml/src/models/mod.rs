@@ -30,6 +30,42 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use store::EntryKind;
+
+/// Which convolution kernels the networks use on the CPU: tarun's (the default) or Candle's
+/// stock ops, selected with `TARUN_KERNELS=candle` so that speed comparisons stay honest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    Tarun,
+    Candle,
+}
+
+impl Kernels {
+    /// From `TARUN_KERNELS` (`tarun` or `candle`; unset means `tarun`), read once per process.
+    pub fn selected() -> Kernels {
+        static SELECTED: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
+        *SELECTED.get_or_init(|| Kernels::parse(std::env::var("TARUN_KERNELS").ok().as_deref()))
+    }
+
+    fn parse(value: Option<&str>) -> Kernels {
+        match value {
+            Some("candle") => Kernels::Candle,
+            None | Some("" | "tarun") => Kernels::Tarun,
+            Some(other) => {
+                eprintln!(
+                    "warning: TARUN_KERNELS=`{other}` is neither `tarun` nor `candle`; using tarun's"
+                );
+                Kernels::Tarun
+            }
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Tarun => "tarun",
+            Kernels::Candle => "candle",
+        }
+    }
+}
 use store::{Builder, Entry, Source};
 
 /// Errors from building, running or loading a network.
@@ -414,5 +450,19 @@ impl Network {
             .filter(|e| e.kind == EntryKind::Param)
             .map(|e| e.var.elem_count())
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod kernel_tests {
+    use super::Kernels;
+
+    #[test]
+    fn tarun_kernels_unless_candle_is_asked_for() {
+        assert_eq!(Kernels::parse(None), Kernels::Tarun);
+        assert_eq!(Kernels::parse(Some("")), Kernels::Tarun);
+        assert_eq!(Kernels::parse(Some("tarun")), Kernels::Tarun);
+        assert_eq!(Kernels::parse(Some("candle")), Kernels::Candle);
+        assert_eq!(Kernels::parse(Some("cuda")), Kernels::Tarun);
     }
 }
