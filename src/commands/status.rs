@@ -26,7 +26,19 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         let nodes: Vec<_> = statuses
             .iter()
             .map(|s| {
-                serde_json::json!({"id": s.id, "kind": s.kind, "state": s.state, "causes": s.causes})
+                let mut node = serde_json::json!({
+                    "id": s.id, "kind": s.kind, "state": s.state, "causes": s.causes,
+                });
+                // A fresh node's outputs, name -> content digest: what a script compares.
+                if let Some(record) = &s.record {
+                    let outputs: serde_json::Map<_, _> = record
+                        .outputs
+                        .iter()
+                        .map(|(name, o)| (name.clone(), o.digest.to_string().into()))
+                        .collect();
+                    node["outputs"] = outputs.into();
+                }
+                node
             })
             .collect();
         println!(

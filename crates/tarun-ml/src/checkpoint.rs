@@ -143,7 +143,37 @@ pub fn save(
             path: path.to_path_buf(),
             source,
         })?;
-    write_atomically(path, &bytes)
+    write_atomically(path, &canonical_header(bytes))
+}
+
+/// The same safetensors file with its JSON header's keys in sorted order. safetensors writes
+/// the metadata from a `HashMap`, whose order changes from process to process; the store keys
+/// artifacts by content, so the same weights must give the same bytes in every run.
+fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
+    let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + len]).expect("safetensors wrote valid JSON");
+    let sorted: BTreeMap<&String, serde_json::Value> = header
+        .iter()
+        .map(|(k, v)| {
+            let v = match v.as_object() {
+                // Sort the metadata's entries too (tensor entries are structs, already fixed).
+                Some(o) if k == "__metadata__" => {
+                    serde_json::to_value(o.iter().collect::<BTreeMap<_, _>>()).expect("json")
+                }
+                _ => v.clone(),
+            };
+            (k, v)
+        })
+        .collect();
+    let mut json = serde_json::to_vec(&sorted).expect("json");
+    // safetensors pads the header with spaces so that the data starts 8-byte aligned.
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - len);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + len..]);
+    out
 }
 
 /// Writes `bytes` to a temporary file next to `path`, syncs it and renames it over `path`.
