@@ -127,6 +127,10 @@ pub struct GcArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Move corrupt objects and unreadable records to `quarantine/`, so that the nodes they
+    /// belonged to show as stale and the next run recomputes them.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Args)]

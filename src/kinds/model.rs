@@ -59,7 +59,8 @@ pub fn apply_recipe(
     let object = |d: &ObjectDigest, node: &str| {
         job.object_path(d).ok_or_else(|| {
             failed(format!(
-                "checkpoint of `{node}` ({}) is not in the store",
+                "checkpoint of `{node}` ({}) is missing or corrupt (see this node's log); run \
+                 again to recompute `{node}`",
                 d.short()
             ))
         })

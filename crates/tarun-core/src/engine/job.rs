@@ -86,10 +86,16 @@ impl Job {
 
     /// The path of a stored object, for artifacts that refer to other artifacts by digest
     /// (an ablation recipe names its base and expert checkpoints this way). `None` when the
-    /// object is not in the store.
+    /// object is not in the store or no longer matches its digest (it is then moved to
+    /// `quarantine/`, which makes its node stale, and the job's log says so).
     pub fn object_path(&self, digest: &ObjectDigest) -> Option<Utf8PathBuf> {
-        let path = self.store.object_path(digest);
-        path.exists().then_some(path)
+        match self.store.check_object(digest) {
+            Ok(()) => Some(self.store.object_path(digest)),
+            Err(e) => {
+                self.log(format!("{e}"));
+                None
+            }
+        }
     }
 
     /// The input with this id.

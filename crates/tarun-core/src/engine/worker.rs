@@ -75,6 +75,19 @@ impl Work {
             self.events.clone(),
             self.store.clone(),
         );
+        // Never trust an input's bytes: a corrupt object is set aside, which makes its node
+        // stale, and this node fails with a message saying what to do.
+        for r in &self.inputs {
+            for (name, o) in &r.outputs {
+                self.store.check_object(&o.digest).map_err(|e| {
+                    JobError::Failed(format!(
+                        "input `{}` ({name}): {e}; it was moved to quarantine/, run again to \
+                         recompute `{}`",
+                        r.id, r.id
+                    ))
+                })?;
+            }
+        }
         let started = jiff::Timestamp::now();
         let t0 = Instant::now();
         let output = self.runner.run(&job)?;

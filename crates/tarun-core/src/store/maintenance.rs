@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
 
 use super::{Result, Store, StoreError, list_files};
@@ -59,6 +59,44 @@ impl Store {
     fn digest_of_object_path(&self, path: &Utf8PathBuf) -> Option<ObjectDigest> {
         let fan = path.parent()?.file_name()?;
         format!("{fan}{}", path.file_name()?).parse().ok()
+    }
+
+    /// Re-hashes one object. A corrupt one is moved to `quarantine/` (so that the records
+    /// pointing at it stop counting as fresh and their nodes recompute) and reported.
+    pub fn check_object(&self, digest: &ObjectDigest) -> Result<()> {
+        let path = self.object_path(digest);
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::MissingObject { path });
+            }
+            Err(e) => return Err(StoreError::io(&path)(e)),
+        };
+        let found = ObjectDigest::of_reader(std::io::BufReader::new(file))
+            .map_err(StoreError::io(&path))?;
+        if found == *digest {
+            return Ok(());
+        }
+        self.quarantine(&path)?;
+        Err(StoreError::CorruptObject {
+            path,
+            expected: digest.to_hex(),
+            found: found.to_hex(),
+        })
+    }
+
+    /// Moves a damaged file out of the way, keeping it for inspection under `quarantine/`.
+    pub fn quarantine(&self, path: &Utf8Path) -> Result<Utf8PathBuf> {
+        let dir = self.root.join("quarantine");
+        fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
+        let name = path
+            .strip_prefix(&self.root)
+            .unwrap_or(path)
+            .as_str()
+            .replace('/', "_");
+        let dest = dir.join(name);
+        fs::rename(path, &dest).map_err(StoreError::io(path))?;
+        Ok(dest)
     }
 
     /// Re-hashes every object and re-reads every record.

@@ -1,0 +1,171 @@
+//! Corrupt stores: a flipped byte, a truncated object, a deleted object and a garbage record
+//! are each found by `verify` (naming the path), and the damaged nodes recompute to the same
+//! results. A job never reads a corrupt input: it fails, says so, and the next run recovers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+const M: &str = "tests/fixtures/tiny.toml";
+const TARGET: &str = "unlearned-eval[arch=resnet18]";
+const BASE: &str = "base[arch=resnet18]";
+
+fn tarun(store: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("tarun").expect("binary");
+    cmd.env("TARUN_STORE", store).env_remove("TARUN_LOG");
+    cmd
+}
+
+fn run(store: &Path, extra: &[&str]) -> std::process::Output {
+    tarun(store)
+        .args(["run", M, "--no-progress", "--target", TARGET])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `(state, outputs)` of every node of the target's subgraph.
+fn nodes(store: &Path) -> BTreeMap<String, (String, Value)> {
+    let out = tarun(store).args(["status", M, "--json"]).output().unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["state"] != "missing")
+        .map(|n| {
+            let id = n["id"].as_str().unwrap().to_owned();
+            (
+                id,
+                (
+                    n["state"].as_str().unwrap().to_owned(),
+                    n["outputs"].clone(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn object_of(store: &Path, id: &str) -> PathBuf {
+    let digest = nodes(store)[id].1["model.safetensors"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    store.join("objects").join(&digest[..2]).join(&digest[2..])
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_kind_of_damage_is_found_and_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine");
+    assert!(run(&pristine, &[]).status.success());
+    let reference = nodes(&pristine);
+    assert!(object_of(&pristine, BASE).is_file(), "object layout");
+
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 4] = [
+        ("flipped byte", |store| {
+            let path = object_of(store, BASE);
+            let mut bytes = std::fs::read(&path).unwrap();
+            let i = bytes.len() - 10;
+            bytes[i] ^= 0x40;
+            std::fs::write(&path, bytes).unwrap();
+        }),
+        ("truncated object", |store| {
+            let path = object_of(store, BASE);
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        }),
+        ("deleted object", |store| {
+            std::fs::remove_file(object_of(store, BASE)).unwrap();
+        }),
+        ("garbage record", |store| {
+            let records = store.join("records");
+            let mut files: Vec<_> = walk(&records);
+            files.sort();
+            let victim = files
+                .iter()
+                .find(|f| {
+                    std::fs::read_to_string(f)
+                        .unwrap()
+                        .contains("\"best[arch=resnet18]\"")
+                })
+                .expect("the select node's record")
+                .clone();
+            std::fs::write(victim, b"{\"key\": garbage").unwrap();
+        }),
+    ];
+    for (name, damage) in damages {
+        let store = dir.path().join(name.replace(' ', "-"));
+        copy_dir(&pristine, &store);
+        damage(&store);
+        let verify = tarun(&store).arg("verify").output().unwrap();
+        assert_eq!(verify.status.code(), Some(3), "{name}: verify must fail");
+        let said = String::from_utf8_lossy(&verify.stdout);
+        assert!(
+            said.contains("corrupt:") && said.contains(store.to_str().unwrap()),
+            "{name}: {said}"
+        );
+        tarun(&store)
+            .args(["verify", "--repair"])
+            .assert()
+            .success();
+        let damaged = nodes(&store);
+        assert!(
+            damaged.values().any(|(state, _)| state != "fresh"),
+            "{name}: the damaged node must not look fresh"
+        );
+        assert!(run(&store, &[]).status.success(), "{name}: rerun");
+        assert_eq!(
+            nodes(&store),
+            reference,
+            "{name}: recomputed to the same results"
+        );
+        tarun(&store).arg("verify").assert().success();
+    }
+
+    // A job about to read a corrupt input refuses, and the next run recovers.
+    let store = dir.path().join("read-time");
+    copy_dir(&pristine, &store);
+    let path = object_of(&store, BASE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    let out = run(&store, &["--force", "expert[arch=resnet18,class=8]"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is corrupt") && err.contains("quarantine"),
+        "{err}"
+    );
+    assert!(run(&store, &[]).status.success());
+    assert_eq!(nodes(&store), reference);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
