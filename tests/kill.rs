@@ -122,3 +122,117 @@ fn a_killed_run_loses_nothing_and_resumes_to_the_same_results() {
          {committed_before_kill:?}"
     );
 }
+
+/// Ctrl-C: the run stops at the next batch boundary, exits 130, and commits nothing partial;
+/// the next run finishes the study with the same results as an uninterrupted one.
+#[test]
+fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference_store = dir.path().join("reference");
+    run_to_end(&reference_store);
+    let reference = fresh_outputs(&reference_store);
+
+    let store = dir.path().join("interrupted");
+    let child = StdCommand::cargo_bin("tarun")
+        .unwrap()
+        .args([
+            "run",
+            "tests/fixtures/tiny.toml",
+            "--no-progress",
+            "--target",
+            TARGET,
+        ])
+        .env("TARUN_STORE", &store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Into the training of the first networks (the handler is installed right after the lock).
+    wait_for(&store.join("store.lock"));
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let sent = StdCommand::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(
+        stopped.elapsed().as_secs() < 10,
+        "stopped within a batch or so"
+    );
+    tarun(&store).arg("verify").assert().success();
+    let tmp_left = std::fs::read_dir(store.join("tmp")).map_or(0, |d| d.count());
+    assert_eq!(tmp_left, 0, "no partial outputs left behind");
+    for (id, outputs) in fresh_outputs(&store) {
+        assert_eq!(Some(&outputs), reference.get(&id), "`{id}`");
+    }
+    run_to_end(&store);
+    assert_eq!(fresh_outputs(&store), reference);
+}
+
+/// Two runs of one study on one store at once: the second waits for the lock, says for
+/// what, and then finds everything computed; nothing runs twice.
+#[test]
+fn a_second_concurrent_run_waits_and_computes_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let spawn = || {
+        StdCommand::cargo_bin("tarun")
+            .unwrap()
+            .args([
+                "run",
+                "tests/fixtures/tiny.toml",
+                "--no-progress",
+                "--target",
+                TARGET,
+            ])
+            .env("TARUN_STORE", &store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn();
+    wait_for(&store.join("store.lock"));
+    let second = spawn();
+    let (a, b) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    assert!(a.status.success() && b.status.success());
+    // Whichever took the lock second waited for it, and said so.
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert!(said.contains("waiting for the store lock"), "{said}");
+    let log = tarun(&store).args(["log", "--json"]).output().unwrap();
+    let log: Value = serde_json::from_slice(&log.stdout).unwrap();
+    let ran: usize = log["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["entries"].as_array().unwrap())
+        .filter(|e| e["outcome"] == "ran")
+        .count();
+    assert_eq!(ran, 14, "each node computed once across both runs");
+    tarun(&store).arg("verify").assert().success();
+}
+
+/// Waits (up to a minute) for `path` to appear.
+fn wait_for(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
