@@ -21,6 +21,24 @@ fn tarun(store: &Path) -> Command {
     cmd
 }
 
+/// `tarun run` of the target in the background, its stderr piped.
+fn spawn_run(store: &Path) -> std::process::Child {
+    StdCommand::cargo_bin("tarun")
+        .unwrap()
+        .args([
+            "run",
+            "tests/fixtures/tiny.toml",
+            "--no-progress",
+            "--target",
+            TARGET,
+        ])
+        .env("TARUN_STORE", store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn run_to_end(store: &Path) -> Value {
     let out = tarun(store)
         .args([
@@ -77,20 +95,7 @@ fn a_killed_run_loses_nothing_and_resumes_to_the_same_results() {
         // Spread the kills over the run: from loading to the last evaluations.
         let at = full.mul_f64(f64::from(k + 1) / f64::from(points + 1));
         let store = dir.path().join(format!("killed-{k}"));
-        let mut child = StdCommand::cargo_bin("tarun")
-            .unwrap()
-            .args([
-                "run",
-                "tests/fixtures/tiny.toml",
-                "--no-progress",
-                "--target",
-                TARGET,
-            ])
-            .env("TARUN_STORE", &store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_run(&store);
         std::thread::sleep(at);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -133,20 +138,7 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
     let reference = fresh_outputs(&reference_store);
 
     let store = dir.path().join("interrupted");
-    let child = StdCommand::cargo_bin("tarun")
-        .unwrap()
-        .args([
-            "run",
-            "tests/fixtures/tiny.toml",
-            "--no-progress",
-            "--target",
-            TARGET,
-        ])
-        .env("TARUN_STORE", &store)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&store);
     // Into the training of the first networks (the handler is installed right after the lock).
     wait_for(&store.join("store.lock"));
     std::thread::sleep(std::time::Duration::from_millis(800));
@@ -180,25 +172,9 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
 fn a_second_concurrent_run_waits_and_computes_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let spawn = || {
-        StdCommand::cargo_bin("tarun")
-            .unwrap()
-            .args([
-                "run",
-                "tests/fixtures/tiny.toml",
-                "--no-progress",
-                "--target",
-                TARGET,
-            ])
-            .env("TARUN_STORE", &store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let first = spawn();
+    let first = spawn_run(&store);
     wait_for(&store.join("store.lock"));
-    let second = spawn();
+    let second = spawn_run(&store);
     let (a, b) = (
         first.wait_with_output().unwrap(),
         second.wait_with_output().unwrap(),
