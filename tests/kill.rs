@@ -14,6 +14,13 @@ use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
 const TARGET: &str = "unlearned-eval[arch=resnet18]";
+const RUN: [&str; 5] = [
+    "run",
+    "tests/fixtures/tiny.toml",
+    "--no-progress",
+    "--target",
+    TARGET,
+];
 
 fn tarun(store: &Path) -> Command {
     let mut cmd = Command::cargo_bin("tarun").expect("binary");
@@ -25,13 +32,7 @@ fn tarun(store: &Path) -> Command {
 fn spawn_run(store: &Path) -> std::process::Child {
     StdCommand::cargo_bin("tarun")
         .unwrap()
-        .args([
-            "run",
-            "tests/fixtures/tiny.toml",
-            "--no-progress",
-            "--target",
-            TARGET,
-        ])
+        .args(RUN)
         .env("TARUN_STORE", store)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -40,16 +41,7 @@ fn spawn_run(store: &Path) -> std::process::Child {
 }
 
 fn run_to_end(store: &Path) -> Value {
-    let out = tarun(store)
-        .args([
-            "run",
-            "tests/fixtures/tiny.toml",
-            "--no-progress",
-            "--target",
-            TARGET,
-        ])
-        .output()
-        .unwrap();
+    let out = tarun(store).args(RUN).output().unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -100,16 +100,8 @@ pub struct TrainParams {
     pub from: Option<String>,
 }
 
-/// One epoch of a training summary.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct EpochRow {
-    pub epoch: u64,
-    pub lr: f64,
-    pub mean_loss: f64,
-    pub train_accuracy: f64,
-    pub steps: u64,
-    pub images: u64,
-}
+/// One epoch of a training summary, as tarun-ml's trainer records it.
+pub use tarun_ml::train::EpochStats as EpochRow;
 
 /// An `ablate` node's summary.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
