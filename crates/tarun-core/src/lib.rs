@@ -7,6 +7,7 @@
 
 pub mod digest;
 pub mod engine;
+pub mod fault;
 pub mod graph;
 pub mod manifest;
 pub mod plan;

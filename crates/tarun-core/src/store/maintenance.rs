@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
 
-use super::{Result, Store, StoreError, list_files};
+use super::{Result, Store, StoreError, list_files, sync_dir};
 use crate::digest::{NodeKey, ObjectDigest};
+use crate::fault;
 
 /// What `tarun verify` found.
 #[derive(Debug, Default)]
@@ -176,11 +177,19 @@ impl Store {
             }
         }
         if !dry_run {
-            // Records first: a crash part-way leaves objects without records (swept next
-            // time), never records without objects.
-            for path in report.records.iter().chain(&report.objects) {
+            // Records first, and durably so, before any object: a crash part-way leaves
+            // objects without records (swept next time), never a record without its objects.
+            // No object a kept record points at is on the list at all.
+            for path in &report.records {
                 fs::remove_file(path).map_err(StoreError::io(path))?;
+                fault::point("gc", "after-record");
             }
+            sync_dir(&self.root.join("records"));
+            for path in &report.objects {
+                fs::remove_file(path).map_err(StoreError::io(path))?;
+                fault::point("gc", "after-object");
+            }
+            fault::point("gc", "before-tmp-sweep");
             for path in &report.temporaries {
                 let _ = if path.is_dir() {
                     fs::remove_dir_all(path)

@@ -32,6 +32,7 @@ pub use self::error::StoreError;
 pub use self::maintenance::{GcReport, VerifyReport};
 pub use self::record::{JournalEntry, NodeRecord, Outcome, OutputRef, RunJournal};
 use crate::digest::{Digest, NodeKey, ObjectDigest};
+use crate::fault;
 
 /// The store format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -178,7 +179,9 @@ impl Store {
                 .and_then(|f| f.sync_all())
                 .map_err(StoreError::io(src))?;
             set_read_only(src)?;
+            fault::point("object", "before-rename");
             fs::rename(src, &dest).map_err(StoreError::io(&dest))?;
+            fault::point("object", "before-dir-sync");
             sync_dir(parent);
         }
         Ok(OutputRef { digest, size })
@@ -224,14 +227,14 @@ impl Store {
     /// Commits a node: its objects must already be in place. Writes the record, then the head.
     pub fn commit(&self, study: &str, record: &NodeRecord) -> Result<()> {
         let json = serde_json::to_vec_pretty(record).expect("records serialise");
-        self.write_atomic(&self.record_path(&record.key), &json)?;
+        self.write_atomic_as("record", &self.record_path(&record.key), &json)?;
         let head = Head {
             study: study.to_owned(),
             id: record.id.clone(),
             key: record.key,
         };
         let json = serde_json::to_vec(&head).expect("heads serialise");
-        self.write_atomic(&self.head_path(study, &record.id), &json)
+        self.write_atomic_as("head", &self.head_path(study, &record.id), &json)
     }
 
     /// The last record committed for a node id of a study, if any and if readable.
@@ -254,7 +257,7 @@ impl Store {
             .join("runs")
             .join(format!("{}.json", journal.run_id));
         let json = serde_json::to_vec_pretty(journal).expect("journals serialise");
-        self.write_atomic(&path, &json)
+        self.write_atomic_as("journal", &path, &json)
     }
 
     /// Every readable journal, oldest first. Unreadable ones are skipped with a warning.
@@ -273,12 +276,25 @@ impl Store {
 
     /// Writes `bytes` to `dest` atomically: a temporary file in `tmp/`, synced, then renamed.
     pub fn write_atomic(&self, dest: &Utf8Path, bytes: &[u8]) -> Result<()> {
+        self.write_atomic_as("file", dest, bytes)
+    }
+
+    /// [`Store::write_atomic`], with the fault points `<what>-half-written`,
+    /// `<what>-before-rename` and `<what>-before-dir-sync` (see [`crate::fault`]).
+    fn write_atomic_as(&self, what: &str, dest: &Utf8Path, bytes: &[u8]) -> Result<()> {
         let tmp = self.tmp_dir();
         let mut file = tempfile::NamedTempFile::new_in(&tmp).map_err(StoreError::io(&tmp))?;
+        if fault::reached(what, "half-written") {
+            let _ = file.write_all(&bytes[..bytes.len() / 2]);
+            let _ = file.as_file().sync_all();
+            fault::crash();
+        }
         file.write_all(bytes).map_err(StoreError::io(dest))?;
         file.as_file().sync_all().map_err(StoreError::io(dest))?;
+        fault::point(what, "before-rename");
         file.persist(dest)
             .map_err(|e| StoreError::io(dest)(e.error))?;
+        fault::point(what, "before-dir-sync");
         if let Some(parent) = dest.parent() {
             sync_dir(parent);
         }

@@ -1,0 +1,72 @@
+//! Fault injection for the crash tests: `TARUN_FAULT=<point>` kills the process with SIGKILL
+//! the first time execution reaches `<point>`, `TARUN_FAULT=<point>@<n>` the n-th time (so
+//! `record-before-rename@5` dies writing the fifth node record). `tests/faults.rs` uses them.
+//!
+//! The points sit between the steps of the store's writes, where a crash is most likely to
+//! leave something half done:
+//!
+//! | point | where |
+//! |---|---|
+//! | `object-before-rename` | an output file is synced and read-only in `tmp/`, not yet in `objects/` |
+//! | `object-before-dir-sync` | the object is renamed into place, its directory not yet synced |
+//! | `record-half-written` | half of a node record's bytes are in its temporary file |
+//! | `record-before-rename` | the record's temporary file is complete and synced, not renamed |
+//! | `record-before-dir-sync` | the record is renamed into `records/`, the directory not synced |
+//! | `head-before-rename` | the record is committed, the node's head not yet updated |
+//! | `journal-before-rename` | a run journal's temporary file is written, not renamed |
+//! | `gc-after-record` | `gc` has deleted a record (of those it removes) |
+//! | `gc-after-object` | `gc` has deleted every record it removes, and an object |
+//! | `gc-before-tmp-sweep` | `gc` has deleted records and objects, not yet `tmp/` |
+//!
+//! The variable is read once; unset, each point costs a load and a branch. It is compiled into
+//! every build so that the tests exercise the binary that ships.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The armed point and on which hit it fires.
+static ARMED: OnceLock<Option<(String, u32)>> = OnceLock::new();
+static HITS: AtomicU32 = AtomicU32::new(0);
+
+fn armed() -> Option<&'static (String, u32)> {
+    ARMED
+        .get_or_init(|| {
+            let spec = std::env::var("TARUN_FAULT").ok()?;
+            let (name, nth) = match spec.split_once('@') {
+                Some((name, n)) => (name, n.parse().ok()?),
+                None => (spec.as_str(), 1),
+            };
+            Some((name.to_owned(), nth))
+        })
+        .as_ref()
+}
+
+/// Whether this is the armed hit of `what-stage` (e.g. `record` and `before-rename`). The caller
+/// may do some partial work before calling [`crash`].
+pub fn reached(what: &str, stage: &str) -> bool {
+    let Some((name, nth)) = armed() else {
+        return false;
+    };
+    let matches = name
+        .strip_prefix(what)
+        .and_then(|rest| rest.strip_prefix('-'))
+        == Some(stage);
+    matches && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth
+}
+
+/// Kills the process at `what-stage` if that point is armed.
+pub fn point(what: &str, stage: &str) {
+    if reached(what, stage) {
+        crash();
+    }
+}
+
+/// Dies at once, as `kill -9` would make it: no destructor, no flush, no exit handler.
+pub fn crash() -> ! {
+    #[cfg(unix)]
+    // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::abort()
+}
