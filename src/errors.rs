@@ -34,6 +34,11 @@ impl ExpectedError {
     /// Prints the error (with source snippets for manifest errors) and returns the exit code.
     pub fn report(self) -> ExitCode {
         let code = self.code();
+        // Unwrapped lines: a wrapped message would break the paths it names at their slashes,
+        // and a path must survive a copy and paste. The terminal wraps long lines anyway.
+        let _ = miette::set_hook(Box::new(|_| {
+            Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+        }));
         match self {
             ExpectedError::Manifest(e) => eprintln!("{:?}", miette::Report::new(e)),
             ExpectedError::Store(e) => eprintln!("{:?}", miette::Report::new(e)),

@@ -169,3 +169,60 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A store written by a newer tarun: every command that reads or writes a store refuses it with
+/// exit 3, names the store and its `format-version` file and both versions, and changes nothing
+/// (not even the directories a new store gets).
+#[test]
+fn a_newer_store_format_is_refused_by_every_command_without_changing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("future");
+    std::fs::create_dir_all(store.join("objects/ab")).unwrap();
+    std::fs::write(store.join("objects/ab/cdef"), b"a version-2 object").unwrap();
+    std::fs::write(store.join("format-version"), "2\n").unwrap();
+    let before = snapshot(&store);
+    let export_to = dir.path().join("export");
+    let commands: [&[&str]; 9] = [
+        &["run", M, "--no-progress", "--target", BASE],
+        &["run", M, "--dry-run"],
+        &["status", M],
+        &["status", M, "--json"],
+        &["gc", M],
+        &["verify"],
+        &["verify", "--repair"],
+        &["log"],
+        &["export", M, BASE, "--to", export_to.to_str().unwrap()],
+    ];
+    for args in commands {
+        let out = tarun(&store).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        let version_file = store.join("format-version");
+        for needle in [
+            store.to_str().unwrap(),
+            version_file.to_str().unwrap(),
+            "format version 2",
+            "reads version 1",
+        ] {
+            assert!(err.contains(needle), "{args:?}: `{needle}` not in: {err}");
+        }
+        assert_eq!(snapshot(&store), before, "{args:?} changed the store");
+        assert!(!export_to.exists(), "{args:?}");
+    }
+}
+
+/// Every path under `dir` with its contents (directories as `None`).
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+            out.insert(path, None);
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            out.insert(path, Some(bytes));
+        }
+    }
+    out
+}

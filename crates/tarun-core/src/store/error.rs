@@ -11,13 +11,17 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("store `{root}` has format version {found}, this tarun reads version {supported}")]
+    #[error(
+        "store `{root}` has format version {found} (in `{path}`), this tarun reads version \
+         {supported}; nothing was changed"
+    )]
     #[diagnostic(
         code(tarun::store::version),
-        help("use a newer tarun for this store, or point --store at another directory")
+        help("use a tarun that reads this version, or point --store at another directory")
     )]
     FormatVersion {
         root: Utf8PathBuf,
+        path: Utf8PathBuf,
         found: String,
         supported: u32,
     },

@@ -59,20 +59,19 @@ struct Head {
 }
 
 impl Store {
-    /// Opens the store at `root`, creating it if needed, and checks its format version.
+    /// Opens the store at `root`, creating it if needed, and checks its format version first:
+    /// a store of another version is refused before anything in it is touched.
     pub fn open(root: impl Into<Utf8PathBuf>) -> Result<Self> {
         let store = Store { root: root.into() };
+        let known = store.read_version()?;
         for dir in ["objects", "records", "heads", "runs", "tmp"] {
             let path = store.root.join(dir);
             fs::create_dir_all(&path).map_err(StoreError::io(path))?;
         }
-        let version = store.root.join("format-version");
-        match fs::read_to_string(&version) {
-            Ok(text) => store.check_version(&text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                store.write_atomic(&version, format!("{FORMAT_VERSION}\n").as_bytes())?;
-            }
-            Err(e) => return Err(StoreError::io(version)(e)),
+        if !known {
+            let version = store.version_path();
+            let text = format!("{FORMAT_VERSION}\n");
+            store.write_atomic_as("format-version", &version, text.as_bytes())?;
         }
         Ok(store)
     }
@@ -80,22 +79,29 @@ impl Store {
     /// Opens a store for reading only: nothing is created. A missing store reads as empty.
     pub fn open_read_only(root: impl Into<Utf8PathBuf>) -> Result<Self> {
         let store = Store { root: root.into() };
-        let version = store.root.join("format-version");
-        match fs::read_to_string(&version) {
-            Ok(text) => store.check_version(&text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io(version)(e)),
-        }
+        store.read_version()?;
         Ok(store)
     }
 
-    fn check_version(&self, text: &str) -> Result<()> {
+    fn version_path(&self) -> Utf8PathBuf {
+        self.root.join("format-version")
+    }
+
+    /// Checks the format version; `Ok(false)` when the store has none yet (a new store).
+    fn read_version(&self) -> Result<bool> {
+        let path = self.version_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io(path)(e)),
+        };
         if text.trim() == FORMAT_VERSION.to_string() {
-            Ok(())
+            Ok(true)
         } else {
             Err(StoreError::FormatVersion {
                 root: self.root.clone(),
-                found: text.trim().to_owned(),
+                path,
+                found: text.trim().chars().take(40).collect(),
                 supported: FORMAT_VERSION,
             })
         }
