@@ -77,6 +77,6 @@ fn failed(msg: impl std::fmt::Display) -> JobError {
 /// Writes a JSON output file into the job's directory.
 fn write_json<T: Serialize>(job: &Job, name: &str, value: &T) -> Result<(), JobError> {
     let json = serde_json::to_vec_pretty(value).map_err(failed)?;
-    std::fs::write(job.out_dir.join(name), json)
-        .map_err(|e| failed(format!("writing `{name}`: {e}")))
+    let path = job.out_dir.join(name);
+    std::fs::write(&path, json).map_err(|e| failed(format!("writing `{path}`: {e}")))
 }

@@ -97,8 +97,8 @@ pub fn run(job: &Job) -> Result<JobOutput, JobError> {
         write(job, file, svg)?;
         let png = png::render(svg).map_err(|e| failed(format!("`{file}` as PNG: {e}")))?;
         let name = format!("{}.png", file.trim_end_matches(".svg"));
-        std::fs::write(job.out_dir.join(&name), png)
-            .map_err(|e| failed(format!("writing `{name}`: {e}")))?;
+        let path = job.out_dir.join(&name);
+        std::fs::write(&path, png).map_err(|e| failed(format!("writing `{path}`: {e}")))?;
     }
     if !report.figures.is_empty() && !png::have_fonts() {
         job.log("no system fonts found: the PNG figures have no text (the SVGs do)".to_string());
@@ -116,8 +116,8 @@ pub fn run(job: &Job) -> Result<JobOutput, JobError> {
 }
 
 fn write(job: &Job, name: &str, text: &str) -> Result<(), JobError> {
-    std::fs::write(job.out_dir.join(name), text)
-        .map_err(|e| failed(format!("writing `{name}`: {e}")))
+    let path = job.out_dir.join(name);
+    std::fs::write(&path, text).map_err(|e| failed(format!("writing `{path}`: {e}")))
 }
 
 /// One input's record, the JSON outputs the report reads, and what the manifest says about it.

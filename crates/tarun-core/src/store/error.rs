@@ -4,12 +4,13 @@ use camino::Utf8PathBuf;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum StoreError {
-    #[error("store I/O failed on `{path}`")]
+    /// The cause is in the message (not only in the error's source chain) because job failures
+    /// and statuses show errors on one line: "No space left on device" must not be lost there.
+    #[error("store I/O failed on `{path}`: {error}")]
     #[diagnostic(code(tarun::store::io))]
     Io {
         path: Utf8PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "store `{root}` has format version {found} (in `{path}`), this tarun reads version \
@@ -46,6 +47,6 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn io(path: impl Into<Utf8PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
         let path = path.into();
-        move |source| StoreError::Io { path, source }
+        move |error| StoreError::Io { path, error }
     }
 }
