@@ -59,6 +59,8 @@ pub enum ErrorKind {
     IncludeMissing,
     /// A file that includes itself, directly or not.
     IncludeCycle,
+    /// A study that expands to more nodes, or more references, than tarun takes.
+    TooLarge,
 }
 
 impl ErrorKind {
@@ -86,6 +88,7 @@ impl ErrorKind {
             ErrorKind::UnknownRecipe => "tarun::manifest::unknown_recipe",
             ErrorKind::IncludeMissing => "tarun::manifest::include_missing",
             ErrorKind::IncludeCycle => "tarun::manifest::include_cycle",
+            ErrorKind::TooLarge => "tarun::manifest::too_large",
         }
     }
 }

@@ -7,6 +7,10 @@ use super::model::NodeKind;
 use super::source::{Origin, Sources};
 use super::tree::{Entry, Item, Table, Value};
 
+/// The most nodes a study may expand to. A matrix multiplied out past this is surely a mistake,
+/// and expanding it would take minutes and gigabytes: it is refused before any member is built.
+pub const MAX_NODES: usize = 100_000;
+
 /// Characters a node name cannot contain, as they would make its ids ambiguous as references.
 const RESERVED: &[char] = &['[', ']', ',', '=', '$', '.', ' ', '\t'];
 
@@ -69,9 +73,18 @@ impl<'a> Expander<'a> {
             self.problems.push(p);
         }
         let mut table = table.clone();
-        let axes = table.remove("for-each").map(|e| self.for_each(&e.item));
-        let broken = matches!(axes, Some(None));
+        let for_each = table.remove("for-each");
+        let axes = for_each.as_ref().map(|e| self.for_each(&e.item));
+        let mut broken = matches!(axes, Some(None));
         let axes = axes.flatten().unwrap_or_default();
+        let value_lists: Vec<&[AxisValue]> = axes
+            .iter()
+            .map(|a| self.matrix.get(a).map_or(&[][..], |a| &a.values[..]))
+            .collect();
+        if !broken {
+            let origin = for_each.as_ref().map_or(&header, |e| &e.item.origin);
+            broken = self.too_many(kind, name, &axes, &value_lists, origin);
+        }
         let index = self.families.len();
         self.families.push(Family {
             kind,
@@ -85,15 +98,54 @@ impl<'a> Expander<'a> {
             return;
         }
         let recipe = table.remove("recipe");
-        let value_lists: Vec<&[AxisValue]> = axes
-            .iter()
-            .map(|a| self.matrix.get(a).map_or(&[][..], |a| &a.values[..]))
-            .collect();
         for combination in product(&value_lists) {
             let member = self.member(index, &table, recipe.as_ref(), combination);
             self.families[index].members.push(self.members.len());
             self.members.push(member);
         }
+    }
+
+    /// Reports a family that would take the study past [`MAX_NODES`]; true if it does.
+    fn too_many(
+        &mut self,
+        kind: NodeKind,
+        name: &str,
+        axes: &[String],
+        value_lists: &[&[AxisValue]],
+        origin: &Origin,
+    ) -> bool {
+        let count = value_lists
+            .iter()
+            .try_fold(1usize, |n, l| n.checked_mul(l.len()));
+        let room = MAX_NODES.saturating_sub(self.members.len());
+        if count.is_some_and(|c| c <= room) {
+            return false;
+        }
+        let count = count.map_or_else(|| "more than 2^64".to_owned(), |c| c.to_string());
+        let product = axes
+            .iter()
+            .zip(value_lists)
+            .map(|(a, l)| format!("`{a}` ({})", l.len()))
+            .collect::<Vec<_>>()
+            .join(" x ");
+        let label = if axes.is_empty() {
+            "one node too many".to_owned()
+        } else {
+            format!("{product} = {count} nodes")
+        };
+        let problem = Problem::new(
+            ErrorKind::TooLarge,
+            Some(origin.clone()),
+            format!(
+                "`{kind}.{name}` expands to {count} nodes, and the study has {} before it; a \
+                 study may have at most {MAX_NODES}",
+                self.members.len()
+            ),
+        )
+        .label(label)
+        .help("use fewer axes or fewer values per axis, or split the study");
+        self.problems.push(problem);
+        true
     }
 
     /// Reads `for-each`; `None` if it is invalid.

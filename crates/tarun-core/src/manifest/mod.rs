@@ -25,7 +25,9 @@ mod validate;
 use camino::Utf8Path;
 
 pub use error::{ErrorKind, ManifestError, ManifestErrors};
+pub use expand::MAX_NODES;
 pub use model::*;
+pub use study::MAX_REFERENCES;
 
 /// Loads the manifest at `path` with its includes, applies `overrides` (`a.b.c=value`, as given
 /// to `--set`) and validates it.

@@ -223,14 +223,13 @@ impl<'m> Index<'m> {
     }
 
     fn axis_texts(&self, family: &Family, pos: usize) -> Vec<&str> {
-        let mut seen: Vec<&str> = Vec::new();
-        for &m in &family.members {
-            let text = self.members[m].axes[pos].text.as_str();
-            if !seen.contains(&text) {
-                seen.push(text);
-            }
-        }
-        seen
+        let mut seen = std::collections::HashSet::new();
+        family
+            .members
+            .iter()
+            .map(|&m| self.members[m].axes[pos].text.as_str())
+            .filter(|text| seen.insert(*text))
+            .collect()
     }
 
     fn ambiguous(&self, item: &Item, text: &str, matched: &[usize]) -> Problem {

@@ -112,10 +112,21 @@ fn interpret(doc: &Table, sources: &Sources, problems: &mut Vec<Problem>) -> Opt
     let index = Index::build(&families, &members, problems);
     let mut checker = Checker::new(sources, problems, seed);
     checker.index = Some(&index);
-    let (nodes, edges): (Vec<NodeSpec>, Vec<Vec<Edge>>) = members
-        .iter()
-        .map(|m| node(&mut checker, &families[m.family], m))
-        .unzip();
+    let mut nodes = Vec::with_capacity(members.len());
+    let mut edges: Vec<Vec<Edge>> = Vec::with_capacity(members.len());
+    let mut references = 0;
+    for m in &members {
+        let (spec, out) = node(&mut checker, &families[m.family], m);
+        references += out.len();
+        nodes.push(spec);
+        edges.push(out);
+        if references > MAX_REFERENCES {
+            checker
+                .problems
+                .push(too_many_references(&families[m.family]));
+            return None;
+        }
+    }
     report_cycles(&members, &edges, problems);
     let study = study?;
     Some(Study {
@@ -216,6 +227,24 @@ fn node_tables(doc: &Table) -> Vec<(NodeKind, &str, &Entry)> {
     out
 }
 
+/// The most references (edges) a study may have, counting a reference once per node it matches.
+/// A family whose every member references a whole other family grows with the square of the
+/// matrix; this bounds the time and memory that takes.
+pub const MAX_REFERENCES: usize = 1_000_000;
+
+fn too_many_references(family: &Family) -> Problem {
+    Problem::new(
+        ErrorKind::TooLarge,
+        Some(family.header.clone()),
+        format!(
+            "the study has more than {MAX_REFERENCES} references between nodes by `{}.{}`",
+            family.kind, family.name
+        ),
+    )
+    .label("its references take the study past the limit")
+    .help("reference fewer nodes per node: name axis values (`score[arch=${arch}]`), not families")
+}
+
 /// Validates one member into its [`NodeSpec`]; also returns the references it resolved.
 fn node(checker: &mut Checker<'_>, family: &Family, member: &Member) -> (NodeSpec, Vec<Edge>) {
     let keys: Vec<&'static Key> = kinds::node_keys(family.kind).collect();
@@ -240,13 +269,14 @@ fn node(checker: &mut Checker<'_>, family: &Family, member: &Member) -> (NodeSpe
         .unwrap_or(0);
     let edges = checker.take_edges();
     let index = checker.index.expect("set before nodes are checked");
-    let mut inputs: Vec<String> = Vec::new();
-    for (target, _) in &edges {
-        let id = index.id(*target);
-        if !inputs.iter().any(|i| i == id) {
-            inputs.push(id.to_owned());
-        }
-    }
+    // In reference order, without repeats; a set, as a report may take a hundred thousand.
+    let mut seen = HashSet::new();
+    let inputs: Vec<String> = edges
+        .iter()
+        .map(|(target, _)| index.id(*target))
+        .filter(|id| seen.insert(*id))
+        .map(str::to_owned)
+        .collect();
     let spec = NodeSpec {
         id: member.id.clone(),
         kind: family.kind,

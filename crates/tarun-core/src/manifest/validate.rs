@@ -162,10 +162,11 @@ impl<'a> Checker<'a> {
             return Err(wrong_type(key, item, "a list of references"));
         };
         let mut ids: Vec<Json> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for reference in items.iter().filter(|i| !matches!(i.value, Value::Broken)) {
             let matched = self.reference(reference, Arity::Many, &super::model::NodeKind::ALL)?;
             for id in matched.as_array().into_iter().flatten() {
-                if !ids.contains(id) {
+                if seen.insert(id.as_str().unwrap_or_default().to_owned()) {
                     ids.push(id.clone());
                 }
             }
