@@ -259,3 +259,23 @@ fn unicode_names_values_and_keys_load_or_are_located() {
         }
     }
 }
+
+#[test]
+fn devices_fifos_and_huge_files_are_refused_not_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.toml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    let huge = dir.path().join("huge.toml");
+    std::fs::write(&huge, "# padding\n".repeat(2 << 20)).unwrap();
+    let mut paths = vec!["/dev/zero".to_owned(), huge.to_str().unwrap().to_owned()];
+    if made.is_ok_and(|s| s.success()) {
+        paths.push(fifo.to_str().unwrap().to_owned());
+    }
+    for path in paths {
+        let text = format!("{STUDY}include = [\"{path}\"]\n");
+        let errors = load(&text).unwrap_err();
+        assert_eq!(kinds(&errors), [ErrorKind::IncludeMissing], "{path}");
+        let err = manifest::load(camino::Utf8Path::new(&path), &[]).unwrap_err();
+        assert_eq!(kinds(&err), [ErrorKind::Io], "{path}");
+    }
+}

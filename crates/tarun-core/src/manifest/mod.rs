@@ -32,7 +32,7 @@ pub use study::MAX_REFERENCES;
 /// Loads the manifest at `path` with its includes, applies `overrides` (`a.b.c=value`, as given
 /// to `--set`) and validates it.
 pub fn load(path: &Utf8Path, overrides: &[String]) -> Result<Study, ManifestErrors> {
-    match fs_err::read_to_string(path) {
+    match raw::read_text(path) {
         Ok(text) => study::build(path, &text, overrides),
         Err(e) => Err(ManifestErrors::new(
             path.to_path_buf(),

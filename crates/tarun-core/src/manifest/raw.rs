@@ -82,12 +82,13 @@ impl<'a> Loader<'a> {
                 .push(problem.label("this include closes the cycle"));
             return None;
         }
-        match fs_err::read_to_string(&path) {
+        match read_text(&path) {
             Ok(text) => Some(self.load(&path, &text)),
             Err(e) => {
                 let message = format!("cannot read include `{path}`");
                 let label = match e.kind() {
                     std::io::ErrorKind::NotFound => "no such file".to_owned(),
+                    std::io::ErrorKind::InvalidInput => e.to_string(),
                     kind => kind.to_string(),
                 };
                 let problem = Problem::new(ErrorKind::IncludeMissing, Some(origin), message);
@@ -254,4 +255,25 @@ fn override_value(arg: &str, at: usize, id: SourceId, problems: &mut Vec<Problem
             origin: Origin::new(id, offset..offset + text.len()),
         },
     }
+}
+
+/// The largest manifest or include tarun reads: far more than any study needs.
+const MAX_FILE: u64 = 16 << 20;
+
+/// Reads a manifest file: a regular file of at most 16 MiB, so that `include = ["/dev/zero"]`
+/// (or a FIFO, or a huge file) is an error instead of a hang.
+pub(crate) fn read_text(path: &Utf8Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let invalid = |msg: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg);
+    // Before opening: opening a FIFO waits for a writer.
+    if !fs_err::metadata(path)?.is_file() {
+        return Err(invalid("not a regular file"));
+    }
+    let file = fs_err::File::open(path)?;
+    let mut text = String::new();
+    file.take(MAX_FILE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(invalid("larger than 16 MiB"));
+    }
+    Ok(text)
 }
