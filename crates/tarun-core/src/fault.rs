@@ -9,14 +9,16 @@
 //! |---|---|
 //! | `object-before-rename` | an output file is synced and read-only in `tmp/`, not yet in `objects/` |
 //! | `object-before-dir-sync` | the object is renamed into place, its directory not yet synced |
-//! | `record-half-written` | half of a node record's bytes are in its temporary file |
-//! | `record-before-rename` | the record's temporary file is complete and synced, not renamed |
-//! | `record-before-dir-sync` | the record is renamed into `records/`, the directory not synced |
-//! | `head-before-rename` | the record is committed, the node's head not yet updated |
-//! | `journal-before-rename` | a run journal's temporary file is written, not renamed |
+//! | `<file>-half-written` | half of the file's bytes are in its temporary file in `tmp/` |
+//! | `<file>-before-rename` | the temporary file is complete and synced, not yet renamed |
+//! | `<file>-before-dir-sync` | the file is renamed into place, its directory not yet synced |
 //! | `gc-after-record` | `gc` has deleted a record (of those it removes) |
 //! | `gc-after-object` | `gc` has deleted every record it removes, and an object |
 //! | `gc-before-tmp-sweep` | `gc` has deleted records and objects, not yet `tmp/` |
+//!
+//! `<file>` is `record` (a node record: writing it commits the node), `head` (written right after
+//! the record), `journal` (after every node and at the end of a run), `format-version` (a new
+//! store) or `file` (anything else written through [`crate::store::Store::write_atomic`]).
 //!
 //! The variable is read once; unset, each point costs a load and a branch. It is compiled into
 //! every build so that the tests exercise the binary that ships.
