@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod kernels;
 pub mod metrics;
 pub mod models;
 pub mod surgery;

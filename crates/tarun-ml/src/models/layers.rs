@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::ModelError;
 use super::store::{Builder, Init};
+use crate::kernels::{self, Activation};
 
 /// Batch-norm epsilon and momentum, PyTorch's defaults (seed spec section 2).
 const BN_EPS: f64 = 1e-5;
@@ -89,14 +90,14 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let stock = super::Kernels::selected() == super::Kernels::Candle;
-        let y = if self.depthwise && stock {
-            let groups = x.dim(1)?;
-            x.conv2d(&self.weight, self.padding, self.stride, 1, groups)?
-        } else if self.depthwise {
-            depthwise_conv(x, &self.weight, self.stride, self.padding)?
-        } else {
-            super::conv::conv2d(x, &self.weight, self.stride, self.padding)?
+        let y = match (use_kernels(x), self.depthwise) {
+            (true, true) => kernels::depthwise_conv2d(x, &self.weight, self.stride, self.padding)?,
+            (true, false) => kernels::conv2d(x, &self.weight, self.stride, self.padding)?,
+            (false, true) => {
+                let groups = x.dim(1)?;
+                x.conv2d(&self.weight, self.padding, self.stride, 1, groups)?
+            }
+            (false, false) => x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?,
         };
         match &self.bias {
             Some(bias) => y.broadcast_add(&bias.reshape((1, (), 1, 1))?),
@@ -105,45 +106,9 @@ impl Conv2d {
     }
 }
 
-/// Depthwise convolution as a sum of k*k shifted, per-channel-scaled views of the padded input.
-///
-/// Candle runs a grouped convolution as one convolution per group (960 of them in MobileNetV2's
-/// widest block, forward and backward), which is far slower than these k*k elementwise terms.
-fn depthwise_conv(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    let (b, c, h, wd) = x.dims4()?;
-    let k = w.dim(2)?;
-    let (ho, wo) = (
-        (h + 2 * padding - k) / stride + 1,
-        (wd + 2 * padding - k) / stride + 1,
-    );
-    // Pad on the right as far as the last tap's strided window reaches: (k-1) + stride*out.
-    let extra_h = (k - 1 + stride * ho).saturating_sub(h + 2 * padding);
-    let extra_w = (k - 1 + stride * wo).saturating_sub(wd + 2 * padding);
-    let xp = x
-        .pad_with_zeros(2, padding, padding + extra_h)?
-        .pad_with_zeros(3, padding, padding + extra_w)?;
-    let mut acc: Option<Tensor> = None;
-    for i in 0..k {
-        for j in 0..k {
-            let mut tap = xp.narrow(2, i, stride * ho)?.narrow(3, j, stride * wo)?;
-            if stride > 1 {
-                // Keep every stride-th row and column: split each axis into (out, stride), take 0.
-                tap = tap
-                    .contiguous()?
-                    .reshape((b, c, ho, stride, wo, stride))?
-                    .narrow(3, 0, 1)?
-                    .narrow(5, 0, 1)?
-                    .reshape((b, c, ho, wo))?;
-            }
-            let wij = w.narrow(2, i, 1)?.narrow(3, j, 1)?.reshape((1, c, 1, 1))?;
-            let term = tap.broadcast_mul(&wij)?;
-            acc = Some(match acc {
-                Some(a) => (a + term)?,
-                None => term,
-            });
-        }
-    }
-    acc.ok_or_else(|| candle_core::Error::Msg("depthwise conv with an empty kernel".into()))
+/// Whether tarun's CPU kernels run this op: on the CPU, unless `TARUN_KERNELS=candle`.
+fn use_kernels(x: &Tensor) -> bool {
+    x.device().is_cpu() && super::Kernels::selected() == super::Kernels::Tarun
 }
 
 /// `nn.BatchNorm2d` with affine parameters and tracked running statistics.
@@ -184,17 +149,48 @@ impl BatchNorm2d {
     }
 
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.forward_act(x, ctx, Activation::None)
+    }
+
+    /// Batch norm followed by `act`, fused into one op by tarun's kernels.
+    pub fn forward_act(&self, x: &Tensor, ctx: &Ctx, act: Activation) -> Result<Tensor> {
+        let (b, _, h, w) = x.dims4()?;
+        let n = b * h * w;
+        if ctx.batch_stats && n < 2 {
+            candle_core::bail!(
+                "batch norm {}: expected more than 1 value per channel when training",
+                self.name
+            );
+        }
+        if !use_kernels(x) {
+            let y = self.forward_stock(x, ctx)?;
+            return match act {
+                Activation::None => Ok(y),
+                Activation::Relu => y.relu(),
+                Activation::Relu6 => relu6(&y),
+            };
+        }
+        let stats = if ctx.batch_stats {
+            let stats = kernels::batch_norm_stats(x)?;
+            self.update_running(&stats.get(0)?, &stats.get(1)?, n)?;
+            stats
+        } else {
+            Tensor::stack(
+                &[self.running_mean.as_tensor(), self.running_var.as_tensor()],
+                0,
+            )?
+        };
+        let (weight, bias) = (&self.weight, &self.bias);
+        kernels::batch_norm(x, weight, bias, &stats, BN_EPS, act, ctx.batch_stats)
+    }
+
+    /// The same with Candle's stock element-wise ops.
+    fn forward_stock(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         // [B, C, HW] keeps every reduction on a contiguous last axis, candle's fast path.
         let x3 = x.reshape((b, c, h * w))?;
         let y = if ctx.batch_stats {
             let n = b * h * w;
-            if n < 2 {
-                candle_core::bail!(
-                    "batch norm {}: expected more than 1 value per channel when training",
-                    self.name
-                );
-            }
             let mean = (x3.sum_keepdim(2)?.sum_keepdim(0)? / n as f64)?;
             let centered = x3.broadcast_sub(&mean)?;
             let var = (centered.sqr()?.sum_keepdim(2)?.sum_keepdim(0)? / n as f64)?;
@@ -410,37 +406,6 @@ mod tests {
         let n = shape.0 * shape.1 * shape.2 * shape.3;
         let v: Vec<f32> = (0..n).map(|i| (0.7 * i as f64 + k).sin() as f32).collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    /// Our shifted-sum depthwise convolution against candle's grouped convolution, values and
-    /// gradients, for both strides and odd and even sizes.
-    #[test]
-    fn depthwise_matches_grouped_conv() {
-        for (h, stride) in [(5, 1), (5, 2), (6, 2), (1, 2), (2, 1)] {
-            let x = Var::from_tensor(&ramp((2, 3, h, h), 0.1)).unwrap();
-            let w = Var::from_tensor(&ramp((3, 1, 3, 3), 0.5)).unwrap();
-            let ours = depthwise_conv(&x, &w, stride, 1).unwrap();
-            let reference = x.conv2d(&w, 1, stride, 1, 3).unwrap();
-            assert_eq!(ours.dims(), reference.dims(), "h {h} stride {stride}");
-            let diff = (&ours - &reference)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap();
-            assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
-            let (g1, g2) = (
-                ours.sum_all().unwrap().backward().unwrap(),
-                reference.sum_all().unwrap().backward().unwrap(),
-            );
-            for v in [&x, &w] {
-                let d = (g1.get(v).unwrap() - g2.get(v).unwrap())
-                    .unwrap()
-                    .abs()
-                    .unwrap();
-                assert!(d.max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-5);
-            }
-        }
     }
 
     #[test]

@@ -9,9 +9,10 @@ use candle_core::{Result, Tensor};
 
 use super::ModelError;
 use super::layers::{
-    BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, dropout, global_avg_pool, relu6,
+    BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, dropout, global_avg_pool,
 };
 use super::store::Builder;
+use crate::kernels::Activation;
 
 /// Inverted-residual settings (expansion t, channels c, repeats n, first stride s).
 const SETTINGS: [(usize, usize, usize, usize); 7] = [
@@ -58,8 +59,12 @@ impl ConvBn {
     }
 
     fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let y = self.bn.forward(&self.conv.forward(x)?, ctx)?;
-        if self.relu6 { relu6(&y) } else { Ok(y) }
+        let act = if self.relu6 {
+            Activation::Relu6
+        } else {
+            Activation::None
+        };
+        self.bn.forward_act(&self.conv.forward(x)?, ctx, act)
     }
 }
 

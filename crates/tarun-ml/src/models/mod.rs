@@ -13,7 +13,6 @@
 //! [`Network::trainable_vars`]; batch-norm buffers are stored and checkpointed alongside but never
 //! handed to an optimizer.
 
-mod conv;
 mod layers;
 pub mod mobilenet;
 pub mod resnet;
@@ -31,6 +30,9 @@ use rand_chacha::ChaCha8Rng;
 
 pub use store::EntryKind;
 
+/// 0: follow `TARUN_KERNELS`; 1: tarun's; 2: Candle's (see [`Kernels::force`]).
+static OVERRIDE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
 /// Which convolution kernels the networks use on the CPU: tarun's (the default) or Candle's
 /// stock ops, selected with `TARUN_KERNELS=candle` so that speed comparisons stay honest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +45,24 @@ impl Kernels {
     /// From `TARUN_KERNELS` (`tarun` or `candle`; unset means `tarun`), read once per process.
     pub fn selected() -> Kernels {
         static SELECTED: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
+        match OVERRIDE.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => return Kernels::Tarun,
+            2 => return Kernels::Candle,
+            _ => {}
+        }
         *SELECTED.get_or_init(|| Kernels::parse(std::env::var("TARUN_KERNELS").ok().as_deref()))
+    }
+
+    /// Overrides `TARUN_KERNELS` for the whole process (`None` restores it). For tests and
+    /// benchmarks that compare both kernel sets in one process; not for concurrent use.
+    #[doc(hidden)]
+    pub fn force(kernels: Option<Kernels>) {
+        let v = match kernels {
+            None => 0,
+            Some(Kernels::Tarun) => 1,
+            Some(Kernels::Candle) => 2,
+        };
+        OVERRIDE.store(v, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn parse(value: Option<&str>) -> Kernels {

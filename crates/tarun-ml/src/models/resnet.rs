@@ -11,6 +11,7 @@ use super::ModelError;
 use super::layers::{BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, global_avg_pool};
 use super::scale;
 use super::store::Builder;
+use crate::kernels::Activation;
 
 /// torchvision's `BasicBlock` (expansion 1).
 struct BasicBlock {
@@ -66,7 +67,9 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let y = self.bn1.forward(&self.conv1.forward(x)?, ctx)?.relu()?;
+        let y = self
+            .bn1
+            .forward_act(&self.conv1.forward(x)?, ctx, Activation::Relu)?;
         let y = self.bn2.forward(&self.conv2.forward(&y)?, ctx)?;
         let identity = match &self.downsample {
             Some((c, bn)) => bn.forward(&c.forward(x)?, ctx)?,
@@ -124,7 +127,9 @@ impl ResNet18 {
     }
 
     pub fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let mut y = self.bn1.forward(&self.conv1.forward(x)?, ctx)?.relu()?;
+        let mut y = self
+            .bn1
+            .forward_act(&self.conv1.forward(x)?, ctx, Activation::Relu)?;
         for block in &self.blocks {
             y = block.forward(&y, ctx)?;
         }

@@ -12,6 +12,7 @@ use super::ModelError;
 use super::layers::{BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, dropout, max_pool2x2};
 use super::scale;
 use super::store::Builder;
+use crate::kernels::Activation;
 
 /// Configuration "A": channel counts, with `None` for a 2x2 max-pool.
 const CFG_A: [Option<usize>; 13] = [
@@ -105,7 +106,9 @@ impl Vgg11Bn {
         let mut y = x.clone();
         for f in &self.features {
             y = match f {
-                Feature::ConvBnRelu(conv, bn) => bn.forward(&conv.forward(&y)?, ctx)?.relu()?,
+                Feature::ConvBnRelu(conv, bn) => {
+                    bn.forward_act(&conv.forward(&y)?, ctx, Activation::Relu)?
+                }
                 Feature::MaxPool => max_pool2x2(&y)?,
             };
         }

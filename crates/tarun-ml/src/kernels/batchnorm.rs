@@ -1,0 +1,303 @@
+//! Batch norm fused with its activation: statistics, normalisation, affine transform and ReLU or
+//! ReLU6 in one pass over the activation, and one fused backward.
+//!
+//! Written as Candle ops, training batch norm plus ReLU is about fifteen element-wise ops, each
+//! reading and writing a full activation and each kept alive for backward. Here the forward
+//! reads `x` twice (statistics, then output) and writes `y` once; the backward keeps only `x` and
+//! `y` (the activation's mask is read off `y`). With `g = dL/dy * act'(y)`, `x^ = (x - mean) *
+//! istd` and `N = B*H*W` (Ioffe & Szegedy 2015, section 3):
+//!
+//! * `dbeta = sum g`, `dgamma = sum g x^`;
+//! * training (statistics of this batch): `dx = gamma istd (g - dbeta/N - x^ dgamma/N)`;
+//! * evaluation (fixed statistics): `dx = gamma istd g`.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::f32_data;
+
+/// The activation fused after the normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    None,
+    Relu,
+    Relu6,
+}
+
+impl Activation {
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::None => v,
+            Activation::Relu => v.max(0.0),
+            Activation::Relu6 => v.clamp(0.0, 6.0),
+        }
+    }
+
+    /// Whether the gradient passes at output `y` (PyTorch's convention: not at the kinks).
+    fn passes(self, y: f32) -> bool {
+        match self {
+            Activation::None => true,
+            Activation::Relu => y > 0.0,
+            Activation::Relu6 => y > 0.0 && y < 6.0,
+        }
+    }
+}
+
+/// Per-channel mean and biased variance of an NCHW tensor over (N, H, W), as a `[2, C]` tensor
+/// (row 0 the means, row 1 the variances). Not differentiable: [`batch_norm`] differentiates
+/// through the statistics itself when told they came from its input.
+pub fn batch_norm_stats(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&Stats)
+}
+
+/// `act((x - mean) / sqrt(var + eps) * gamma + beta)` per channel of an NCHW tensor, where
+/// `stats` is `[2, C]` (means, variances). `batch_stats` says the statistics were computed from
+/// `x` (training), so the backward differentiates through them; otherwise they are constants
+/// (evaluation with running statistics).
+pub fn batch_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    stats: &Tensor,
+    eps: f64,
+    act: Activation,
+    batch_stats: bool,
+) -> Result<Tensor> {
+    let (_, c, _, _) = x.dims4()?;
+    if gamma.dims() != [c] || beta.dims() != [c] || stats.dims() != [2, c] {
+        candle_core::bail!(
+            "tarun-batch-norm: {c} channels, but gamma {:?}, beta {:?}, stats {:?}",
+            gamma.dims(),
+            beta.dims(),
+            stats.dims()
+        );
+    }
+    let params = Tensor::stack(&[gamma, beta], 0)?;
+    let op = BnOp {
+        eps,
+        act,
+        batch_stats,
+    };
+    x.contiguous()?
+        .apply_op3(&params, &stats.detach().contiguous()?, op)
+}
+
+/// `(B, C, H*W)` of a contiguous NCHW layout.
+fn bc_hw(l: &Layout) -> Result<(usize, usize, usize)> {
+    match l.dims() {
+        &[b, c, h, w] => Ok((b, c, h * w)),
+        d => candle_core::bail!("tarun-batch-norm: expected an NCHW tensor, got {d:?}"),
+    }
+}
+
+struct Stats;
+
+impl CustomOp1 for Stats {
+    fn name(&self) -> &'static str {
+        "tarun-batch-norm-stats"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_data(s, l, self.name())?;
+        let (b, c, hw) = bc_hw(l)?;
+        let n = (b * hw).max(1) as f64;
+        let per_channel: Vec<(f32, f32)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let planes = (0..b).map(|i| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw]);
+                let sum: f64 = planes
+                    .clone()
+                    .map(|p| p.iter().map(|&v| v as f64).sum::<f64>())
+                    .sum();
+                let mean = sum / n;
+                let sq: f64 = planes
+                    .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
+                    .sum();
+                (mean as f32, (sq / n) as f32)
+            })
+            .collect();
+        let mut out: Vec<f32> = per_channel.iter().map(|m| m.0).collect();
+        out.extend(per_channel.iter().map(|m| m.1));
+        Ok((CpuStorage::F32(out), Shape::from((2, c))))
+    }
+}
+
+/// Per-channel scale `gamma * istd` and shift `beta - mean * scale`, plus `istd` and `mean`.
+struct Affine {
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    istd: Vec<f32>,
+    mean: Vec<f32>,
+}
+
+impl Affine {
+    fn new(params: &[f32], stats: &[f32], c: usize, eps: f64) -> Self {
+        let (gamma, beta) = params.split_at(c);
+        let (mean, var) = stats.split_at(c);
+        let istd: Vec<f32> = var
+            .iter()
+            .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
+            .collect();
+        let scale: Vec<f32> = gamma.iter().zip(&istd).map(|(g, s)| g * s).collect();
+        let shift = (0..c).map(|i| beta[i] - mean[i] * scale[i]).collect();
+        Self {
+            scale,
+            shift,
+            istd,
+            mean: mean.to_vec(),
+        }
+    }
+}
+
+struct BnOp {
+    eps: f64,
+    act: Activation,
+    batch_stats: bool,
+}
+
+impl CustomOp3 for BnOp {
+    fn name(&self) -> &'static str {
+        "tarun-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+        ss: &CpuStorage,
+        sl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_data(xs, xl, self.name())?;
+        let (params, stats) = (
+            f32_data(ps, pl, self.name())?,
+            f32_data(ss, sl, self.name())?,
+        );
+        let (_, c, hw) = bc_hw(xl)?;
+        let a = Affine::new(params, stats, c, self.eps);
+        let mut y = vec![0f32; x.len()];
+        if hw > 0 {
+            y.par_chunks_mut(hw)
+                .zip(x.par_chunks(hw))
+                .enumerate()
+                .for_each(|(i, (out, inp))| {
+                    let (s, t) = (a.scale[i % c], a.shift[i % c]);
+                    for (o, &v) in out.iter_mut().zip(inp) {
+                        *o = self.act.apply(v * s + t);
+                    }
+                });
+        }
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        stats: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let c = params.dim(1)?;
+        let host = |t: &Tensor| -> Result<Vec<f32>> { t.flatten_all()?.to_vec1::<f32>() };
+        let a = Affine::new(&host(params)?, &host(stats)?, c, self.eps);
+        let grad = grad.contiguous()?;
+        let reduce = BnGrad {
+            act: self.act,
+            affine: a,
+            sums: None,
+            batch_stats: self.batch_stats,
+        };
+        let dparams = x.apply_op3_no_bwd(&grad, y, &reduce)?;
+        let sums = host(&dparams)?;
+        let input = BnGrad {
+            sums: Some(sums),
+            ..reduce
+        };
+        let dx = x.apply_op3_no_bwd(&grad, y, &input)?;
+        Ok((Some(dx), Some(dparams), None))
+    }
+}
+
+/// The backward on (x, dL/dy, y). Without `sums` it returns `[2, C]`: `dgamma` and `dbeta`;
+/// given them (same layout) it returns `dx`.
+struct BnGrad {
+    act: Activation,
+    affine: Affine,
+    sums: Option<Vec<f32>>,
+    batch_stats: bool,
+}
+
+impl CustomOp3 for BnGrad {
+    fn name(&self) -> &'static str {
+        "tarun-batch-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_data(xs, xl, self.name())?;
+        let (dy, y) = (
+            f32_data(gs, gl, self.name())?,
+            f32_data(ys, yl, self.name())?,
+        );
+        let (b, c, hw) = bc_hw(xl)?;
+        let a = &self.affine;
+        let act = self.act;
+        let Some(sums) = &self.sums else {
+            let per_channel: Vec<(f64, f64)> = (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    let (mut dgamma, mut dbeta) = (0f64, 0f64);
+                    for i in 0..b {
+                        let r = (i * c + ch) * hw..(i * c + ch + 1) * hw;
+                        let (mut sg, mut sgx) = (0f32, 0f32);
+                        for ((&xv, &gv), &yv) in x[r.clone()].iter().zip(&dy[r.clone()]).zip(&y[r])
+                        {
+                            let g = if act.passes(yv) { gv } else { 0.0 };
+                            sg += g;
+                            sgx += g * (xv - a.mean[ch]);
+                        }
+                        dbeta += sg as f64;
+                        dgamma += sgx as f64 * a.istd[ch] as f64;
+                    }
+                    (dgamma, dbeta)
+                })
+                .collect();
+            let mut out: Vec<f32> = per_channel.iter().map(|p| p.0 as f32).collect();
+            out.extend(per_channel.iter().map(|p| p.1 as f32));
+            return Ok((CpuStorage::F32(out), Shape::from((2, c))));
+        };
+        let n = (b * hw).max(1) as f32;
+        let mut dx = vec![0f32; x.len()];
+        if hw > 0 {
+            dx.par_chunks_mut(hw).enumerate().for_each(|(i, out)| {
+                let ch = i % c;
+                let r = i * hw..(i + 1) * hw;
+                let (s, istd, mean) = (a.scale[ch], a.istd[ch], a.mean[ch]);
+                let (dgamma_n, dbeta_n) = (sums[ch] / n, sums[c + ch] / n);
+                let it = out
+                    .iter_mut()
+                    .zip(&x[r.clone()])
+                    .zip(&dy[r.clone()])
+                    .zip(&y[r]);
+                for (((o, &xv), &gv), &yv) in it {
+                    let g = if act.passes(yv) { gv } else { 0.0 };
+                    *o = if self.batch_stats {
+                        s * (g - dbeta_n - (xv - mean) * istd * dgamma_n)
+                    } else {
+                        s * g
+                    };
+                }
+            });
+        }
+        Ok((CpuStorage::F32(dx), xl.shape().clone()))
+    }
+}

@@ -1,0 +1,391 @@
+//! Dense 2-D convolution: batched im2col + GEMM, written straight into NCHW.
+//!
+//! The batch is cut into groups of images. Per group, one thread unfolds the images into a
+//! column matrix `col` of `C*k*k` rows and `G*Ho*Wo` columns and multiplies `W (Co x C*k*k)` by
+//! it. Groups are sized so that each product is wide enough for the GEMM kernel (late ResNet
+//! layers have 4x4 maps: one image alone would make a 16-column product) while the batch still
+//! splits over every thread. The gradients reuse the same pieces:
+//!
+//! * `dx`: `dcol = W^T dY`, folded back into the image (col2im, accumulating overlaps);
+//! * `dW = sum over groups of dY col^T`, one accumulator per thread, summed at the end.
+//!
+//! A stride-1, unpadded 1x1 convolution skips the unfolding: the image is its own column matrix.
+//! `col` is recomputed in backward rather than stored, so a convolution keeps only its input.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{View, f32_data, matmul, threads};
+
+/// `x.conv2d(w, padding, stride, 1, 1)` for contiguous f32 NCHW tensors on the CPU, with a
+/// backward pass; square kernels only.
+pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
+    x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp(geom))
+}
+
+/// The shapes of one convolution.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geom {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    co: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geom {
+    fn new(x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
+        let (&[b, c, h, wd], &[co, ci, kh, kw]) = (x, w) else {
+            candle_core::bail!("tarun-conv2d: expected 4-d input and kernel, got {x:?} and {w:?}");
+        };
+        if ci != c || kh != kw || stride == 0 || kh == 0 {
+            candle_core::bail!(
+                "tarun-conv2d: input {x:?} and kernel {w:?} (stride {stride}) do not fit: \
+                 channels must match and the kernel must be square"
+            );
+        }
+        if h + 2 * pad < kh || wd + 2 * pad < kw {
+            candle_core::bail!("tarun-conv2d: kernel {kh}x{kw} larger than padded input {x:?}");
+        }
+        Ok(Self {
+            b,
+            c,
+            h,
+            w: wd,
+            co,
+            k: kh,
+            stride,
+            pad,
+            ho: (h + 2 * pad - kh) / stride + 1,
+            wo: (wd + 2 * pad - kw) / stride + 1,
+        })
+    }
+
+    fn ckk(&self) -> usize {
+        self.c * self.k * self.k
+    }
+    fn chw(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    fn out_hw(&self) -> usize {
+        self.ho * self.wo
+    }
+    fn pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    /// Images per group: enough columns for an efficient GEMM (about 256), few enough that the
+    /// batch still splits over all threads and that `col` stays within about 16 MB.
+    fn group(&self) -> usize {
+        let per_thread = self.b.div_ceil(threads()).max(1);
+        let wide = 256usize.div_ceil(self.out_hw().max(1));
+        let memory = (4 << 20) / (self.ckk() * self.out_hw()).max(1);
+        wide.min(per_thread).min(memory.max(1)).max(1)
+    }
+
+    /// Output columns `ow` whose tap `kj` reads inside the row: `[lo, hi)`.
+    fn valid_cols(&self, kj: usize) -> (usize, usize) {
+        let (s, p) = (self.stride, self.pad);
+        let lo = if p > kj { (p - kj).div_ceil(s) } else { 0 };
+        let hi = if self.w + p > kj {
+            ((self.w - 1 + p - kj) / s + 1).min(self.wo)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// Unfolds one image into columns `[off, off + Ho*Wo)` of `col` (row stride `ld`).
+fn im2col(x: &[f32], g: &Geom, col: &mut [f32], ld: usize, off: usize) {
+    let (k, s, p) = (g.k, g.stride, g.pad);
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..k {
+            for kj in 0..k {
+                let row = (c * k + ki) * k + kj;
+                let dst = &mut col[row * ld + off..row * ld + off + g.out_hw()];
+                let (lo, hi) = g.valid_cols(kj);
+                for oh in 0..g.ho {
+                    let d = &mut dst[oh * g.wo..(oh + 1) * g.wo];
+                    let ih = (oh * s + ki).wrapping_sub(p);
+                    if ih >= g.h {
+                        d.fill(0.0);
+                        continue;
+                    }
+                    d[..lo].fill(0.0);
+                    d[hi..].fill(0.0);
+                    let src = &plane[ih * g.w..(ih + 1) * g.w];
+                    if s == 1 {
+                        let start = lo + kj - p;
+                        d[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                    } else {
+                        for (ow, v) in d[lo..hi].iter_mut().enumerate() {
+                            *v = src[(lo + ow) * s + kj - p];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds columns `[off, off + Ho*Wo)` of `col` back into one image's gradient, adding overlaps.
+fn col2im(col: &[f32], ld: usize, off: usize, g: &Geom, dx: &mut [f32]) {
+    let (k, s, p) = (g.k, g.stride, g.pad);
+    for c in 0..g.c {
+        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..k {
+            for kj in 0..k {
+                let row = (c * k + ki) * k + kj;
+                let src = &col[row * ld + off..row * ld + off + g.out_hw()];
+                let (lo, hi) = g.valid_cols(kj);
+                for oh in 0..g.ho {
+                    let ih = (oh * s + ki).wrapping_sub(p);
+                    if ih >= g.h {
+                        continue;
+                    }
+                    let d = &mut plane[ih * g.w..(ih + 1) * g.w];
+                    let srow = &src[oh * g.wo..(oh + 1) * g.wo];
+                    if s == 1 {
+                        let start = lo + kj - p;
+                        for (a, b) in d[start..start + hi - lo].iter_mut().zip(&srow[lo..hi]) {
+                            *a += b;
+                        }
+                    } else {
+                        for ow in lo..hi {
+                            d[ow * s + kj - p] += srow[ow];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Unfolds images `[n0, n0 + gn)` into `col` (`C*k*k` x `gn*Ho*Wo`).
+fn unfold_group(x: &[f32], g: &Geom, n0: usize, gn: usize, col: &mut Vec<f32>) {
+    let ld = gn * g.out_hw();
+    col.resize(g.ckk() * ld, 0.0);
+    for i in 0..gn {
+        let img = &x[(n0 + i) * g.chw()..(n0 + i + 1) * g.chw()];
+        im2col(img, g, col, ld, i * g.out_hw());
+    }
+}
+
+/// Copies `dy` of images `[n0, n0 + gn)` into one `Co x gn*Ho*Wo` matrix.
+fn gather_group(dy: &[f32], g: &Geom, n0: usize, gn: usize, out: &mut Vec<f32>) {
+    let (hw, ld) = (g.out_hw(), gn * g.out_hw());
+    out.resize(g.co * ld, 0.0);
+    for i in 0..gn {
+        let img = &dy[(n0 + i) * g.co * hw..(n0 + i + 1) * g.co * hw];
+        for o in 0..g.co {
+            out[o * ld + i * hw..o * ld + (i + 1) * hw].copy_from_slice(&img[o * hw..(o + 1) * hw]);
+        }
+    }
+}
+
+/// The forward convolution.
+pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
+    let (hw, ckk) = (g.out_hw(), g.ckk());
+    let mut y = vec![0f32; g.b * g.co * hw];
+    if y.is_empty() {
+        return y;
+    }
+    let gs = g.group();
+    let inner = if g.b < threads() { threads() } else { 1 };
+    y.par_chunks_mut(gs * g.co * hw).enumerate().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(col, tmp), (gi, out)| {
+            let (n0, gn) = (gi * gs, out.len() / (g.co * hw));
+            let wv = View::rows(w, ckk);
+            if gn == 1 && g.pointwise() {
+                let img = &x[n0 * g.chw()..(n0 + 1) * g.chw()];
+                matmul(out, wv, View::rows(img, hw), (g.co, hw, ckk), false, inner);
+                return;
+            }
+            unfold_group(x, g, n0, gn, col);
+            let cv = View::rows(col, gn * hw);
+            if gn == 1 {
+                matmul(out, wv, cv, (g.co, hw, ckk), false, inner);
+                return;
+            }
+            tmp.resize(g.co * gn * hw, 0.0);
+            matmul(tmp, wv, cv, (g.co, gn * hw, ckk), false, inner);
+            for i in 0..gn {
+                for o in 0..g.co {
+                    let src = &tmp[o * gn * hw + i * hw..o * gn * hw + (i + 1) * hw];
+                    out[(i * g.co + o) * hw..(i * g.co + o + 1) * hw].copy_from_slice(src);
+                }
+            }
+        },
+    );
+    y
+}
+
+/// dL/dx from dL/dy.
+pub(crate) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
+    let (hw, ckk) = (g.out_hw(), g.ckk());
+    let mut dx = vec![0f32; g.b * g.chw()];
+    if dx.is_empty() {
+        return dx;
+    }
+    let gs = g.group();
+    let inner = if g.b < threads() { threads() } else { 1 };
+    let wt = View::transposed(w, ckk);
+    dx.par_chunks_mut(gs * g.chw()).enumerate().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(dyg, dcol), (gi, out)| {
+            let (n0, gn) = (gi * gs, out.len() / g.chw());
+            let dy_rows: &[f32] = if gn == 1 {
+                &dy[n0 * g.co * hw..(n0 + 1) * g.co * hw]
+            } else {
+                gather_group(dy, g, n0, gn, dyg);
+                dyg
+            };
+            let dv = View::rows(dy_rows, gn * hw);
+            if gn == 1 && g.pointwise() {
+                matmul(out, wt, dv, (ckk, hw, g.co), false, inner);
+                return;
+            }
+            dcol.resize(ckk * gn * hw, 0.0);
+            matmul(dcol, wt, dv, (ckk, gn * hw, g.co), false, inner);
+            for i in 0..gn {
+                col2im(
+                    dcol,
+                    gn * hw,
+                    i * hw,
+                    g,
+                    &mut out[i * g.chw()..(i + 1) * g.chw()],
+                );
+            }
+        },
+    );
+    dx
+}
+
+/// dL/dW from the input and dL/dy.
+pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
+    let (hw, ckk) = (g.out_hw(), g.ckk());
+    let zeros = || vec![0f32; g.co * ckk];
+    if g.b == 0 {
+        return zeros();
+    }
+    let gs = g.group();
+    let groups = g.b.div_ceil(gs);
+    let inner = if groups < threads() { threads() } else { 1 };
+    (0..groups)
+        .into_par_iter()
+        .fold(
+            || (zeros(), Vec::new(), Vec::new()),
+            |(mut acc, mut col, mut dyg), gi| {
+                let n0 = gi * gs;
+                let gn = gs.min(g.b - n0);
+                let dy_rows: &[f32] = if gn == 1 {
+                    &dy[n0 * g.co * hw..(n0 + 1) * g.co * hw]
+                } else {
+                    gather_group(dy, g, n0, gn, &mut dyg);
+                    &dyg
+                };
+                let cols: &[f32] = if gn == 1 && g.pointwise() {
+                    &x[n0 * g.chw()..(n0 + 1) * g.chw()]
+                } else {
+                    unfold_group(x, g, n0, gn, &mut col);
+                    &col
+                };
+                let (dv, ct) = (
+                    View::rows(dy_rows, gn * hw),
+                    View::transposed(cols, gn * hw),
+                );
+                matmul(&mut acc, dv, ct, (g.co, ckk, gn * hw), true, inner);
+                (acc, col, dyg)
+            },
+        )
+        .map(|(acc, _, _)| acc)
+        .reduce(zeros, |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+}
+
+/// `conv2d(x, w)`: forward with its backward.
+struct ConvOp(Geom);
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        "tarun-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w) = (
+            f32_data(xs, xl, self.name())?,
+            f32_data(ws, wl, self.name())?,
+        );
+        let g = &self.0;
+        let y = forward(x, w, g);
+        Ok((CpuStorage::F32(y), Shape::from((g.b, g.co, g.ho, g.wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = grad.apply_op2_no_bwd(w, &ConvGrad::Input(self.0))?;
+        let dw = x.apply_op2_no_bwd(&grad, &ConvGrad::Kernel(self.0))?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// The two gradients as ops: `Input` takes (dy, w), `Kernel` takes (x, dy).
+enum ConvGrad {
+    Input(Geom),
+    Kernel(Geom),
+}
+
+impl CustomOp2 for ConvGrad {
+    fn name(&self) -> &'static str {
+        match self {
+            ConvGrad::Input(_) => "tarun-conv2d-input-grad",
+            ConvGrad::Kernel(_) => "tarun-conv2d-kernel-grad",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = (
+            f32_data(s1, l1, self.name())?,
+            f32_data(s2, l2, self.name())?,
+        );
+        Ok(match self {
+            ConvGrad::Input(g) => (
+                CpuStorage::F32(input_grad(a, b, g)),
+                Shape::from((g.b, g.c, g.h, g.w)),
+            ),
+            ConvGrad::Kernel(g) => (
+                CpuStorage::F32(kernel_grad(a, b, g)),
+                Shape::from((g.co, g.c, g.k, g.k)),
+            ),
+        })
+    }
+}

@@ -1,0 +1,142 @@
+//! tarun's CPU kernels, as Candle custom ops with their own backward passes.
+//!
+//! Candle's stock CPU convolution builds its im2col matrix on one thread, multiplies it in the
+//! transposed layout and copies the result back to NCHW; its backward runs a direct
+//! `conv_transpose2d` loop; grouped convolutions run one convolution per group; and batch norm is
+//! a chain of a dozen element-wise ops, each allocating a full activation and each kept alive
+//! until backward ends. These kernels replace those hot spots:
+//!
+//! * [`conv2d`]: dense convolution (any stride and padding, 1x1 and the 3-channel stem) as
+//!   batched im2col + GEMM straight into NCHW, with both gradients the same way (issue 8).
+//! * [`depthwise_conv2d`]: per-channel direct loops, forward and both gradients.
+//! * [`batch_norm`]: batch statistics, normalisation, affine and an optional ReLU / ReLU6 in one
+//!   pass, with a fused backward; in evaluation mode it uses the running statistics.
+//!
+//! Every kernel runs on the rayon pool (sized to the machine) and works on contiguous `f32`
+//! NCHW tensors; the wrappers make inputs contiguous. Off the CPU, and with
+//! `TARUN_KERNELS=candle`, the networks use Candle's stock ops instead (see `models::Kernels`).
+//! The tests compare every kernel with those stock ops and its gradients with finite differences.
+
+mod batchnorm;
+mod conv;
+mod depthwise;
+
+pub use batchnorm::{Activation, batch_norm, batch_norm_stats};
+pub use conv::conv2d;
+pub use depthwise::depthwise_conv2d;
+
+use candle_core::{CpuStorage, Layout, Result};
+
+/// The contiguous `f32` data of a custom op's input.
+fn f32_data<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        candle_core::bail!(
+            "{op}: tarun's kernels support f32 only, got {:?}",
+            candle_core::backend::BackendStorage::dtype(s)
+        );
+    };
+    let Some((start, end)) = l.contiguous_offsets() else {
+        candle_core::bail!("{op}: expects contiguous inputs");
+    };
+    Ok(&v[start..end])
+}
+
+/// A row-major or transposed view of a matrix inside a slice: element (i, j) is at
+/// `i * rs + j * cs`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// Row-major with `cols` columns.
+    fn rows(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns.
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            rs: 1,
+            cs: cols,
+        }
+    }
+
+    /// Whether element (rows-1, cols-1) is inside the slice.
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst (m x n, row-major with row stride n) (+)= a (m x k) * b (k x n)`, with the `gemm` crate.
+///
+/// `accumulate` adds to `dst` instead of overwriting it. `threads > 1` lets gemm split the
+/// product over the rayon pool; the kernels pass 1 when they already run one product per thread.
+fn matmul(
+    dst: &mut [f32],
+    a: View,
+    b: View,
+    (m, n, k): (usize, usize, usize),
+    accumulate: bool,
+    threads: usize,
+) {
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    assert!(
+        a.fits(m, k) && b.fits(k, n),
+        "matmul: operand out of bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every element gemm touches inside the three slices; `dst`
+    // is exclusively borrowed and cannot alias the shared `a` and `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// The rayon pool's size: how many independent products are worth running at once.
+fn threads() -> usize {
+    rayon::current_num_threads().max(1)
+}
+
+#[cfg(test)]
+mod tests;
