@@ -6,7 +6,7 @@
 //! `src/kernels/tests.rs`: it catches a kernel wired with the wrong stride, padding, activation
 //! or mode, which the per-op tests cannot see.
 //!
-//! Gradients are compared per parameter, relative to that parameter's largest gradient, plus a
+//! Gradients are compared per parameter, within 2e-3 of that parameter's largest gradient, plus a
 //! floor of 1e-5 of the largest gradient in the network: parameters whose exact gradient is zero
 //! (a conv bias just before batch norm, a batch-norm shift feeding another batch norm through a
 //! linear layer) carry only float noise in both implementations.

@@ -262,7 +262,10 @@ const MOBILENET_V2: Reference = Reference {
         -4.467381, 3.335189, -2.460178, 1.310439, -0.413119, 0.252347, -1.908687, 2.696457,
         -3.907521, 3.979883, -4.46068, 3.325069, -2.446041, 1.293355, -0.393272,
     ],
-    after_step_tol: 2e-2,
+    // Float noise decides the sign of many first Adam steps here (see `check_adamw_step`):
+    // summing in another order (AVX-512 instead of AVX2 microkernels) moves the result between
+    // 1 and 2 % of the scale.
+    after_step_tol: 3e-2,
 };
 
 /// The formula of the script's `fill`, entry `k` of the state dict in torchvision order.

@@ -11,6 +11,7 @@
 //! * [`depthwise_conv2d`]: per-channel direct loops, forward and both gradients.
 //! * [`batch_norm`]: batch statistics, normalisation, affine and an optional ReLU / ReLU6 in one
 //!   pass, with a fused backward; in evaluation mode it uses the running statistics.
+//! * [`add_relu`]: ResNet's `relu(a + b)` block exit in one pass each way.
 //!
 //! Every kernel runs on the rayon pool (sized to the machine) and works on contiguous `f32`
 //! NCHW tensors; the wrappers make inputs contiguous. Off the CPU, and with
@@ -20,10 +21,12 @@
 mod batchnorm;
 mod conv;
 mod depthwise;
+mod residual;
 
 pub use batchnorm::{Activation, batch_norm, batch_norm_stats};
 pub use conv::conv2d;
 pub use depthwise::depthwise_conv2d;
+pub use residual::add_relu;
 
 use candle_core::{CpuStorage, Layout, Result};
 

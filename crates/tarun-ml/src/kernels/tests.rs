@@ -271,3 +271,28 @@ fn batch_norm_stats_are_mean_and_biased_variance() {
     let s: Vec<Vec<f32>> = batch_norm_stats(&x).unwrap().to_vec2().unwrap();
     assert_eq!(s, vec![vec![3.0, 2.0], vec![3.5, 4.0]]);
 }
+
+#[test]
+fn add_relu_matches_candle_and_has_pytorchs_gradient_at_zero() {
+    let a = random(&[3, 4, 5, 5], 20);
+    let b = random(&[3, 4, 5, 5], 21);
+    check_against(
+        &[&a, &b],
+        || add_relu(&a, &b).unwrap(),
+        || (a.as_tensor() + b.as_tensor()).unwrap().relu().unwrap(),
+        1e-6,
+        "add_relu",
+    );
+    // relu(1 + -1) = 0: PyTorch passes no gradient there (Candle's own relu would).
+    let a = Var::new(&[1f32, 2.0, -3.0], &Device::Cpu).unwrap();
+    let b = Var::new(&[-1f32, 1.0, 1.0], &Device::Cpu).unwrap();
+    let g = add_relu(&a, &b)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let ga: Vec<f32> = g.get(&a).unwrap().to_vec1().unwrap();
+    let gb: Vec<f32> = g.get(&b).unwrap().to_vec1().unwrap();
+    assert_eq!((ga, gb), (vec![0.0, 1.0, 0.0], vec![0.0, 1.0, 0.0]));
+}

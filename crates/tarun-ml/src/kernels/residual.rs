@@ -1,0 +1,81 @@
+//! ResNet's block exit, `relu(a + b)`, as one op: one pass forward, and one masked copy of the
+//! gradient (shared by both inputs) backward, instead of Candle's add, ReLU and the four
+//! element-wise ops of their backward passes.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::f32_data;
+
+/// Elements per parallel task: large enough to amortise scheduling.
+const CHUNK: usize = 1 << 14;
+
+/// `(a + b).relu()` for two contiguous f32 tensors of one shape, with PyTorch's gradient (none
+/// where the output is 0).
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.dims() != b.dims() {
+        candle_core::bail!("tarun-add-relu: shapes {:?} and {:?}", a.dims(), b.dims());
+    }
+    a.contiguous()?
+        .apply_op2(&b.contiguous()?, AddRelu::Forward)
+}
+
+enum AddRelu {
+    Forward,
+    /// On (y, dL/dy): dL/dy where y > 0, else 0.
+    Mask,
+}
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        match self {
+            AddRelu::Forward => "tarun-add-relu",
+            AddRelu::Mask => "tarun-add-relu-grad",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = (
+            f32_data(s1, l1, self.name())?,
+            f32_data(s2, l2, self.name())?,
+        );
+        if a.len() != b.len() {
+            candle_core::bail!("{}: {} and {} elements", self.name(), a.len(), b.len());
+        }
+        let mut out = vec![0f32; a.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+            .for_each(|(o, (a, b))| {
+                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                    *o = match self {
+                        AddRelu::Forward => (a + b).max(0.0),
+                        AddRelu::Mask => {
+                            if a > 0.0 {
+                                b
+                            } else {
+                                0.0
+                            }
+                        }
+                    };
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = y.apply_op2_no_bwd(&grad.contiguous()?, &AddRelu::Mask)?;
+        Ok((Some(g.clone()), Some(g)))
+    }
+}
