@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use serde_json::Value;
 
+mod support;
+
 const M: &str = "tests/fixtures/tiny.toml";
 const TARGET: &str = "unlearned-eval[arch=resnet18]";
 const BASE: &str = "base[arch=resnet18]";
@@ -56,19 +58,6 @@ fn object_of(store: &Path, id: &str) -> PathBuf {
     store.join("objects").join(&digest[..2]).join(&digest[2..])
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
-
 #[test]
 fn every_kind_of_damage_is_found_and_recomputed() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +101,7 @@ fn every_kind_of_damage_is_found_and_recomputed() {
     ];
     for (name, damage) in damages {
         let store = dir.path().join(name.replace(' ', "-"));
-        copy_dir(&pristine, &store);
+        support::copy_dir(&pristine, &store);
         damage(&store);
         let verify = tarun(&store).arg("verify").output().unwrap();
         assert_eq!(verify.status.code(), Some(3), "{name}: verify must fail");
@@ -141,7 +130,7 @@ fn every_kind_of_damage_is_found_and_recomputed() {
 
     // A job about to read a corrupt input refuses, and the next run recovers.
     let store = dir.path().join("read-time");
-    copy_dir(&pristine, &store);
+    support::copy_dir(&pristine, &store);
     let path = object_of(&store, BASE);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[100] ^= 0x01;

@@ -4,7 +4,6 @@
 //!
 //! `TARUN_KILL_POINTS=N` tries N kill points instead of the default 4.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command as StdCommand, Stdio};
 use std::time::Instant;
@@ -12,6 +11,8 @@ use std::time::Instant;
 use assert_cmd::Command;
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
+
+mod support;
 
 const TARGET: &str = "unlearned-eval[arch=resnet18]";
 const RUN: [&str; 5] = [
@@ -52,22 +53,6 @@ fn run_to_end(store: &Path) -> Value {
     log["runs"].as_array().unwrap().last().unwrap().clone()
 }
 
-/// Fresh nodes and their output digests.
-fn fresh_outputs(store: &Path) -> BTreeMap<String, Value> {
-    let out = tarun(store)
-        .args(["status", "tests/fixtures/tiny.toml", "--json"])
-        .output()
-        .unwrap();
-    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
-    status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["state"] == "fresh")
-        .map(|n| (n["id"].as_str().unwrap().to_owned(), n["outputs"].clone()))
-        .collect()
-}
-
 #[test]
 fn a_killed_run_loses_nothing_and_resumes_to_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
@@ -75,7 +60,7 @@ fn a_killed_run_loses_nothing_and_resumes_to_the_same_results() {
     let started = Instant::now();
     run_to_end(&reference_store);
     let full = started.elapsed();
-    let reference = fresh_outputs(&reference_store);
+    let reference = support::fresh_outputs(&reference_store, support::TINY);
     assert_eq!(reference.len(), 14, "{reference:?}");
 
     let points: u32 = std::env::var("TARUN_KILL_POINTS")
@@ -95,7 +80,7 @@ fn a_killed_run_loses_nothing_and_resumes_to_the_same_results() {
         if store.join("objects").exists() {
             tarun(&store).arg("verify").assert().success();
         }
-        let survived = fresh_outputs(&store);
+        let survived = support::fresh_outputs(&store, support::TINY);
         for (id, outputs) in &survived {
             assert_eq!(
                 Some(outputs),
@@ -111,7 +96,11 @@ fn a_killed_run_loses_nothing_and_resumes_to_the_same_results() {
             survived.len(),
             "kill {k} at {at:?}: every committed node is reused"
         );
-        assert_eq!(fresh_outputs(&store), reference, "kill {k} at {at:?}");
+        assert_eq!(
+            support::fresh_outputs(&store, support::TINY),
+            reference,
+            "kill {k} at {at:?}"
+        );
         committed_before_kill.push(survived.len());
     }
     eprintln!(
@@ -127,7 +116,7 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let reference_store = dir.path().join("reference");
     run_to_end(&reference_store);
-    let reference = fresh_outputs(&reference_store);
+    let reference = support::fresh_outputs(&reference_store, support::TINY);
 
     let store = dir.path().join("interrupted");
     let child = spawn_run(&store);
@@ -151,11 +140,11 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
     tarun(&store).arg("verify").assert().success();
     let tmp_left = std::fs::read_dir(store.join("tmp")).map_or(0, |d| d.count());
     assert_eq!(tmp_left, 0, "no partial outputs left behind");
-    for (id, outputs) in fresh_outputs(&store) {
+    for (id, outputs) in support::fresh_outputs(&store, support::TINY) {
         assert_eq!(Some(&outputs), reference.get(&id), "`{id}`");
     }
     run_to_end(&store);
-    assert_eq!(fresh_outputs(&store), reference);
+    assert_eq!(support::fresh_outputs(&store, support::TINY), reference);
 }
 
 /// Two runs of one study on one store at once: the second waits for the lock, says for
