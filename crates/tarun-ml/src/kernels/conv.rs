@@ -346,9 +346,14 @@ impl CustomOp2 for ConvOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let dx = grad.apply_op2_no_bwd(w, &ConvGrad::Input(self.0))?;
+        // The stem's input is the image batch, which needs no gradient: skip its col2im.
+        let dx = if x.track_op() {
+            Some(grad.apply_op2_no_bwd(w, &ConvGrad::Input(self.0))?)
+        } else {
+            None
+        };
         let dw = x.apply_op2_no_bwd(&grad, &ConvGrad::Kernel(self.0))?;
-        Ok((Some(dx), Some(dw)))
+        Ok((dx, Some(dw)))
     }
 }
 
