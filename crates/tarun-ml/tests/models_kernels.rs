@@ -84,6 +84,13 @@ fn max_abs(v: &[f32]) -> f32 {
     v.iter().fold(0f32, |m, x| m.max(x.abs()))
 }
 
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max)
+}
+
 fn compare(arch: Arch, width: f64, compare_gradients: bool) {
     let (ours, stock) = (
         run(arch, width, Kernels::Tarun),
@@ -91,12 +98,7 @@ fn compare(arch: Arch, width: f64, compare_gradients: bool) {
     );
     let name = arch.name();
     let scale = max_abs(&stock.logits).max(1.0);
-    let worst = ours
-        .logits
-        .iter()
-        .zip(&stock.logits)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let worst = max_diff(&ours.logits, &stock.logits);
     assert!(worst <= 1e-3 * scale, "{name} logits off by {worst}");
     assert!((ours.loss - stock.loss).abs() < 1e-4, "{name} loss");
     if !compare_gradients {
@@ -111,11 +113,7 @@ fn compare(arch: Arch, width: f64, compare_gradients: bool) {
     for (key, g_stock) in &stock.grads {
         let g_ours = &ours.grads[key];
         let tol = 2e-3 * max_abs(g_stock) + 1e-5 * global;
-        let worst = g_ours
-            .iter()
-            .zip(g_stock)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = max_diff(g_ours, g_stock);
         assert!(
             worst <= tol,
             "{name} gradient of {key}: off by {worst} (tolerance {tol})"
@@ -123,11 +121,7 @@ fn compare(arch: Arch, width: f64, compare_gradients: bool) {
     }
     for (key, s_stock) in &stock.state {
         let s_ours = &ours.state[key];
-        let worst = s_ours
-            .iter()
-            .zip(s_stock)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = max_diff(s_ours, s_stock);
         assert!(
             worst <= 1e-4 * max_abs(s_stock).max(1.0),
             "{name} {key}: off by {worst}"

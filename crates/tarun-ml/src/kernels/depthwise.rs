@@ -68,14 +68,7 @@ impl Geom {
 
     /// Output columns whose tap `kj` reads inside the row: `[lo, hi)`.
     fn valid_cols(&self, kj: usize) -> (usize, usize) {
-        let (s, p) = (self.stride, self.pad);
-        let lo = if p > kj { (p - kj).div_ceil(s) } else { 0 };
-        let hi = if self.w + p > kj {
-            ((self.w - 1 + p - kj) / s + 1).min(self.wo)
-        } else {
-            0
-        };
-        (lo.min(hi), hi)
+        super::valid_cols(self.w, self.wo, self.stride, self.pad, kj)
     }
 
     /// Calls `f(oh, ih, kj, lo, hi)` for every output row, tap and valid column range.

@@ -136,6 +136,18 @@ fn matmul(
     }
 }
 
+/// For a row of `w` inputs, `wo` outputs, stride `s` and padding `p`: the output columns
+/// `[lo, hi)` whose tap `kj` reads inside the row (`ow * s + kj - p` in `[0, w)`).
+fn valid_cols(w: usize, wo: usize, s: usize, p: usize, kj: usize) -> (usize, usize) {
+    let lo = if p > kj { (p - kj).div_ceil(s) } else { 0 };
+    let hi = if w + p > kj {
+        ((w - 1 + p - kj) / s + 1).min(wo)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
 /// The rayon pool's size: how many independent products are worth running at once.
 fn threads() -> usize {
     rayon::current_num_threads().max(1)
