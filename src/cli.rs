@@ -51,6 +51,26 @@ pub enum Command {
     Data(DataCommand),
     /// Measure training and inference speed of the networks (and PyTorch's, when installed).
     Bench(BenchArgs),
+    /// Run one node of a study, as a Slurm job does (`tarun run --executor slurm` submits it).
+    #[command(hide = true)]
+    ExecNode(ExecNodeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorKind {
+    /// Run nodes in this process, on this machine's devices.
+    Local,
+    /// Submit each node that needs a device as a Slurm job (the store must be on a filesystem
+    /// the cluster's nodes share).
+    Slurm,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecNodeArgs {
+    /// The node's key, as the driver wrote it under `<store>/slurm/tasks/`.
+    pub key: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +100,21 @@ pub struct RunArgs {
     /// Hide progress bars (they are hidden anyway when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Where nodes that train or evaluate run: here, or as Slurm jobs.
+    #[arg(long, value_enum, default_value = "local")]
+    pub executor: ExecutorKind,
+    /// Slurm partition for every job (over the manifest's `[slurm] partition`).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Extra `sbatch` option for every job, e.g. `--slurm-opt=--account=abc` (repeatable).
+    #[arg(long = "slurm-opt", value_name = "OPTION", allow_hyphen_values = true)]
+    pub slurm_opts: Vec<String>,
+    /// Seconds between two polls of the Slurm job states.
+    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
+    pub poll_interval: f64,
+    /// At most this many Slurm jobs queued or running at once.
+    #[arg(long, default_value_t = 1000)]
+    pub max_jobs: usize,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod bench;
 mod dag;
 mod data;
+mod exec_node;
 mod export;
 mod gc;
 mod log;
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Log(args) => log::log(args),
         Command::Data(cmd) => data::data(cmd),
         Command::Bench(args) => bench::bench(args),
+        Command::ExecNode(args) => exec_node::exec_node(args),
     }
 }
 

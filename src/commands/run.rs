@@ -4,14 +4,18 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tarun_core::engine::{DevicePool, DeviceSpec, Engine, Options};
+use std::time::Duration;
+
+use camino::Utf8PathBuf;
+use tarun_core::engine::slurm::SlurmConfig;
+use tarun_core::engine::{DevicePool, DeviceSpec, Engine, Executor, Options};
 use tarun_core::manifest::{NodeKind, Study};
 use tarun_core::plan::{self, State};
 use tarun_core::store::{Outcome, RunJournal, Store};
 use tokio_util::sync::CancellationToken;
 
 use super::{Result, load, select_nodes};
-use crate::cli::RunArgs;
+use crate::cli::{ExecutorKind, RunArgs};
 use crate::errors::{self, ExpectedError};
 use crate::kinds;
 use crate::reporter::Reporter;
@@ -25,10 +29,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
     let force = select_nodes(&study, &args.force, "--force")?;
     let devices = device_pool(&args)?;
+    let executor = executor(&args)?;
     if args.dry_run {
         return dry_run(&args, &study, &graph, targets.as_ref(), &force);
     }
-    let store = Store::open(args.store.store.clone())?;
+    // Jobs on other hosts find the store by its absolute path.
+    let store_root = match executor {
+        Executor::Local => args.store.store.clone(),
+        Executor::Slurm(_) => std::path::absolute(&args.store.store)
+            .map_err(anyhow::Error::from)
+            .and_then(|p| Utf8PathBuf::try_from(p).map_err(anyhow::Error::from))?,
+    };
+    let store = Store::open(store_root)?;
     let run_id = format!(
         "{}-{:05}",
         jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S"),
@@ -65,6 +77,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         devices,
         events: tx,
         cancel: cancel.clone(),
+        executor,
     };
     let opts = Options {
         targets,
@@ -79,6 +92,47 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     print_summary(&journal);
     export_reports(&Store::open(args.store.store.clone())?, &study, &journal)?;
     Ok(exit_code(&journal, cancel.is_cancelled()))
+}
+
+/// The executor the flags ask for. Slurm's tools are checked here, so that a missing `sbatch`
+/// is one clear error rather than a failure of every node.
+fn executor(args: &RunArgs) -> Result<Executor> {
+    if args.executor == ExecutorKind::Local {
+        if args.partition.is_some() || !args.slurm_opts.is_empty() {
+            return Err(ExpectedError::Usage(
+                "--partition and --slurm-opt need --executor slurm".into(),
+            ));
+        }
+        return Ok(Executor::Local);
+    }
+    if !(args.poll_interval.is_finite() && args.poll_interval > 0.0) || args.max_jobs == 0 {
+        return Err(ExpectedError::Usage(
+            "--poll-interval must be a positive number of seconds and --max-jobs at least 1".into(),
+        ));
+    }
+    let probe = std::process::Command::new("sbatch")
+        .arg("--version")
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return Err(ExpectedError::Usage(
+            "--executor slurm: `sbatch --version` does not run here; run tarun on a machine \
+             that can submit Slurm jobs"
+                .into(),
+        ));
+    }
+    let exe = std::env::current_exe().map_err(anyhow::Error::from)?;
+    let workdir = std::env::current_dir().map_err(anyhow::Error::from)?;
+    let utf8 = |p: std::path::PathBuf| {
+        Utf8PathBuf::try_from(p).map_err(|e| ExpectedError::Usage(format!("{e}")))
+    };
+    Ok(Executor::Slurm(Arc::new(SlurmConfig {
+        exe: utf8(exe)?,
+        workdir: utf8(workdir)?,
+        partition: args.partition.clone(),
+        options: args.slurm_opts.clone(),
+        poll: Duration::from_secs_f64(args.poll_interval),
+        max_jobs: args.max_jobs,
+    })))
 }
 
 fn device_pool(args: &RunArgs) -> Result<DevicePool> {

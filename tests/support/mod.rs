@@ -19,7 +19,8 @@ pub fn tarun(store: &Path) -> Command {
     let mut cmd = Command::cargo_bin("tarun").expect("binary");
     cmd.env("TARUN_STORE", store)
         .env_remove("TARUN_LOG")
-        .env_remove("TARUN_FAULT");
+        .env_remove("TARUN_FAULT")
+        .env_remove("TARUN_INJECT");
     cmd
 }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
-use tarun_core::engine::{DevicePool, Engine, Job, JobError, JobOutput, Options, Runner};
+use tarun_core::engine::{DevicePool, Engine, Executor, Job, JobError, JobOutput, Options, Runner};
 use tarun_core::graph::Graph;
 use tarun_core::manifest::{self, NodeKind, NodeSpec, Study};
 use tarun_core::plan::{self, KeyContext, State};
@@ -75,6 +75,7 @@ fn engine_run(
         devices: DevicePool::new(vec!["cpu*4".parse().expect("valid device")], 4),
         events: tx,
         cancel: CancellationToken::new(),
+        executor: Executor::Local,
     };
     let opts = Options {
         run_id,

@@ -72,3 +72,34 @@ pub fn crash() -> ! {
     }
     std::process::abort()
 }
+
+/// Failure and delay injection for the executor tests, read per call from `TARUN_INJECT`:
+/// `fail:<node id>` makes every attempt of that node fail (as a node kind's error does, not as a
+/// crash); `sleep<S>:<node id>` makes it wait S seconds first, stopping early if cancelled.
+/// Several are separated by `;`. Slurm jobs inherit the variable from the driver.
+pub fn inject(node: &str, cancel: &tokio_util::sync::CancellationToken) -> Result<(), String> {
+    let Ok(spec) = std::env::var("TARUN_INJECT") else {
+        return Ok(());
+    };
+    for item in spec.split(';') {
+        let Some((action, target)) = item.split_once(':') else {
+            continue;
+        };
+        if target != node {
+            continue;
+        }
+        if action == "fail" {
+            return Err(format!("injected failure (TARUN_INJECT={item})"));
+        }
+        if let Some(secs) = action
+            .strip_prefix("sleep")
+            .and_then(|s| s.parse::<f64>().ok())
+        {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+            while std::time::Instant::now() < until && !cancel.is_cancelled() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+    Ok(())
+}

@@ -11,6 +11,8 @@
 
 mod devices;
 mod job;
+mod remote;
+pub mod slurm;
 mod worker;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -22,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::devices::{DevicePool, DeviceSpec};
 pub use self::job::{Job, JobError, JobInput, JobOutput, Runner};
+pub use self::remote::{Placement, RemoteNode, write_exit};
+use self::slurm::{Files, Poller, Remote, SlurmConfig};
 use crate::graph::Graph;
 use crate::manifest::Study;
 use crate::plan::node_key;
@@ -83,13 +87,34 @@ enum NodeState {
     Cancelled,
 }
 
+/// Where nodes that need a device run.
+#[derive(Clone, Debug, Default)]
+pub enum Executor {
+    /// In this process, on the device pool's slots.
+    #[default]
+    Local,
+    /// As Slurm jobs against the same (shared) store; see [`slurm`].
+    Slurm(Arc<SlurmConfig>),
+}
+
+/// What a running job holds.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// A slot of the device pool.
+    Device(usize),
+    /// A place among the Slurm executor's `max_jobs`.
+    Remote,
+}
+
 /// What a finished job sends back to the loop.
 struct Finished {
     node: usize,
-    slot: Option<usize>,
+    slot: Option<Slot>,
     result: Result<NodeRecord, JobError>,
     seconds: f64,
     attempts: u32,
+    /// Where it ran when not here (`slurm job 42`), for the journal.
+    via: Option<String>,
 }
 
 /// One run of a study over a store.
@@ -102,6 +127,7 @@ pub struct Engine {
     pub devices: DevicePool,
     pub events: mpsc::UnboundedSender<Event>,
     pub cancel: CancellationToken,
+    pub executor: Executor,
 }
 
 struct RunState {
@@ -111,6 +137,10 @@ struct RunState {
     ready: VecDeque<usize>,
     waiting_for_slot: VecDeque<usize>,
     running: usize,
+    /// Jobs of the Slurm executor queued or running.
+    remote_running: usize,
+    /// The Slurm executor's context, when it is the executor.
+    remote: Option<Arc<Remote>>,
     journal: RunJournal,
     stop_scheduling: bool,
     /// Each node's inputs as node indices, in the order of its `inputs`.
@@ -122,6 +152,16 @@ impl Engine {
     pub async fn run(mut self, opts: Options) -> Result<RunJournal, StoreError> {
         let started = Instant::now();
         let mut st = self.initial_state(&opts);
+        let poller_stop = CancellationToken::new();
+        if let Executor::Slurm(config) = &self.executor {
+            let remote = self.remote(config.clone()).map_err(|e| StoreError::Io {
+                path: self.store.root().join("slurm"),
+                error: std::io::Error::other(e),
+            })?;
+            tokio::spawn(remote.poller.clone().run(poller_stop.clone()));
+            st.remote = Some(Arc::new(remote));
+        }
+        let _stop_poller = poller_stop.drop_guard();
         let _ = self.events.send(Event::Planned {
             total: st.selected.len(),
         });
@@ -149,6 +189,23 @@ impl Engine {
         st.journal.seconds = started.elapsed().as_secs_f64();
         self.store.write_journal(&st.journal)?;
         Ok(st.journal)
+    }
+
+    /// The Slurm executor's context: its directories and the study snapshot jobs read.
+    fn remote(&self, config: Arc<SlurmConfig>) -> Result<Remote, String> {
+        let files = Files::new(&self.store);
+        files.create()?;
+        let study_hash = files.write_study(&self.study)?;
+        Ok(Remote {
+            poller: Poller::new(config.poll),
+            config,
+            files,
+            store: self.store.clone(),
+            study: self.study.clone(),
+            study_hash,
+            events: self.events.clone(),
+            cancel: self.cancel.clone(),
+        })
     }
 
     fn initial_state(&self, opts: &Options) -> RunState {
@@ -190,6 +247,8 @@ impl Engine {
             ready,
             waiting_for_slot: VecDeque::new(),
             running: 0,
+            remote_running: 0,
+            remote: None,
             journal,
             stop_scheduling: false,
         }
@@ -204,7 +263,7 @@ impl Engine {
     ) -> Result<(), StoreError> {
         while !st.stop_scheduling {
             if let Some(i) = st.waiting_for_slot.front().copied()
-                && let Some(slot) = self.devices.acquire()
+                && let Some(slot) = self.acquire(st)
             {
                 st.waiting_for_slot.pop_front();
                 self.start(st, i, Some(slot), tx);
@@ -242,6 +301,18 @@ impl Engine {
         Ok(())
     }
 
+    /// A free slot for a node that needs a device: the pool's, or the Slurm executor's.
+    fn acquire(&mut self, st: &mut RunState) -> Option<Slot> {
+        match &self.executor {
+            Executor::Local => self.devices.acquire().map(Slot::Device),
+            Executor::Slurm(config) if st.remote_running < config.max_jobs => {
+                st.remote_running += 1;
+                Some(Slot::Remote)
+            }
+            Executor::Slurm(_) => None,
+        }
+    }
+
     /// The records of a ready node's inputs, in the order of its `inputs`.
     fn input_refs(st: &RunState, i: usize) -> Vec<&NodeRecord> {
         st.input_index[i]
@@ -262,13 +333,14 @@ impl Engine {
         &mut self,
         st: &mut RunState,
         i: usize,
-        slot: Option<usize>,
+        slot: Option<Slot>,
         tx: &mpsc::UnboundedSender<Finished>,
     ) {
         st.states[i] = NodeState::Running;
         st.running += 1;
         let (device, threads) = match slot {
-            Some(s) => (self.devices.name(s).to_owned(), self.devices.threads(s)),
+            Some(Slot::Device(s)) => (self.devices.name(s).to_owned(), self.devices.threads(s)),
+            Some(Slot::Remote) => return self.start_remote(st, i, tx),
             None => ("cpu".to_owned(), 1),
         };
         let inputs = Self::input_records(st, i);
@@ -296,19 +368,50 @@ impl Engine {
                 result,
                 seconds,
                 attempts,
+                via: None,
+            });
+        });
+    }
+
+    /// Starts a node as a Slurm job (adopting one a previous driver left running).
+    fn start_remote(&self, st: &RunState, i: usize, tx: &mpsc::UnboundedSender<Finished>) {
+        let remote = st.remote.clone().expect("set when the executor is Slurm");
+        let node = self.study.nodes[i].clone();
+        let refs = Self::input_refs(st, i);
+        let inputs = refs.iter().map(|r| r.key).collect();
+        let algorithm = self.runner.algorithm_version(node.kind);
+        let (key, _) = node_key(&self.study, &node, &refs, algorithm, &self.data_digest);
+        let data_digest = self.data_digest.clone();
+        let run_id = st.journal.run_id.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let r = slurm::run_remote(&remote, &node, key, inputs, &data_digest, &run_id).await;
+            let _ = tx.send(Finished {
+                node: i,
+                slot: Some(Slot::Remote),
+                result: r.result,
+                seconds: t0.elapsed().as_secs_f64(),
+                attempts: r.attempts,
+                via: r.job.map(|j| format!("slurm job {j}")),
             });
         });
     }
 
     fn finish(&mut self, st: &mut RunState, opts: &Options, f: Finished) -> Result<(), StoreError> {
         st.running -= 1;
-        if let Some(slot) = f.slot {
-            self.devices.release(slot);
+        match f.slot {
+            Some(Slot::Device(s)) => self.devices.release(s),
+            Some(Slot::Remote) => st.remote_running -= 1,
+            None => {}
         }
         let id = self.study.nodes[f.node].id.clone();
         let (outcome, error) = match f.result {
             Ok(record) => {
-                let device = Some(record.device.clone());
+                let device = Some(match &f.via {
+                    Some(via) => format!("{} ({via})", record.device),
+                    None => record.device.clone(),
+                });
                 self.journal_entry(
                     st,
                     f.node,

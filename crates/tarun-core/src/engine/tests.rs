@@ -68,6 +68,7 @@ fn node(id: &str, inputs: &[&str], value: i64) -> NodeSpec {
         params,
         inputs: inputs.iter().map(|s| (*s).to_owned()).collect(),
         retries: 0,
+        slurm: serde_json::Map::new(),
         location: Location {
             file: "t.toml".into(),
             line: 1,
@@ -83,6 +84,7 @@ fn study(nodes: Vec<NodeSpec>) -> Study {
         seed: 0,
         protocol: Protocol::Corrected,
         data: serde_json::Map::new(),
+        slurm: serde_json::Map::new(),
         matrix: vec![],
         nodes,
         overrides: vec![],
@@ -120,6 +122,7 @@ impl Harness {
             devices: DevicePool::new(vec!["cpu*2".parse().unwrap()], 2),
             events: tx,
             cancel: CancellationToken::new(),
+            executor: Executor::Local,
         };
         rt.block_on(engine.run(opts)).unwrap()
     }
@@ -264,6 +267,7 @@ fn cancellation_commits_nothing() {
         devices: DevicePool::new(vec!["cpu".parse().unwrap()], 2),
         events: tx,
         cancel: cancel.clone(),
+        executor: Executor::Local,
     };
     let j = rt.block_on(async {
         let c = cancel.clone();

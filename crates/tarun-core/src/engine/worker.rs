@@ -38,10 +38,7 @@ impl Work {
                 device: self.device.clone(),
                 attempt,
             });
-            // A panic in a node kind is a failed node, not a crashed run.
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.attempt(attempt)))
-                    .unwrap_or_else(|panic| Err(JobError::Failed(panic_message(&panic))));
+            let result = self.attempt_caught(attempt);
             match result {
                 Err(JobError::Failed(msg))
                     if attempt <= node.retries && !self.cancel.is_cancelled() =>
@@ -55,6 +52,12 @@ impl Work {
                 other => return (other, attempt),
             }
         }
+    }
+
+    /// One attempt; a panic in a node kind is a failed node, not a crashed run.
+    pub fn attempt_caught(&self, attempt: u32) -> Result<NodeRecord, JobError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.attempt(attempt)))
+            .unwrap_or_else(|panic| Err(JobError::Failed(panic_message(&panic))))
     }
 
     fn attempt(&self, attempt: u32) -> Result<NodeRecord, JobError> {
@@ -88,6 +91,7 @@ impl Work {
                 })?;
             }
         }
+        crate::fault::inject(&node.id, &self.cancel).map_err(JobError::Failed)?;
         let started = jiff::Timestamp::now();
         let t0 = Instant::now();
         let output = self.runner.run(&job)?;

@@ -37,6 +37,13 @@ pub(crate) enum Ty {
     Refs,
     /// `ablate.vectors`.
     Vectors,
+    /// An inline table with these keys (a node's `slurm = { ... }`).
+    Table(&'static [Key]),
+    /// A Slurm memory size: `16G`, `500M`, or an integer number of megabytes.
+    SlurmMem,
+    /// A Slurm time limit: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`, or an
+    /// integer number of minutes.
+    SlurmTime,
 }
 
 /// What happens when a key is absent.
@@ -123,6 +130,28 @@ pub(crate) const DATA: &[Key] = &[
 ];
 
 const RETRIES: Key = key("retries", Ty::Int { min: 0, max: U32 }, Default::Int(0));
+
+/// What a node asks of Slurm (`--executor slurm`); not part of any cache key.
+pub(crate) const SLURM_RESOURCES: &[Key] = &[
+    key("partition", Ty::Str, Default::Absent),
+    key("cpus", Ty::Int { min: 1, max: U32 }, Default::Absent),
+    key("mem", Ty::SlurmMem, Default::Absent),
+    key("gpus", Ty::Int { min: 0, max: U32 }, Default::Absent),
+    key("time", Ty::SlurmTime, Default::Absent),
+];
+
+/// `[slurm]`: defaults of [`SLURM_RESOURCES`] for every node, and extra `sbatch` options.
+pub(crate) const SLURM: &[Key] = &[
+    key("partition", Ty::Str, Default::Absent),
+    key("cpus", Ty::Int { min: 1, max: U32 }, Default::Absent),
+    key("mem", Ty::SlurmMem, Default::Absent),
+    key("gpus", Ty::Int { min: 0, max: U32 }, Default::Absent),
+    key("time", Ty::SlurmTime, Default::Absent),
+    key("options", Ty::Strings, Default::Absent),
+];
+
+/// A node's own `slurm = { ... }`, taken out of its parameters like `retries`.
+const SLURM_NODE: Key = key("slurm", Ty::Table(SLURM_RESOURCES), Default::Absent);
 
 /// Keys shared by `train` and `expert`.
 const TRAINING: &[Key] = &[
@@ -236,5 +265,5 @@ pub(crate) fn node_keys(kind: NodeKind) -> impl Iterator<Item = &'static Key> {
         NodeKind::Select => (SELECT, &[]),
         NodeKind::Report => (REPORT, &[]),
     };
-    own.iter().chain(shared)
+    own.iter().chain(shared).chain([&SLURM_NODE])
 }

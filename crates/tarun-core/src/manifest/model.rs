@@ -77,7 +77,7 @@ impl fmt::Display for Location {
 }
 
 /// One expanded node.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeSpec {
     /// Stable readable id: `NAME` or `NAME[axis=value,...]` (axes in `for-each` order).
     pub id: String,
@@ -93,12 +93,16 @@ pub struct NodeSpec {
     /// Ids of the nodes this one references, deduplicated, in order of first appearance.
     pub inputs: Vec<String>,
     pub retries: u32,
+    /// The node's own `slurm = { ... }` (resources for `--executor slurm`), as validated; like
+    /// `retries`, not a parameter and not in the key.
+    #[serde(default)]
+    pub slurm: serde_json::Map<String, serde_json::Value>,
     /// Where the node's table header is.
     pub location: Location,
 }
 
 /// A validated study: the whole of a manifest after includes, overrides and expansion.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Study {
     /// The manifest file as given.
     pub path: Utf8PathBuf,
@@ -107,6 +111,9 @@ pub struct Study {
     pub protocol: Protocol,
     /// The `[data]` table, resolved (absent keys are simply absent).
     pub data: serde_json::Map<String, serde_json::Value>,
+    /// The `[slurm]` table, validated: resource defaults and extra `sbatch` options.
+    #[serde(default)]
+    pub slurm: serde_json::Map<String, serde_json::Value>,
     /// Axes as declared (linspace expanded), in declaration order.
     pub matrix: Vec<(String, Vec<serde_json::Value>)>,
     /// All nodes, in manifest order, families expanded first axis outermost. Ids are unique.

@@ -21,7 +21,7 @@ use super::validate::{Checker, Edge, Subject};
 
 const TABLES: &[&str] = &[
     "study", "data", "matrix", "recipe", "train", "expert", "ablate", "evaluate", "select",
-    "report",
+    "report", "slurm",
 ];
 
 /// Parses `text` (the manifest `path`), follows its includes, applies `overrides` and validates.
@@ -87,6 +87,14 @@ fn interpret(doc: &Table, sources: &Sources, problems: &mut Vec<Problem>) -> Opt
         &root,
     )
     .unwrap_or_default();
+    let slurm = top_table(
+        &mut checker,
+        doc.get("slurm"),
+        kinds::SLURM,
+        "`[slurm]`",
+        &root,
+    )
+    .unwrap_or_default();
     let seed = study
         .as_ref()
         .and_then(|s| s.get("seed"))
@@ -142,6 +150,7 @@ fn interpret(doc: &Table, sources: &Sources, problems: &mut Vec<Problem>) -> Opt
             _ => Protocol::Corrected,
         },
         data,
+        slurm,
         matrix: matrix_json(&matrix),
         nodes,
         overrides: Vec::new(),
@@ -267,6 +276,10 @@ fn node(checker: &mut Checker<'_>, family: &Family, member: &Member) -> (NodeSpe
         .and_then(|r| r.as_u64())
         .and_then(|r| u32::try_from(r).ok())
         .unwrap_or(0);
+    let slurm = match params.remove("slurm") {
+        Some(Json::Object(map)) => map,
+        _ => Map::new(),
+    };
     let edges = checker.take_edges();
     let index = checker.index.expect("set before nodes are checked");
     // In reference order, without repeats; a set, as a report may take a hundred thousand.
@@ -290,6 +303,7 @@ fn node(checker: &mut Checker<'_>, family: &Family, member: &Member) -> (NodeSpe
         params,
         inputs,
         retries,
+        slurm,
         location: checker.sources.location(&family.header),
     };
     (spec, edges)

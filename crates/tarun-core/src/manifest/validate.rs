@@ -134,6 +134,14 @@ impl<'a> Checker<'a> {
             Ty::Ref(arity, kinds) => self.reference(item, arity, kinds),
             Ty::Refs => self.references(key, item),
             Ty::Vectors => self.vectors(key, item),
+            Ty::Table(keys) => self.inline_table(key, item, keys),
+            Ty::SlurmMem => slurm_value(key, item, "a memory size such as \"16G\"", valid_mem),
+            Ty::SlurmTime => slurm_value(
+                key,
+                item,
+                "a time limit such as \"2:00:00\" or \"1-12\"",
+                valid_time,
+            ),
         }
     }
 
@@ -172,6 +180,27 @@ impl<'a> Checker<'a> {
             }
         }
         Ok(Json::Array(ids))
+    }
+
+    /// An inline table checked against `keys` (a node's `slurm = { cpus = 4 }`).
+    fn inline_table(
+        &mut self,
+        key: &Key,
+        item: &Item,
+        keys: &'static [Key],
+    ) -> Result<Json, Problem> {
+        let Value::Table(table) = &item.value else {
+            return Err(wrong_type(key, item, "a table"));
+        };
+        let owner = format!("`{}`", key.name);
+        let subject = Subject {
+            table: &owner,
+            owner: &owner,
+            header: &item.origin,
+            also: &[],
+        };
+        let keys: Vec<&'static Key> = keys.iter().collect();
+        Ok(Json::Object(self.table(table, &keys, &subject)))
     }
 
     /// `ablate.vectors`: a non-empty list of `{ expert, alpha, rho }` or `{ expert, from-select }`.
@@ -318,6 +347,42 @@ fn invalid(key: &Key, item: &Item, label: String) -> Problem {
         format!("invalid `{}`", key.name),
     )
     .label(label)
+}
+
+/// A Slurm size or time: a string `valid` accepts, or a non-negative integer (megabytes,
+/// minutes), kept as the string `sbatch` is given.
+fn slurm_value(
+    key: &Key,
+    item: &Item,
+    expected: &str,
+    valid: fn(&str) -> bool,
+) -> Result<Json, Problem> {
+    match &item.value {
+        Value::Integer(i) if *i >= 0 => Ok(Json::from(i.to_string())),
+        Value::String(s) if valid(s) => Ok(Json::from(s.as_str())),
+        Value::String(_) => Err(invalid(key, item, format!("expected {expected}"))),
+        _ => Err(wrong_type(key, item, expected)),
+    }
+}
+
+/// `sbatch --mem`: digits with an optional unit.
+fn valid_mem(s: &str) -> bool {
+    let digits = s.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+    s.len() - digits.len() <= 1 && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `sbatch --time`: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`, or `UNLIMITED`.
+fn valid_time(s: &str) -> bool {
+    let number = |p: &str| !p.is_empty() && p.len() <= 6 && p.bytes().all(|b| b.is_ascii_digit());
+    if s.eq_ignore_ascii_case("unlimited") || s.eq_ignore_ascii_case("infinite") {
+        return true;
+    }
+    let (days, rest) = match s.split_once('-') {
+        Some((d, rest)) => (Some(d), rest),
+        None => (None, s),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    days.is_none_or(number) && parts.len() <= 3 && parts.iter().all(|p| number(p))
 }
 
 fn string<'i>(key: &Key, item: &'i Item) -> Result<&'i str, Problem> {

@@ -10,6 +10,7 @@
 //! heads/<hash>.json       per (study, node id): the key of the last record committed
 //! runs/<run-id>.json      run journals
 //! tmp/                    job output directories and files being written
+//! slurm/                  the Slurm executor's tasks, job journals, job logs and exit files
 //! ```
 //!
 //! Every file is written to `tmp/` and renamed into place, so a reader sees either nothing or the

@@ -1,0 +1,138 @@
+//! The worker's side of the Slurm executor: `tarun exec-node KEY --store DIR` loads the task the
+//! driver wrote, checks that it computes what the driver asked for (same study, same inputs,
+//! same data, same key), runs one attempt exactly as the local executor would (same job
+//! directory under `tmp/`, same commit: objects first, the record last, each by rename) and
+//! leaves an exit file saying how it ended.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use super::slurm::{Exit, Files, Task};
+use super::worker::Work;
+use super::{Event, JobError, Runner};
+use crate::digest::NodeKey;
+use crate::manifest::Study;
+use crate::plan::node_key;
+use crate::store::{NodeRecord, Store};
+
+/// Where and how a job computes: what the engine's device pool gives a local job.
+pub struct Placement {
+    /// `cpu` or `cuda:0`.
+    pub device: String,
+    pub threads: usize,
+    /// SIGTERM (scancel, the time limit) cancels it.
+    pub cancel: CancellationToken,
+    /// Progress and log lines, for the job's log.
+    pub events: UnboundedSender<Event>,
+}
+
+/// A task as a job finds it in the store.
+pub struct RemoteNode {
+    pub task: Task,
+    pub study: Arc<Study>,
+}
+
+impl RemoteNode {
+    /// Reads `slurm/tasks/<key>.json` and the study snapshot it names.
+    pub fn load(store: &Store, key: &NodeKey) -> Result<Self, String> {
+        let files = Files::new(store);
+        let task: Task = files
+            .read(&files.task_path(key))?
+            .ok_or_else(|| format!("no task for key {key} in `{}`", store.root()))?;
+        if task.key != *key {
+            return Err(format!("the task file of {key} is for key {}", task.key));
+        }
+        let study: Study = files
+            .read(&files.study_path(&task.study))?
+            .ok_or_else(|| format!("the study snapshot {} is missing", task.study))?;
+        Ok(RemoteNode {
+            task,
+            study: Arc::new(study),
+        })
+    }
+
+    /// Runs the task's one attempt and commits its record. `data_digest` is the digest of the
+    /// data as this machine sees it: it must be the driver's.
+    pub fn execute(
+        &self,
+        store: &Store,
+        runner: Arc<dyn Runner>,
+        data_digest: &str,
+        placement: Placement,
+    ) -> Result<NodeRecord, JobError> {
+        let failed = |m: String| JobError::Failed(m);
+        let t = &self.task;
+        let index = self
+            .study
+            .nodes
+            .iter()
+            .position(|n| n.id == t.node)
+            .ok_or_else(|| failed(format!("node `{}` is not in the study snapshot", t.node)))?;
+        let node = &self.study.nodes[index];
+        if data_digest != t.data_digest {
+            return Err(failed(format!(
+                "the data on this host differs from the driver's (digest {data_digest}, \
+                 expected {}): is the data directory on the shared filesystem?",
+                t.data_digest
+            )));
+        }
+        let mut inputs = Vec::with_capacity(t.inputs.len());
+        for (key, id) in t.inputs.iter().zip(&node.inputs) {
+            match store.read_record(key) {
+                Ok(Some(r)) if r.id == *id => inputs.push(r),
+                Ok(_) => return Err(failed(format!("input `{id}` (key {key}) has no record"))),
+                Err(e) => return Err(failed(format!("input `{id}`: {e}"))),
+            }
+        }
+        if inputs.len() != node.inputs.len() {
+            return Err(failed(format!(
+                "the task lists {} inputs, `{}` has {}",
+                inputs.len(),
+                node.id,
+                node.inputs.len()
+            )));
+        }
+        let refs: Vec<&NodeRecord> = inputs.iter().collect();
+        let algorithm = runner.algorithm_version(node.kind);
+        let (key, _) = node_key(&self.study, node, &refs, algorithm, data_digest);
+        if key != t.key {
+            return Err(failed(format!(
+                "this tarun computes key {key} for `{}`, the driver asked for {}: run the \
+                 same tarun build on the driver and the workers",
+                node.id, t.key
+            )));
+        }
+        let work = Work {
+            study: self.study.clone(),
+            node: index,
+            inputs,
+            store: store.clone(),
+            runner,
+            data_digest: data_digest.to_owned(),
+            device: placement.device,
+            threads: placement.threads,
+            run_id: t.run_id.clone(),
+            cancel: placement.cancel,
+            events: placement.events,
+        };
+        work.attempt_caught(t.attempt)
+    }
+}
+
+/// Writes `slurm/exits/<job>.json`, read by the driver when a job fails or is forgotten.
+pub fn write_exit(
+    store: &Store,
+    job: &str,
+    key: NodeKey,
+    result: &Result<(), String>,
+) -> Result<(), String> {
+    let files = Files::new(store);
+    let exit = Exit {
+        key,
+        ok: result.is_ok(),
+        error: result.as_ref().err().cloned(),
+    };
+    files.write(&files.exit_path(job), &exit)
+}

@@ -1,0 +1,149 @@
+//! What the Slurm executor keeps in the store, under `slurm/`:
+//!
+//! ```text
+//! studies/<hash>.json   the resolved study a driver submitted from (content-addressed)
+//! tasks/<key>.json      what `tarun exec-node <key>` computes: node, input keys, data digest
+//! jobs/<key>.json       the job journal: every job submitted for the key, oldest first
+//! logs/<key>.<job>.log  a job's stdout and stderr
+//! exits/<job>.json      how `exec-node` ended (absent when it was killed)
+//! ```
+//!
+//! Every file is written atomically through the store (temporary file, rename), so a reader on
+//! another host sees all of a file or none of it.
+
+use camino::Utf8PathBuf;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Key, NodeKey, digest_json};
+use crate::manifest::Study;
+use crate::store::Store;
+
+/// One node's work, as the driver hands it to a job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Task {
+    pub key: NodeKey,
+    pub node: String,
+    /// The hash naming `studies/<hash>.json`.
+    pub study: String,
+    /// The keys of the input records, in the order of the node's `inputs`.
+    pub inputs: Vec<NodeKey>,
+    pub data_digest: String,
+    pub run_id: String,
+    pub attempt: u32,
+    /// GPUs the job was given (then it computes on the first one).
+    pub gpus: u32,
+}
+
+/// One submitted job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Submission {
+    pub job: String,
+    pub attempt: u32,
+    pub run_id: String,
+    pub submitted: jiff::Timestamp,
+}
+
+/// Every job submitted for one key.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct JobJournal {
+    pub node: String,
+    pub jobs: Vec<Submission>,
+}
+
+/// How `exec-node` ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Exit {
+    pub key: NodeKey,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// The paths of `slurm/` in a store.
+#[derive(Clone, Debug)]
+pub struct Files {
+    store: Store,
+    root: Utf8PathBuf,
+}
+
+impl Files {
+    pub fn new(store: &Store) -> Self {
+        Files {
+            store: store.clone(),
+            root: store.root().join("slurm"),
+        }
+    }
+
+    /// Creates the directories (the driver does, before it submits).
+    pub fn create(&self) -> Result<(), String> {
+        for dir in ["studies", "tasks", "jobs", "logs", "exits"] {
+            let path = self.root.join(dir);
+            std::fs::create_dir_all(&path).map_err(|e| format!("creating `{path}`: {e}"))?;
+        }
+        Ok(())
+    }
+
+    pub fn study_path(&self, hash: &str) -> Utf8PathBuf {
+        self.root.join("studies").join(format!("{hash}.json"))
+    }
+
+    pub fn task_path(&self, key: &NodeKey) -> Utf8PathBuf {
+        self.root.join("tasks").join(format!("{key}.json"))
+    }
+
+    pub fn jobs_path(&self, key: &NodeKey) -> Utf8PathBuf {
+        self.root.join("jobs").join(format!("{key}.json"))
+    }
+
+    /// The `--output` pattern of a job (`%j` is the job id).
+    pub fn log_pattern(&self, key: &NodeKey) -> Utf8PathBuf {
+        self.root.join("logs").join(format!("{key}.%j.log"))
+    }
+
+    pub fn log_path(&self, key: &NodeKey, job: &str) -> Utf8PathBuf {
+        self.root.join("logs").join(format!("{key}.{job}.log"))
+    }
+
+    pub fn exit_path(&self, job: &str) -> Utf8PathBuf {
+        self.root.join("exits").join(format!("{job}.json"))
+    }
+
+    /// Writes the study snapshot (once per content) and returns its hash.
+    pub fn write_study(&self, study: &Study) -> Result<String, String> {
+        let hash = digest_json::<Key, _>(study).to_hex();
+        let path = self.study_path(&hash);
+        if !path.exists() {
+            self.write(&path, study)?;
+        }
+        Ok(hash)
+    }
+
+    pub fn write<T: Serialize>(&self, path: &Utf8PathBuf, value: &T) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(value).expect("plain data serialises");
+        self.store
+            .write_atomic(path, &json)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Reads a JSON file; `Ok(None)` when it does not exist.
+    pub fn read<T: DeserializeOwned>(&self, path: &Utf8PathBuf) -> Result<Option<T>, String> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("`{path}` is unreadable: {e}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("reading `{path}`: {e}")),
+        }
+    }
+
+    /// The last `lines` lines of a job's log, for error messages.
+    pub fn log_tail(&self, key: &NodeKey, job: &str, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_path(key, job)).unwrap_or_default();
+        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        all[all.len().saturating_sub(lines)..].join(" | ")
+    }
+}

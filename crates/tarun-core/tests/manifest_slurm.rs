@@ -1,0 +1,135 @@
+//! `[slurm]` and a node's `slurm = { ... }`: validated where written, kept out of the keys.
+
+use indoc::indoc;
+use serde_json::json;
+use tarun_core::manifest::{self, ErrorKind};
+
+const STUDY: &str = indoc! {r#"
+    [study]
+    name = "t"
+
+    [slurm]
+    partition = "gpu"
+    time = "2:00:00"
+    mem = "16G"
+    options = ["--account=abc"]
+
+    [recipe.big]
+    slurm = { cpus = 8, gpus = 1 }
+
+    [train.base]
+    arch = "resnet18"
+    lr = 0.1
+    recipe = "big"
+
+    [train.small]
+    arch = "resnet18"
+    lr = 0.1
+    slurm = { time = 30, mem = 2048, partition = "cpu" }
+"#};
+
+#[test]
+fn resources_are_read_and_are_not_parameters() {
+    let s = manifest::parse_str("study.toml", STUDY, &[]).unwrap();
+    assert_eq!(
+        serde_json::Value::Object(s.slurm.clone()),
+        json!({"partition": "gpu", "time": "2:00:00", "mem": "16G", "options": ["--account=abc"]})
+    );
+    let base = s.node("base").unwrap();
+    assert_eq!(
+        serde_json::Value::Object(base.slurm.clone()),
+        json!({"cpus": 8, "gpus": 1})
+    );
+    let small = s.node("small").unwrap();
+    // Integers are minutes and megabytes, kept as the strings sbatch takes.
+    assert_eq!(
+        serde_json::Value::Object(small.slurm.clone()),
+        json!({"time": "30", "mem": "2048", "partition": "cpu"})
+    );
+    assert!(!base.params.contains_key("slurm") && !small.params.contains_key("slurm"));
+    // Same parameters, different resources: the same key material.
+    assert_eq!(base.params, small.params);
+}
+
+fn first_error(text: &str) -> (ErrorKind, usize, String) {
+    let errors = match manifest::parse_str("study.toml", text, &[]) {
+        Ok(_) => panic!("expected an error in:\n{text}"),
+        Err(e) => e,
+    };
+    let e = errors.errors().first().expect("one error");
+    let line = e.location().map_or(0, |l| l.line);
+    (e.kind(), line, e.to_string())
+}
+
+#[test]
+fn bad_resources_are_errors_at_their_place() {
+    let cases = [
+        (
+            "[slurm]\nmem = \"lots\"",
+            ErrorKind::InvalidValue,
+            5,
+            "invalid `mem`",
+        ),
+        (
+            "[slurm]\ntime = \"1:2:3:4\"",
+            ErrorKind::InvalidValue,
+            5,
+            "invalid `time`",
+        ),
+        ("[slurm]\ncpus = 0", ErrorKind::InvalidValue, 5, "`cpus`"),
+        (
+            "[slurm]\ngpu = 1",
+            ErrorKind::UnknownKey,
+            5,
+            "unknown key `gpu`",
+        ),
+        (
+            "[train.x]\narch = \"resnet18\"\nlr = 1\nslurm = { cpu = 2 }",
+            ErrorKind::UnknownKey,
+            7,
+            "unknown key `cpu`",
+        ),
+        (
+            "[train.x]\narch = \"resnet18\"\nlr = 1\nslurm = 4",
+            ErrorKind::WrongType,
+            7,
+            "wrong type for `slurm`",
+        ),
+        (
+            "[train.x]\narch = \"resnet18\"\nlr = 1\nslurm = { options = [\"-A x\"] }",
+            ErrorKind::UnknownKey,
+            7,
+            "unknown key `options`",
+        ),
+    ];
+    for (tail, kind, line, message) in cases {
+        let text = format!("[study]\nname = \"t\"\n\n{tail}\n");
+        let (k, l, m) = first_error(&text);
+        assert_eq!((k, l), (kind, line), "{tail}: {m}");
+        assert!(m.contains(message), "{tail}: `{m}` lacks `{message}`");
+    }
+}
+
+#[test]
+fn slurm_times_and_sizes_take_sbatch_forms() {
+    for time in [
+        "30",
+        "30:00",
+        "2:00:00",
+        "1-12",
+        "1-12:30",
+        "1-12:30:00",
+        "UNLIMITED",
+    ] {
+        let text = format!("[study]\nname = \"t\"\n[slurm]\ntime = \"{time}\"\n");
+        assert!(manifest::parse_str("s.toml", &text, &[]).is_ok(), "{time}");
+    }
+    for mem in ["500", "500M", "16G", "1T", "64k"] {
+        let text = format!("[study]\nname = \"t\"\n[slurm]\nmem = \"{mem}\"\n");
+        assert!(manifest::parse_str("s.toml", &text, &[]).is_ok(), "{mem}");
+    }
+    for bad in ["", "G", "16GB", "-1", "1.5G"] {
+        let text = format!("[study]\nname = \"t\"\n[slurm]\nmem = \"{bad}\"\n");
+        assert!(manifest::parse_str("s.toml", &text, &[]).is_err(), "{bad}");
+    }
+}
