@@ -222,6 +222,14 @@ fn a_restarted_driver_adopts_the_jobs_of_a_killed_one() {
     driver.kill().unwrap();
     driver.wait().unwrap();
     assert_eq!(job_state(&job), "RUNNING", "the job outlives its driver");
+    // gc would delete what the orphaned job is about to commit: it refuses.
+    let gc = tarun(&store).args(["gc", TINY]).output().unwrap();
+    assert_eq!(gc.status.code(), Some(2), "{}", stderr(&gc));
+    assert!(
+        stderr(&gc).contains(&format!("job {job} of `both`")),
+        "{}",
+        stderr(&gc)
+    );
     let out = run_slurm(&store, &[support::SMALL], &[], None);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -241,6 +249,23 @@ fn a_restarted_driver_adopts_the_jobs_of_a_killed_one() {
     assert_eq!(outcome(&last, "both"), "ran");
     assert_eq!(outcome(&last, "base[arch=resnet18]"), "cached");
     support::assert_intact(&store, "after adoption");
+    // Once no job runs, gc goes ahead; it keeps the Slurm files of the nodes the manifest it is
+    // given still has (the shared study has `base` and the class-8 expert) and removes the rest.
+    let gc = tarun(&store)
+        .args(["gc", support::SHARED])
+        .output()
+        .unwrap();
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let kept: Vec<String> = job_journals(&store).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        kept,
+        ["base[arch=resnet18]", "expert[arch=resnet18,class=8]"],
+        "{}",
+        String::from_utf8_lossy(&gc.stdout)
+    );
+    let logs = std::fs::read_dir(store.join("slurm/logs")).unwrap().count();
+    assert_eq!(logs, 2);
+    support::assert_intact(&store, "after gc");
 }
 
 #[test]

@@ -3,12 +3,14 @@
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
+use tarun_core::engine::slurm::{Files, job_states};
 use tarun_core::graph::Graph;
 use tarun_core::plan;
 use tarun_core::store::Store;
 
 use super::Result;
 use crate::cli::GcArgs;
+use crate::errors::ExpectedError;
 use crate::kinds;
 
 pub fn gc(args: GcArgs) -> Result<ExitCode> {
@@ -30,7 +32,15 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
             keep.extend(s.key);
         }
     }
+    let slurm = Files::new(&store);
+    refuse_while_jobs_may_run(&slurm.unfinished())?;
     let report = store.gc(&keep, args.dry_run)?;
+    let slurm_files = slurm.unreferenced(&keep);
+    if !args.dry_run {
+        for path in &slurm_files {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     let verb = if args.dry_run {
         "would remove"
     } else {
@@ -40,12 +50,61 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
         println!("{verb} {path}");
     }
     println!(
-        "{verb} {} records, {} objects ({:.1} MB) and {} temporary files; kept {} records",
+        "{verb} {} records, {} objects ({:.1} MB), {} temporary files and {} Slurm task, job \
+         and log files; kept {} records",
         report.records.len(),
         report.objects.len(),
         report.bytes as f64 / 1e6,
         report.temporaries.len(),
+        slurm_files.len(),
         keep.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A Slurm job of a killed driver may still be writing into `tmp/` and `objects/`: `gc` would
+/// delete what it writes. Refuses while any such job is queued or running, or when Slurm cannot
+/// say.
+fn refuse_while_jobs_may_run(unfinished: &[(String, String)]) -> Result<()> {
+    if unfinished.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = unfinished.iter().map(|(_, job)| job.clone()).collect();
+    let name = |jobs: &[&(String, String)]| {
+        let list: Vec<String> = jobs
+            .iter()
+            .take(3)
+            .map(|(node, job)| format!("job {job} of `{node}`"))
+            .collect();
+        list.join(", ")
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)?;
+    match runtime.block_on(job_states(&ids)) {
+        Err(e) => Err(ExpectedError::Usage(format!(
+            "{} Slurm jobs of this store have not reported an end ({}) and Slurm cannot be \
+             asked here ({e}): run gc where `squeue` works, once they are over",
+            unfinished.len(),
+            name(&unfinished.iter().collect::<Vec<_>>())
+        ))),
+        Ok(states) => {
+            let active: Vec<&(String, String)> = unfinished
+                .iter()
+                .filter(|(_, job)| states.get(job).is_some_and(|s| s.is_active()))
+                .collect();
+            if active.is_empty() {
+                Ok(())
+            } else {
+                Err(ExpectedError::Usage(format!(
+                    "{} Slurm jobs of this store are still queued or running ({}); gc would \
+                     delete what they write: let `tarun run --executor slurm` adopt them, or \
+                     `scancel` them, then gc",
+                    active.len(),
+                    name(&active)
+                )))
+            }
+        }
+    }
 }

@@ -147,3 +147,67 @@ impl Files {
         all[all.len().saturating_sub(lines)..].join(" | ")
     }
 }
+
+impl Files {
+    /// The last job of every key that has neither a record nor an exit file: a job that may
+    /// still be queued or running (or was killed without a word). `(node id, job id)`.
+    pub fn unfinished(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for path in files_in(&self.root.join("jobs")) {
+            let Some(key) = key_of(&path) else { continue };
+            let Ok(Some(journal)) = self.read::<JobJournal>(&path) else {
+                continue;
+            };
+            let Some(last) = journal.jobs.last() else {
+                continue;
+            };
+            let recorded = self.store.read_record(&key).ok().flatten().is_some();
+            if !recorded && !self.exit_path(&last.job).exists() {
+                out.push((journal.node.clone(), last.job.clone()));
+            }
+        }
+        out
+    }
+
+    /// The files of keys not in `keep` (tasks, job journals, logs, exit files) and the study
+    /// snapshots no remaining task names: what `gc` removes from `slurm/`.
+    pub fn unreferenced(&self, keep: &std::collections::BTreeSet<NodeKey>) -> Vec<Utf8PathBuf> {
+        let kept = |k: Option<NodeKey>| k.is_some_and(|k| keep.contains(&k));
+        let mut out = Vec::new();
+        let mut studies = std::collections::BTreeSet::new();
+        for path in files_in(&self.root.join("tasks")) {
+            if kept(key_of(&path)) {
+                if let Ok(Some(task)) = self.read::<Task>(&path) {
+                    studies.insert(task.study);
+                }
+            } else {
+                out.push(path);
+            }
+        }
+        for dir in ["jobs", "logs"] {
+            let gone = files_in(&self.root.join(dir)).into_iter();
+            out.extend(gone.filter(|p| !kept(key_of(p))));
+        }
+        for path in files_in(&self.root.join("exits")) {
+            let exit = self.read::<Exit>(&path).ok().flatten();
+            if !kept(exit.map(|e| e.key)) {
+                out.push(path);
+            }
+        }
+        for path in files_in(&self.root.join("studies")) {
+            if !path.file_stem().is_some_and(|s| studies.contains(s)) {
+                out.push(path);
+            }
+        }
+        out
+    }
+}
+
+fn files_in(dir: &camino::Utf8Path) -> Vec<Utf8PathBuf> {
+    crate::store::list_files(dir).unwrap_or_default()
+}
+
+/// The key a `slurm/` file is named after (`<key>.json`, `<key>.<job>.log`).
+fn key_of(path: &camino::Utf8Path) -> Option<NodeKey> {
+    path.file_name()?.split('.').next()?.parse().ok()
+}

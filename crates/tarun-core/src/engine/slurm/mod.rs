@@ -20,7 +20,7 @@ use camino::Utf8PathBuf;
 use tokio::sync::{mpsc::UnboundedSender, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use self::client::JobState;
+pub use self::client::{JobState, states as job_states};
 pub use self::files::{Exit, Files, JobJournal, Submission, Task};
 use super::{Event, JobError};
 use crate::digest::NodeKey;
