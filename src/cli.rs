@@ -51,6 +51,8 @@ pub enum Command {
     Data(DataCommand),
     /// Measure training and inference speed of the networks (and PyTorch's, when installed).
     Bench(BenchArgs),
+    /// List the devices this build can use, with the slots and memory `run` gives them.
+    Devices(DevicesArgs),
     /// Run one node of a study, as a Slurm job does (`tarun run --executor slurm` submits it).
     #[command(hide = true)]
     ExecNode(ExecNodeArgs),
@@ -63,6 +65,13 @@ pub enum ExecutorKind {
     /// Submit each node that needs a device as a Slurm job (the store must be on a filesystem
     /// the cluster's nodes share).
     Slurm,
+}
+
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Print JSON: `{"devices":[{"name":..,"description":..,"memory-mb":..,"slots":..}]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

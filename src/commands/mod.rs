@@ -3,6 +3,7 @@
 mod bench;
 mod dag;
 mod data;
+mod devices;
 mod exec_node;
 mod export;
 mod gc;
@@ -33,6 +34,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Log(args) => log::log(args),
         Command::Data(cmd) => data::data(cmd),
         Command::Bench(args) => bench::bench(args),
+        Command::Devices(args) => devices::devices(&args),
         Command::ExecNode(args) => exec_node::exec_node(args),
     }
 }

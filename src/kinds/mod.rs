@@ -9,6 +9,7 @@ mod ablate;
 mod data;
 mod evaluate;
 mod expr;
+mod memory;
 mod model;
 mod relearn;
 mod report;
@@ -18,7 +19,7 @@ mod train;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tarun_core::engine::{DeviceSpec, Job, JobError, JobOutput, Runner};
-use tarun_core::manifest::{NodeKind, NodeSpec};
+use tarun_core::manifest::{NodeKind, NodeSpec, Study};
 use tarun_core::plan::KeyContext;
 
 pub use self::data::{data_digest, planning_digest};
@@ -44,23 +45,40 @@ impl Runner for StudyRunner {
         !matches!(node.kind, NodeKind::Select | NodeKind::Report)
     }
 
+    fn memory_estimate(&self, study: &Study, node: &NodeSpec) -> Option<u64> {
+        memory::estimate_mb(study, node)
+    }
+
     fn run(&self, job: &Job) -> Result<JobOutput, JobError> {
-        match job.node.kind {
+        // The job's share of the cores (all of them with `-j 1`, half each with `-j 2`...).
+        tarun_ml::device::with_threads(job.threads, || match job.node.kind {
             NodeKind::Train => train::run_train(job),
             NodeKind::Expert => train::run_expert(job),
             NodeKind::Ablate => ablate::run(job),
             NodeKind::Evaluate => evaluate::run(job),
             NodeKind::Select => select::run(job),
             NodeKind::Report => report::run(job),
-        }
+        })
     }
 }
 
-/// The devices this build can use: the CPU, plus CUDA or Metal devices when compiled in.
+/// Jobs that may share one GPU whose memory is known: the memory estimates decide within that.
+pub const GPU_SLOTS: usize = 4;
+
+/// The devices this build can use: the CPU (one job at a time, all cores), plus CUDA or Metal
+/// devices when compiled in. A GPU whose memory the driver reports takes up to [`GPU_SLOTS`]
+/// jobs whose estimates fit in 90 % of it; others one job at a time.
 pub fn detect_devices() -> Vec<DeviceSpec> {
-    tarun_ml::device::available()
+    tarun_ml::device::describe()
         .into_iter()
-        .map(|name| DeviceSpec { name, slots: 1 })
+        .map(|d| match d.memory_mb {
+            Some(mb) if d.name != "cpu" => DeviceSpec {
+                name: d.name,
+                slots: GPU_SLOTS,
+                memory_mb: Some(mb / 10 * 9),
+            },
+            _ => DeviceSpec::new(d.name, 1),
+        })
         .collect()
 }
 

@@ -19,6 +19,12 @@ pub trait Runner: KeyContext + Send + Sync + 'static {
     /// combine small results (select, report) run beside them without taking a slot.
     fn needs_device(&self, node: &NodeSpec) -> bool;
 
+    /// The node's estimated accelerator memory in megabytes, so that small jobs can share a
+    /// GPU; `None` when unknown (then only the device's slots limit it).
+    fn memory_estimate(&self, _study: &Study, _node: &NodeSpec) -> Option<u64> {
+        None
+    }
+
     /// Runs one node. Every file the job leaves in `job.out_dir` becomes an output artifact.
     fn run(&self, job: &Job) -> Result<JobOutput, JobError>;
 }

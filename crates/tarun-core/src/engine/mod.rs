@@ -22,7 +22,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use self::devices::{DevicePool, DeviceSpec};
+pub use self::devices::{Demand, DevicePool, DeviceSpec, Lease};
 pub use self::job::{Job, JobError, JobInput, JobOutput, Runner};
 pub use self::remote::{Placement, RemoteNode, write_exit};
 use self::slurm::{Files, Poller, Remote, SlurmConfig};
@@ -101,7 +101,7 @@ pub enum Executor {
 #[derive(Clone, Copy, Debug)]
 enum Slot {
     /// A slot of the device pool.
-    Device(usize),
+    Device(Lease),
     /// A place among the Slurm executor's `max_jobs`.
     Remote,
 }
@@ -135,7 +135,9 @@ struct RunState {
     pending_inputs: Vec<usize>,
     selected: BTreeSet<usize>,
     ready: VecDeque<usize>,
-    waiting_for_slot: VecDeque<usize>,
+    /// Nodes waiting for a device, one queue per kind of request (any, cpu, gpu), so that a
+    /// node waiting for a GPU does not hold back one that any CPU slot could run.
+    waiting_for_slot: [VecDeque<(usize, Demand)>; 3],
     running: usize,
     /// Jobs of the Slurm executor queued or running.
     remote_running: usize,
@@ -245,7 +247,7 @@ impl Engine {
             pending_inputs,
             selected,
             ready,
-            waiting_for_slot: VecDeque::new(),
+            waiting_for_slot: Default::default(),
             running: 0,
             remote_running: 0,
             remote: None,
@@ -262,10 +264,7 @@ impl Engine {
         tx: &mpsc::UnboundedSender<Finished>,
     ) -> Result<(), StoreError> {
         while !st.stop_scheduling {
-            if let Some(i) = st.waiting_for_slot.front().copied()
-                && let Some(slot) = self.acquire(st)
-            {
-                st.waiting_for_slot.pop_front();
+            if let Some((i, slot)) = self.next_waiting(st) {
                 self.start(st, i, Some(slot), tx);
                 continue;
             }
@@ -294,17 +293,61 @@ impl Engine {
                     self.journal_entry(st, i, Outcome::Cached, Some(&record), 0.0, None, 0);
                     self.complete(st, i, record);
                 }
-                _ if self.runner.needs_device(node) => st.waiting_for_slot.push_back(i),
+                _ if self.runner.needs_device(node) => {
+                    let local = matches!(self.executor, Executor::Local);
+                    if local && !self.devices.can_serve(node.device) {
+                        self.fail_at_once(st, i, tx, unservable(node));
+                        continue;
+                    }
+                    let demand = Demand {
+                        request: node.device,
+                        memory_mb: self.runner.memory_estimate(&self.study, node),
+                    };
+                    st.waiting_for_slot[node.device as usize].push_back((i, demand));
+                }
                 _ => self.start(st, i, None, tx),
             }
         }
         Ok(())
     }
 
+    /// The first waiting node (of any queue) that a free slot can take now, with its slot.
+    fn next_waiting(&mut self, st: &mut RunState) -> Option<(usize, Slot)> {
+        for q in 0..st.waiting_for_slot.len() {
+            if let Some(&(i, demand)) = st.waiting_for_slot[q].front()
+                && let Some(slot) = self.acquire(st, demand)
+            {
+                st.waiting_for_slot[q].pop_front();
+                return Some((i, slot));
+            }
+        }
+        None
+    }
+
+    /// Reports a node as failed without running it (through the channel, as a job would).
+    fn fail_at_once(
+        &self,
+        st: &mut RunState,
+        i: usize,
+        tx: &mpsc::UnboundedSender<Finished>,
+        error: String,
+    ) {
+        st.states[i] = NodeState::Running;
+        st.running += 1;
+        let _ = tx.send(Finished {
+            node: i,
+            slot: None,
+            result: Err(JobError::Failed(error)),
+            seconds: 0.0,
+            attempts: 0,
+            via: None,
+        });
+    }
+
     /// A free slot for a node that needs a device: the pool's, or the Slurm executor's.
-    fn acquire(&mut self, st: &mut RunState) -> Option<Slot> {
+    fn acquire(&mut self, st: &mut RunState, demand: Demand) -> Option<Slot> {
         match &self.executor {
-            Executor::Local => self.devices.acquire().map(Slot::Device),
+            Executor::Local => self.devices.acquire(demand).map(Slot::Device),
             Executor::Slurm(config) if st.remote_running < config.max_jobs => {
                 st.remote_running += 1;
                 Some(Slot::Remote)
@@ -522,6 +565,20 @@ impl Engine {
             attempts,
         });
     }
+}
+
+/// Why a node that asks for a device kind the pool lacks cannot run.
+fn unservable(node: &crate::manifest::NodeSpec) -> String {
+    format!(
+        "`{}` asks for device = \"{}\", which this run does not have (see `tarun devices`; \
+         build with `--features cuda` or `metal`, or pass --devices)",
+        node.id,
+        match node.device {
+            crate::manifest::DeviceRequest::Gpu => "gpu",
+            crate::manifest::DeviceRequest::Cpu => "cpu",
+            crate::manifest::DeviceRequest::Any => "any",
+        }
+    )
 }
 
 #[cfg(test)]

@@ -69,6 +69,7 @@ fn node(id: &str, inputs: &[&str], value: i64) -> NodeSpec {
         inputs: inputs.iter().map(|s| (*s).to_owned()).collect(),
         retries: 0,
         slurm: serde_json::Map::new(),
+        device: Default::default(),
         location: Location {
             file: "t.toml".into(),
             line: 1,
@@ -359,4 +360,33 @@ proptest! {
         exp.sort();
         prop_assert_eq!(got, exp);
     }
+}
+
+#[test]
+fn a_node_asking_for_a_gpu_on_a_cpu_only_pool_fails_and_the_rest_runs() {
+    let h = Harness::new();
+    let mut gpu = node("gpu", &[], 1);
+    gpu.device = crate::manifest::DeviceRequest::Gpu;
+    let mut cpu = node("cpu", &[], 2);
+    cpu.device = crate::manifest::DeviceRequest::Cpu;
+    let s = study(vec![
+        gpu,
+        node("after", &["gpu"], 3),
+        cpu,
+        node("any", &[], 4),
+    ]);
+    let (j, mut ran) = h.run(&s);
+    ran.sort();
+    assert_eq!(ran, ["any", "cpu"]);
+    let o = outcomes(&j);
+    assert_eq!(o["gpu"], Outcome::Failed);
+    assert_eq!(o["after"], Outcome::Skipped);
+    let error = j
+        .entries
+        .iter()
+        .find(|e| e.id == "gpu")
+        .unwrap()
+        .error
+        .clone();
+    assert!(error.unwrap().contains("asks for device = \"gpu\""));
 }

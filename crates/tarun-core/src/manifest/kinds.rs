@@ -153,6 +153,13 @@ pub(crate) const SLURM: &[Key] = &[
 /// A node's own `slurm = { ... }`, taken out of its parameters like `retries`.
 const SLURM_NODE: Key = key("slurm", Ty::Table(SLURM_RESOURCES), Default::Absent);
 
+/// The device a node asks for; taken out of its parameters too.
+const DEVICE: Key = key(
+    "device",
+    Ty::Choice(&["any", "cpu", "gpu"]),
+    Default::Absent,
+);
+
 /// Keys shared by `train` and `expert`.
 const TRAINING: &[Key] = &[
     key(
@@ -265,5 +272,5 @@ pub(crate) fn node_keys(kind: NodeKind) -> impl Iterator<Item = &'static Key> {
         NodeKind::Select => (SELECT, &[]),
         NodeKind::Report => (REPORT, &[]),
     };
-    own.iter().chain(shared).chain([&SLURM_NODE])
+    own.iter().chain(shared).chain([&SLURM_NODE, &DEVICE])
 }

@@ -62,6 +62,17 @@ pub enum Protocol {
     Corrected,
 }
 
+/// Which device a node asks for (`device = ...` on the node); not part of its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceRequest {
+    /// Whatever is free; accelerators first.
+    #[default]
+    Any,
+    Cpu,
+    Gpu,
+}
+
 /// A place in a manifest file, 1-based.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
@@ -97,6 +108,9 @@ pub struct NodeSpec {
     /// `retries`, not a parameter and not in the key.
     #[serde(default)]
     pub slurm: serde_json::Map<String, serde_json::Value>,
+    /// The node's `device`: `any` (default), `cpu` or `gpu`. Not in the key either.
+    #[serde(default)]
+    pub device: DeviceRequest,
     /// Where the node's table header is.
     pub location: Location,
 }

@@ -12,7 +12,7 @@ use super::error::{ErrorKind, ManifestErrors, Problem, suggest};
 use super::expand::{Expander, Family, Member};
 use super::kinds::{self, Key};
 use super::matrix::{self, Matrix};
-use super::model::{NodeKind, NodeSpec, Protocol, Study};
+use super::model::{DeviceRequest, NodeKind, NodeSpec, Protocol, Study};
 use super::raw::{Loader, apply_overrides};
 use super::refs::Index;
 use super::source::{Origin, Sources};
@@ -280,6 +280,11 @@ fn node(checker: &mut Checker<'_>, family: &Family, member: &Member) -> (NodeSpe
         Some(Json::Object(map)) => map,
         _ => Map::new(),
     };
+    let device = match params.remove("device").as_ref().and_then(Json::as_str) {
+        Some("cpu") => DeviceRequest::Cpu,
+        Some("gpu") => DeviceRequest::Gpu,
+        _ => DeviceRequest::Any,
+    };
     let edges = checker.take_edges();
     let index = checker.index.expect("set before nodes are checked");
     // In reference order, without repeats; a set, as a report may take a hundred thousand.
@@ -304,6 +309,7 @@ fn node(checker: &mut Checker<'_>, family: &Family, member: &Member) -> (NodeSpe
         inputs,
         retries,
         slurm,
+        device,
         location: checker.sources.location(&family.header),
     };
     (spec, edges)

@@ -24,7 +24,7 @@ pub use self::client::{JobState, states as job_states};
 pub use self::files::{Exit, Files, JobJournal, Submission, Task};
 use super::{Event, JobError};
 use crate::digest::NodeKey;
-use crate::manifest::{NodeSpec, Study};
+use crate::manifest::{DeviceRequest, NodeSpec, Study};
 use crate::store::{NodeRecord, Store};
 
 /// How the driver submits.
@@ -66,8 +66,9 @@ pub fn sbatch_options(config: &SlurmConfig, study: &Study, node: &NodeSpec) -> V
     if let Some(m) = get("mem") {
         out.push(format!("--mem={m}"));
     }
-    if let Some(g) = get("gpus").filter(|g| g != "0") {
-        out.push(format!("--gpus={g}"));
+    let gpus = gpus(study, node);
+    if gpus > 0 {
+        out.push(format!("--gpus={gpus}"));
     }
     if let Some(t) = get("time") {
         out.push(format!("--time={t}"));
@@ -268,12 +269,20 @@ pub async fn run_remote(
     }
 }
 
+/// The GPUs a node's job asks for: its `slurm.gpus`, else `[slurm] gpus`, else one when the
+/// node says `device = "gpu"` (and none when it says `"cpu"`).
 fn gpus(study: &Study, node: &NodeSpec) -> u32 {
-    node.slurm
+    let given = node
+        .slurm
         .get("gpus")
         .or_else(|| study.slurm.get("gpus"))
         .and_then(serde_json::Value::as_u64)
-        .map_or(0, |g| g as u32)
+        .map(|g| g as u32);
+    match node.device {
+        DeviceRequest::Cpu => 0,
+        DeviceRequest::Gpu => given.unwrap_or(1).max(1),
+        DeviceRequest::Any => given.unwrap_or(0),
+    }
 }
 
 /// Writes the task, submits it and journals the job id.
@@ -408,6 +417,17 @@ mod tests {
         [train.plain]
         arch = "resnet18"
         lr = 0.1
+
+        [train.on-gpu]
+        arch = "resnet18"
+        lr = 0.1
+        device = "gpu"
+
+        [train.on-cpu]
+        arch = "resnet18"
+        lr = 0.1
+        device = "cpu"
+        slurm = { gpus = 2 }
     "#;
 
     fn config(partition: Option<&str>) -> SlurmConfig {
@@ -450,5 +470,7 @@ mod tests {
         );
         assert_eq!(gpus(&study, base), 1);
         assert_eq!(gpus(&study, plain), 0);
+        assert_eq!(gpus(&study, study.node("on-gpu").unwrap()), 1);
+        assert_eq!(gpus(&study, study.node("on-cpu").unwrap()), 0);
     }
 }

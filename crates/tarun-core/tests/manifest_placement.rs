@@ -1,8 +1,9 @@
-//! `[slurm]` and a node's `slurm = { ... }`: validated where written, kept out of the keys.
+//! Where a node runs: `[slurm]`, a node's `slurm = { ... }` and its `device`. Validated where
+//! written, kept out of the parameters (and so out of the keys).
 
 use indoc::indoc;
 use serde_json::json;
-use tarun_core::manifest::{self, ErrorKind};
+use tarun_core::manifest::{self, DeviceRequest, ErrorKind};
 
 const STUDY: &str = indoc! {r#"
     [study]
@@ -132,4 +133,32 @@ fn slurm_times_and_sizes_take_sbatch_forms() {
         let text = format!("[study]\nname = \"t\"\n[slurm]\nmem = \"{bad}\"\n");
         assert!(manifest::parse_str("s.toml", &text, &[]).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn device_requests_are_read_and_are_not_parameters() {
+    let text = indoc! {r#"
+        [study]
+        name = "t"
+        [train.gpu]
+        arch = "resnet18"
+        lr = 0.1
+        device = "gpu"
+        [train.cpu]
+        arch = "resnet18"
+        lr = 0.1
+        device = "cpu"
+        [train.any]
+        arch = "resnet18"
+        lr = 0.1
+    "#};
+    let s = manifest::parse_str("study.toml", text, &[]).unwrap();
+    let device = |id: &str| s.node(id).unwrap().device;
+    assert_eq!(device("gpu"), DeviceRequest::Gpu);
+    assert_eq!(device("cpu"), DeviceRequest::Cpu);
+    assert_eq!(device("any"), DeviceRequest::Any);
+    assert_eq!(s.node("gpu").unwrap().params, s.node("any").unwrap().params);
+    let bad = text.replace(r#"device = "cpu""#, r#"device = "tpu""#);
+    let (kind, line, message) = first_error(&bad);
+    assert_eq!((kind, line), (ErrorKind::InvalidValue, 10), "{message}");
 }
