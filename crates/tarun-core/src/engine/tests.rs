@@ -109,6 +109,17 @@ impl Harness {
     }
 
     fn run_with(&self, study: &Study, runner: Arc<FakeRunner>, opts: Options) -> RunJournal {
+        let pool = DevicePool::new(vec!["cpu*2".parse().unwrap()], 2);
+        self.run_on(study, runner, opts, pool)
+    }
+
+    fn run_on(
+        &self,
+        study: &Study,
+        runner: Arc<FakeRunner>,
+        opts: Options,
+        devices: DevicePool,
+    ) -> RunJournal {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .build()
@@ -120,7 +131,7 @@ impl Harness {
             store: self.store.clone(),
             runner,
             data_digest: "data".into(),
-            devices: DevicePool::new(vec!["cpu*2".parse().unwrap()], 2),
+            devices,
             events: tx,
             cancel: CancellationToken::new(),
             executor: Executor::Local,
@@ -389,4 +400,30 @@ fn a_node_asking_for_a_gpu_on_a_cpu_only_pool_fails_and_the_rest_runs() {
         .error
         .clone();
     assert!(error.unwrap().contains("asks for device = \"gpu\""));
+}
+
+#[test]
+fn nodes_land_on_the_kind_of_device_they_ask_for() {
+    let h = Harness::new();
+    let mut gpu = node("gpu", &[], 1);
+    gpu.device = crate::manifest::DeviceRequest::Gpu;
+    let mut cpu = node("cpu", &[], 2);
+    cpu.device = crate::manifest::DeviceRequest::Cpu;
+    let s = study(vec![cpu, gpu]);
+    let pool = DevicePool::new(
+        vec!["cpu".parse().unwrap(), "cuda:0*2@8G".parse().unwrap()],
+        2,
+    );
+    let j = h.run_on(
+        &s,
+        Arc::new(FakeRunner::default()),
+        Options::default(),
+        pool,
+    );
+    let device = |id: &str| {
+        let e = j.entries.iter().find(|e| e.id == id).unwrap();
+        e.device.clone().unwrap()
+    };
+    assert_eq!(device("gpu"), "cuda:0");
+    assert_eq!(device("cpu"), "cpu");
 }
