@@ -57,6 +57,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             store.root()
         );
     })?;
+    if matches!(executor, Executor::Local) {
+        let unfinished = tarun_core::engine::slurm::Files::new(&store).unfinished();
+        if let Some((node, job)) = unfinished.first() {
+            eprintln!(
+                "warning: {} Slurm jobs of this store have not reported an end (job {job} of \
+                 `{node}`...); this local run computes their nodes again, `--executor slurm` \
+                 would adopt them",
+                unfinished.len()
+            );
+        }
+    }
     let data_digest = kinds::data_digest(&study, &store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
