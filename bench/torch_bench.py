@@ -1,9 +1,10 @@
 """One row of `tarun bench` in PyTorch: the same network, width, batch and thread count.
 
-Usage: torch_bench.py ARCH WIDTH BATCH STEPS THREADS; prints JSON with images/second of an AdamW
+Usage: torch_bench.py ARCH WIDTH BATCH STEPS THREADS [DEVICE]; prints JSON with images/second of an AdamW
 training step and of eval-mode inference (median of STEPS timed steps after one warm-up step).
 The networks are torchvision's with tarun's changes (CIFAR stem for ResNet-18, 10 classes) and
-channel counts scaled by WIDTH the way tarun scales them.
+channel counts scaled by WIDTH the way tarun scales them. DEVICE is `cpu` (default) or `cuda:N`
+(tarun's device names are PyTorch's); on a GPU every timed step ends with a synchronisation.
 """
 
 import json
@@ -75,11 +76,13 @@ def median_rate(batch, steps, step):
 
 def main():
     arch, width, batch, steps, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    device = torch.device(sys.argv[6] if len(sys.argv) > 6 else "cpu")
     torch.set_num_threads(threads)
     model = {"resnet18": resnet18, "vgg11_bn": vgg11_bn, "mobilenet_v2": mobilenet_v2}[arch](width)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.arange(batch) % 10
+    x = torch.randn(batch, 3, 32, 32, device=device)
+    y = torch.arange(batch, device=device) % 10
     loss_fn = nn.CrossEntropyLoss()
 
     def train_step():
@@ -87,6 +90,8 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
         opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     def infer_step():
         model.eval()

@@ -235,4 +235,7 @@ pub struct BenchArgs {
     /// Only these batch sizes.
     #[arg(long, value_delimiter = ',')]
     pub batch: Vec<usize>,
+    /// Where to measure: `cpu` (default), `cuda:0`, `metal:0` (PyTorch runs on the same device).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }

@@ -57,15 +57,16 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     } else {
         args.batch.clone()
     };
+    let device = tarun_ml::device::open(&args.device).map_err(ExpectedError::Usage)?;
     let torch = torch_available();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut rows = vec![];
     for &arch in &archs {
         for &width in &widths {
             for &batch in &batches {
-                let mut row = measure(arch, width, batch, args.steps)?;
+                let mut row = measure(arch, width, batch, args.steps, &device)?;
                 if torch {
-                    let (t, i) = torch_row(arch, width, batch, args.steps, threads)?;
+                    let (t, i) = torch_row(arch, width, batch, args.steps, threads, &args.device)?;
                     row.torch_train_images_per_s = Some(t);
                     row.torch_infer_images_per_s = Some(i);
                 }
@@ -81,6 +82,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     }
     if args.json {
         let out = serde_json::json!({
+            "device": args.device,
             "threads": threads,
             "kernels": Kernels::selected().name(),
             "torch": torch,
@@ -88,23 +90,30 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {
-        print_table(&rows, torch, threads);
+        print_table(&rows, torch, threads, &args.device);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn measure(arch: Arch, width: f64, batch: usize, steps: usize) -> anyhow::Result<Row> {
+fn measure(
+    arch: Arch,
+    width: f64,
+    batch: usize,
+    steps: usize,
+    device: &Device,
+) -> anyhow::Result<Row> {
     reset_peak_memory();
-    let device = Device::Cpu;
-    let net = Network::new(arch, width, 10, 0, &device)?;
+    let net = Network::new(arch, width, 10, 0, device)?;
     let mut opt = Optimizer::new(OptimizerKind::AdamW, net.trainable_vars(), 0.01, 0.0)?;
-    let x = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), &device)?;
+    let x = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), device)?;
     let labels: Vec<u32> = (0..batch).map(|i| (i % 10) as u32).collect();
-    let y = Tensor::new(labels.as_slice(), &device)?;
+    let y = Tensor::new(labels.as_slice(), device)?;
     let mut train_step = || -> anyhow::Result<()> {
         let logits = net.forward_t(&x, true)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
         opt.step(&loss.backward()?, 1e-4)?;
+        // A GPU queues the work: the step is done when the device says so.
+        device.synchronize()?;
         Ok(())
     };
     let train = median_rate(batch, steps, &mut train_step)?;
@@ -170,8 +179,10 @@ fn torch_row(
     batch: usize,
     steps: usize,
     threads: usize,
+    device: &str,
 ) -> Result<(f64, f64)> {
     // The script ships inside the binary, so an installed tarun needs no source tree.
+    // tarun's device names (`cpu`, `cuda:0`) are PyTorch's.
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("torch_bench.py");
     std::fs::write(&script, TORCH_SCRIPT)?;
@@ -184,6 +195,7 @@ fn torch_row(
             &steps.to_string(),
         ])
         .arg(threads.to_string())
+        .arg(device)
         .output()?;
     if !out.status.success() {
         return Err(ExpectedError::Other(anyhow::anyhow!(
@@ -196,10 +208,10 @@ fn torch_row(
     Ok((get("train_images_per_s"), get("infer_images_per_s")))
 }
 
-fn print_table(rows: &[Row], torch: bool, threads: usize) {
+fn print_table(rows: &[Row], torch: bool, threads: usize, device: &str) {
     println!(
-        "tarun bench: images/second on {threads} threads (median of timed steps after warm-up), \
-         {} kernels (TARUN_KERNELS)",
+        "tarun bench: images/second on {device}, {threads} threads (median of timed steps after \
+         warm-up), {} kernels (TARUN_KERNELS)",
         Kernels::selected().name()
     );
     if !torch {
