@@ -140,6 +140,19 @@ impl Files {
         }
     }
 
+    /// The last `progress DONE/TOTAL MESSAGE` line `exec-node` wrote to the job's log (it reads
+    /// only the log's last 8 KiB).
+    pub fn last_progress(&self, key: &NodeKey, job: &str) -> Option<(u64, u64, String)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(self.log_path(key, job)).ok()?;
+        let len = file.metadata().ok()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(8192))).ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines().rev().find_map(parse_progress)
+    }
+
     /// The last `lines` lines of a job's log, for error messages.
     pub fn log_tail(&self, key: &NodeKey, job: &str, lines: usize) -> String {
         let text = std::fs::read_to_string(self.log_path(key, job)).unwrap_or_default();
@@ -203,6 +216,14 @@ impl Files {
     }
 }
 
+/// `progress 12/40 loss 1.93` -> `(12, 40, "loss 1.93")`: the line `exec-node` prints.
+pub fn parse_progress(line: &str) -> Option<(u64, u64, String)> {
+    let rest = line.strip_prefix("progress ")?;
+    let (counts, message) = rest.split_once(' ').unwrap_or((rest, ""));
+    let (done, total) = counts.split_once('/')?;
+    Some((done.parse().ok()?, total.parse().ok()?, message.to_owned()))
+}
+
 fn files_in(dir: &camino::Utf8Path) -> Vec<Utf8PathBuf> {
     crate::store::list_files(dir).unwrap_or_default()
 }
@@ -210,4 +231,21 @@ fn files_in(dir: &camino::Utf8Path) -> Vec<Utf8PathBuf> {
 /// The key a `slurm/` file is named after (`<key>.json`, `<key>.<job>.log`).
 fn key_of(path: &camino::Utf8Path) -> Option<NodeKey> {
     path.file_name()?.split('.').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn progress_lines_parse_as_exec_node_prints_them() {
+        assert_eq!(
+            super::parse_progress("progress 12/40 loss 1.93"),
+            Some((12, 40, "loss 1.93".to_owned()))
+        );
+        assert_eq!(
+            super::parse_progress("progress 3/3"),
+            Some((3, 3, String::new()))
+        );
+        assert_eq!(super::parse_progress("progress x/3 y"), None);
+        assert_eq!(super::parse_progress("running `a` on cpu"), None);
+    }
 }

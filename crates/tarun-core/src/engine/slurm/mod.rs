@@ -361,6 +361,17 @@ async fn wait(
             changed = rx.changed() => if changed.is_err() {
                 break Err(JobError::Failed("the Slurm poller stopped".into()));
             },
+            // While it runs, the job's progress lines reach the driver's bars.
+            () = tokio::time::sleep(r.config.poll.max(Duration::from_secs(1))), if started => {
+                if let Some((done, total, message)) = r.files.last_progress(key, job) {
+                    let _ = r.events.send(Event::NodeProgress {
+                        id: node.id.clone(),
+                        done,
+                        total,
+                        message,
+                    });
+                }
+            }
             () = r.cancel.cancelled() => {
                 if let Err(e) = client::cancel(&[job.to_owned()]).await {
                     tracing::warn!("cancelling slurm job {job}: {e}");
