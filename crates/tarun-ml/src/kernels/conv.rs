@@ -273,11 +273,16 @@ pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     let gs = g.group();
     let groups = g.b.div_ceil(gs);
     let inner = if groups < threads() { threads() } else { 1 };
-    (0..groups)
+    // Contiguous ranges of groups, one per thread, each summed in order, then the ranges summed
+    // in order: the same float additions whatever the scheduling, so training stays
+    // byte-deterministic for a given thread count (a `fold`/`reduce` would group them as work
+    // stealing happens to split the range).
+    let ranges = threads().min(groups);
+    let partials: Vec<Vec<f32>> = (0..ranges)
         .into_par_iter()
-        .fold(
-            || (zeros(), Vec::new(), Vec::new()),
-            |(mut acc, mut col, mut dyg), gi| {
+        .map(|r| {
+            let (mut acc, mut col, mut dyg) = (zeros(), Vec::new(), Vec::new());
+            for gi in (r * groups / ranges)..((r + 1) * groups / ranges) {
                 let n0 = gi * gs;
                 let gn = gs.min(g.b - n0);
                 let dy_rows: &[f32] = if gn == 1 {
@@ -297,14 +302,16 @@ pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
                     View::transposed(cols, gn * hw),
                 );
                 matmul(&mut acc, dv, ct, (g.co, ckk, gn * hw), true, inner);
-                (acc, col, dyg)
-            },
-        )
-        .map(|(acc, _, _)| acc)
-        .reduce(zeros, |mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
+            }
+            acc
         })
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut total = partials.next().unwrap_or_else(zeros);
+    for p in partials {
+        total.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    total
 }
 
 /// `conv2d(x, w)`: forward with its backward.
