@@ -111,6 +111,13 @@ fn wait_running(store: &Path, node: &str) -> String {
     panic!("`{node}` never ran: {:?}", job_journals(store));
 }
 
+/// A driver of the 5-node study whose `both` job runs for two minutes, once that job runs.
+fn start_long_job(store: &Path) -> (Child, String) {
+    let driver = spawn_slurm(store, &[support::SMALL], "sleep120:both");
+    let job = wait_running(store, "both");
+    (driver, job)
+}
+
 fn wait_exit(child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
@@ -275,8 +282,7 @@ fn a_job_cancelled_by_hand_fails_its_node() {
     }
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(&dir, "store");
-    let driver = spawn_slurm(&store, &[support::SMALL], "sleep120:both");
-    let job = wait_running(&store, "both");
+    let (driver, job) = start_long_job(&store);
     let cancel = StdCommand::new("scancel").arg(&job).status().unwrap();
     assert!(cancel.success());
     let out = wait_exit(driver);
@@ -298,8 +304,7 @@ fn ctrl_c_cancels_the_drivers_jobs() {
     }
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(&dir, "store");
-    let driver = spawn_slurm(&store, &[support::SMALL], "sleep120:both");
-    let job = wait_running(&store, "both");
+    let (driver, job) = start_long_job(&store);
     let sigint = StdCommand::new("kill")
         .args(["-INT", &driver.id().to_string()])
         .status()

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 mod support;
 
-use support::{TINY, tarun};
+use support::TINY;
 
 const TARGET: &str = "baseline-eval";
 
@@ -32,16 +32,7 @@ fn metrics_and_threads(store: &Path) -> (serde_json::Map<String, Value>, u64) {
 }
 
 fn run(store: &Path, extra: &[&str]) {
-    let out = tarun(store)
-        .args(support::run_args(TINY, &[TARGET]))
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::run_ok_with(store, TINY, &[TARGET], extra);
 }
 
 #[test]

@@ -46,7 +46,16 @@ pub fn run_args(manifest: &str, targets: &[&str]) -> Vec<String> {
 
 /// Runs and asserts success.
 pub fn run_ok(store: &Path, manifest: &str, targets: &[&str]) {
-    let out = run(store, manifest, targets);
+    run_ok_with(store, manifest, targets, &[]);
+}
+
+/// [`run_ok`] with more arguments (`-j 2`, `--force ID`).
+pub fn run_ok_with(store: &Path, manifest: &str, targets: &[&str], extra: &[&str]) {
+    let out = tarun(store)
+        .args(run_args(manifest, targets))
+        .args(extra)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
