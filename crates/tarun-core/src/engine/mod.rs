@@ -573,11 +573,7 @@ fn unservable(node: &crate::manifest::NodeSpec) -> String {
         "`{}` asks for device = \"{}\", which this run does not have (see `tarun devices`; \
          build with `--features cuda` or `metal`, or pass --devices)",
         node.id,
-        match node.device {
-            crate::manifest::DeviceRequest::Gpu => "gpu",
-            crate::manifest::DeviceRequest::Cpu => "cpu",
-            crate::manifest::DeviceRequest::Any => "any",
-        }
+        node.device.as_str()
     )
 }
 

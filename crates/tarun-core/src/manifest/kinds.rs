@@ -131,16 +131,7 @@ pub(crate) const DATA: &[Key] = &[
 
 const RETRIES: Key = key("retries", Ty::Int { min: 0, max: U32 }, Default::Int(0));
 
-/// What a node asks of Slurm (`--executor slurm`); not part of any cache key.
-pub(crate) const SLURM_RESOURCES: &[Key] = &[
-    key("partition", Ty::Str, Default::Absent),
-    key("cpus", Ty::Int { min: 1, max: U32 }, Default::Absent),
-    key("mem", Ty::SlurmMem, Default::Absent),
-    key("gpus", Ty::Int { min: 0, max: U32 }, Default::Absent),
-    key("time", Ty::SlurmTime, Default::Absent),
-];
-
-/// `[slurm]`: defaults of [`SLURM_RESOURCES`] for every node, and extra `sbatch` options.
+/// `[slurm]`: the resources every job asks for by default, then extra `sbatch` options.
 pub(crate) const SLURM: &[Key] = &[
     key("partition", Ty::Str, Default::Absent),
     key("cpus", Ty::Int { min: 1, max: U32 }, Default::Absent),
@@ -149,6 +140,10 @@ pub(crate) const SLURM: &[Key] = &[
     key("time", Ty::SlurmTime, Default::Absent),
     key("options", Ty::Strings, Default::Absent),
 ];
+
+/// What one node may ask of Slurm (`--executor slurm`): `[slurm]`'s keys but `options`. Not
+/// part of any cache key.
+pub(crate) const SLURM_RESOURCES: &[Key] = SLURM.split_at(SLURM.len() - 1).0;
 
 /// A node's own `slurm = { ... }`, taken out of its parameters like `retries`.
 const SLURM_NODE: Key = key("slurm", Ty::Table(SLURM_RESOURCES), Default::Absent);

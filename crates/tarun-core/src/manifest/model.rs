@@ -73,6 +73,17 @@ pub enum DeviceRequest {
     Gpu,
 }
 
+impl DeviceRequest {
+    /// As written in a manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceRequest::Any => "any",
+            DeviceRequest::Cpu => "cpu",
+            DeviceRequest::Gpu => "gpu",
+        }
+    }
+}
+
 /// A place in a manifest file, 1-based.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {

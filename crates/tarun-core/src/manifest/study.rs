@@ -280,11 +280,11 @@ fn node(checker: &mut Checker<'_>, family: &Family, member: &Member) -> (NodeSpe
         Some(Json::Object(map)) => map,
         _ => Map::new(),
     };
-    let device = match params.remove("device").as_ref().and_then(Json::as_str) {
-        Some("cpu") => DeviceRequest::Cpu,
-        Some("gpu") => DeviceRequest::Gpu,
-        _ => DeviceRequest::Any,
-    };
+    // Validated above as one of the enum's names.
+    let device: DeviceRequest = params
+        .remove("device")
+        .and_then(|d| serde_json::from_value(d).ok())
+        .unwrap_or_default();
     let edges = checker.take_edges();
     let index = checker.index.expect("set before nodes are checked");
     // In reference order, without repeats; a set, as a report may take a hundred thousand.
