@@ -1,7 +1,15 @@
 """One row of `tarun bench` in PyTorch: the same network, width, batch and thread count.
 
-Usage: torch_bench.py ARCH WIDTH BATCH STEPS THREADS [DEVICE]; prints JSON with images/second of an AdamW
-training step and of eval-mode inference (median of STEPS timed steps after one warm-up step).
+Usage:
+  torch_bench.py ARCH WIDTH BATCH STEPS THREADS [DEVICE]
+      prints JSON with images/second of an AdamW training step and of eval-mode inference
+      (median of STEPS timed steps after one warm-up step);
+  torch_bench.py --serve ARCH WIDTH BATCH THREADS [DEVICE]
+      builds the row, then answers one line per command read from stdin: `warmup` (one step of
+      each kind), `train N` or `infer N` (N timed steps), each answered with
+      {"times": [seconds, ...]}; EOF ends it. `tarun bench` drives this to interleave PyTorch's
+      steps with its own, round by round, so that both see the same machine state.
+
 The networks are torchvision's with tarun's changes (CIFAR stem for ResNet-18, 10 classes) and
 channel counts scaled by WIDTH the way tarun scales them. DEVICE is `cpu` (default) or `cuda:N`
 (tarun's device names are PyTorch's); on a GPU every timed step ends with a synchronisation.
@@ -64,19 +72,18 @@ def mobilenet_v2(width):
     return torchvision.models.mobilenet_v2(num_classes=10, width_mult=width)
 
 
-def median_rate(batch, steps, step):
-    step()
+def timed(steps, step):
     times = []
-    for _ in range(max(1, steps)):
+    for _ in range(steps):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    return batch / statistics.median(times)
+    return times
 
 
-def main():
-    arch, width, batch, steps, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    device = torch.device(sys.argv[6] if len(sys.argv) > 6 else "cpu")
+def build(arch, width, batch, threads, device):
+    """The model and its two steps."""
+    device = torch.device(device)
     torch.set_num_threads(threads)
     model = {"resnet18": resnet18, "vgg11_bn": vgg11_bn, "mobilenet_v2": mobilenet_v2}[arch](width)
     model = model.to(device)
@@ -98,9 +105,35 @@ def main():
         with torch.no_grad():
             model(x).sum().item()
 
-    out = {"train_images_per_s": median_rate(batch, steps, train_step),
-           "infer_images_per_s": median_rate(batch, steps, infer_step)}
-    print(json.dumps(out))
+    return train_step, infer_step
+
+
+def serve(args):
+    arch, width, batch, threads = args[0], float(args[1]), int(args[2]), int(args[3])
+    train_step, infer_step = build(arch, width, batch, threads, args[4] if len(args) > 4 else "cpu")
+    for line in sys.stdin:
+        cmd = line.split()
+        if cmd == ["warmup"]:
+            train_step()
+            infer_step()
+            times = []
+        elif len(cmd) == 2 and cmd[0] in ("train", "infer"):
+            times = timed(int(cmd[1]), train_step if cmd[0] == "train" else infer_step)
+        else:
+            raise SystemExit(f"torch_bench.py: unknown command {line!r}")
+        print(json.dumps({"times": times}), flush=True)
+
+
+def main():
+    if sys.argv[1] == "--serve":
+        return serve(sys.argv[2:])
+    arch, width, batch, steps, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    train_step, infer_step = build(arch, width, batch, threads, sys.argv[6] if len(sys.argv) > 6 else "cpu")
+    rates = {}
+    for name, step in (("train", train_step), ("infer", infer_step)):
+        step()
+        rates[f"{name}_images_per_s"] = batch / statistics.median(timed(max(1, steps), step))
+    print(json.dumps(rates))
 
 
 if __name__ == "__main__":

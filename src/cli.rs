@@ -223,9 +223,13 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Measured steps per row (after one warm-up step).
+    /// Timed steps per round (after one warm-up step).
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
+    /// Rounds per row: each times `--steps` tarun steps, then as many PyTorch steps, so that
+    /// both see the same machine state; the figures are medians over all rounds.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// Only these networks (default: all three).
     #[arg(long, value_delimiter = ',')]
     pub arch: Vec<String>,

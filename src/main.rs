@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    tarun_ml::device::tune_process();
     let cli = cli::Cli::parse();
     output::init();
     match commands::dispatch(cli) {

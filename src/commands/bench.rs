@@ -1,12 +1,17 @@
 //! `tarun bench`: images per second of a training step and of inference for each network, and
 //! PyTorch's on the same machine in the same run when it is installed.
 //!
-//! Each row builds the network, runs one warm-up step, then times `--steps` steps and reports the
-//! median. Peak memory is the process's peak resident set since the row started (Linux resets
-//! it through `/proc/self/clear_refs`). The PyTorch rows come from `bench/torch_bench.py`, run
-//! with the same thread count, interleaved row by row so that both see the same machine state.
+//! Each row builds the network (and, with PyTorch, the same network in a `bench/torch_bench.py
+//! --serve` process with the same thread count), runs one warm-up step of each kind on both,
+//! then alternates: `--steps` timed tarun training steps, as many PyTorch ones, then the same for
+//! inference, for `--rounds` rounds. The figures are medians over all timed steps. These shared
+//! machines speed up and slow down by tens of percent within a minute; alternating in small
+//! rounds lets both sides see the same machine, which one block after the other did not. Peak
+//! memory is tarun's peak resident set since the row started (Linux resets it through
+//! `/proc/self/clear_refs`; the PyTorch process is not counted).
 
-use std::process::{Command, ExitCode};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -60,16 +65,21 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let device = tarun_ml::device::open(&args.device).map_err(ExpectedError::Usage)?;
     let torch = torch_available();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let script = tempfile::tempdir()?;
+    // The script ships inside the binary, so an installed tarun needs no source tree.
+    let script = (script.path().join("torch_bench.py"), script);
+    std::fs::write(&script.0, TORCH_SCRIPT)?;
     let mut rows = vec![];
     for &arch in &archs {
         for &width in &widths {
             for &batch in &batches {
-                let mut row = measure(arch, width, batch, args.steps, &device)?;
-                if torch {
-                    let (t, i) = torch_row(arch, width, batch, args.steps, threads, &args.device)?;
-                    row.torch_train_images_per_s = Some(t);
-                    row.torch_infer_images_per_s = Some(i);
-                }
+                let peer = if torch {
+                    let spec = (arch, width, batch, threads, args.device.as_str());
+                    Some(TorchPeer::start(&script.0, spec)?)
+                } else {
+                    None
+                };
+                let row = measure(arch, width, batch, &args, &device, peer)?;
                 if !args.json {
                     eprintln!(
                         "measured {} width {} batch {}",
@@ -86,72 +96,190 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             "threads": threads,
             "kernels": Kernels::selected().name(),
             "torch": torch,
+            "steps": args.steps.max(1),
+            "rounds": args.rounds.max(1),
             "rows": rows,
         });
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {
-        print_table(&rows, torch, threads, &args.device);
+        print_table(&rows, torch, threads, &args);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One row's tarun side: the network, its optimizer and a fixed batch.
+struct Subject {
+    net: Network,
+    opt: Optimizer,
+    x: Tensor,
+    y: Tensor,
+    device: Device,
+}
+
+impl Subject {
+    fn new(arch: Arch, width: f64, batch: usize, device: &Device) -> anyhow::Result<Self> {
+        let net = Network::new(arch, width, 10, 0, device)?;
+        let opt = Optimizer::new(OptimizerKind::AdamW, net.trainable_vars(), 0.01, 0.0)?;
+        let x = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), device)?;
+        let labels: Vec<u32> = (0..batch).map(|i| (i % 10) as u32).collect();
+        let y = Tensor::new(labels.as_slice(), device)?;
+        Ok(Self {
+            net,
+            opt,
+            x,
+            y,
+            device: device.clone(),
+        })
+    }
+
+    fn train_step(&mut self) -> anyhow::Result<()> {
+        let logits = self.net.forward_t(&self.x, true)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &self.y)?;
+        self.opt.step(&loss.backward()?, 1e-4)?;
+        // A GPU queues the work: the step is done when the device says so.
+        self.device.synchronize()?;
+        Ok(())
+    }
+
+    fn infer_step(&mut self) -> anyhow::Result<()> {
+        self.net
+            .forward_t(&self.x, false)?
+            .to_dtype(DType::F32)?
+            .sum_all()?
+            .to_scalar::<f32>()?;
+        Ok(())
+    }
+
+    fn timed(&mut self, train: bool, steps: usize) -> anyhow::Result<Vec<f64>> {
+        (0..steps)
+            .map(|_| {
+                let t0 = Instant::now();
+                if train {
+                    self.train_step()?;
+                } else {
+                    self.infer_step()?;
+                }
+                Ok(t0.elapsed().as_secs_f64())
+            })
+            .collect()
+    }
 }
 
 fn measure(
     arch: Arch,
     width: f64,
     batch: usize,
-    steps: usize,
+    args: &BenchArgs,
     device: &Device,
-) -> anyhow::Result<Row> {
+    mut peer: Option<TorchPeer>,
+) -> Result<Row> {
+    let (steps, rounds) = (args.steps.max(1), args.rounds.max(1));
     reset_peak_memory();
-    let net = Network::new(arch, width, 10, 0, device)?;
-    let mut opt = Optimizer::new(OptimizerKind::AdamW, net.trainable_vars(), 0.01, 0.0)?;
-    let x = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), device)?;
-    let labels: Vec<u32> = (0..batch).map(|i| (i % 10) as u32).collect();
-    let y = Tensor::new(labels.as_slice(), device)?;
-    let mut train_step = || -> anyhow::Result<()> {
-        let logits = net.forward_t(&x, true)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-        opt.step(&loss.backward()?, 1e-4)?;
-        // A GPU queues the work: the step is done when the device says so.
-        device.synchronize()?;
-        Ok(())
+    let mut me = Subject::new(arch, width, batch, device)?;
+    me.train_step()?;
+    me.infer_step()?;
+    if let Some(p) = &mut peer {
+        p.ask("warmup")?;
+    }
+    // [tarun train, tarun infer, torch train, torch infer]
+    let mut times: [Vec<f64>; 4] = Default::default();
+    for _ in 0..rounds {
+        for (k, train) in [(0, true), (1, false)] {
+            times[k].extend(me.timed(train, steps)?);
+            if let Some(p) = &mut peer {
+                let kind = if train { "train" } else { "infer" };
+                times[k + 2].extend(p.ask(&format!("{kind} {steps}"))?);
+            }
+        }
+    }
+    let rate = |t: &mut Vec<f64>| -> Option<f64> {
+        t.sort_by(f64::total_cmp);
+        (!t.is_empty()).then(|| batch as f64 / t[t.len() / 2])
     };
-    let train = median_rate(batch, steps, &mut train_step)?;
-    let mut infer_step = || -> anyhow::Result<()> {
-        net.forward_t(&x, false)?
-            .to_dtype(DType::F32)?
-            .sum_all()?
-            .to_scalar::<f32>()?;
-        Ok(())
-    };
-    let infer = median_rate(batch, steps, &mut infer_step)?;
+    let [mut tt, mut ti, mut pt, mut pi] = times;
+    if let Some(p) = peer {
+        p.finish()?;
+    }
     Ok(Row {
         arch: arch.name().to_owned(),
         width,
         batch,
-        train_images_per_s: train,
-        infer_images_per_s: infer,
+        train_images_per_s: rate(&mut tt).unwrap_or(f64::NAN),
+        infer_images_per_s: rate(&mut ti).unwrap_or(f64::NAN),
         peak_mb: peak_memory_mb(),
-        torch_train_images_per_s: None,
-        torch_infer_images_per_s: None,
+        torch_train_images_per_s: rate(&mut pt),
+        torch_infer_images_per_s: rate(&mut pi),
     })
 }
 
-/// Images per second: median over `steps` timed steps after one warm-up step.
-fn median_rate(
-    batch: usize,
-    steps: usize,
-    step: &mut dyn FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<f64> {
-    step()?;
-    let mut times = vec![];
-    for _ in 0..steps.max(1) {
-        let t0 = Instant::now();
-        step()?;
-        times.push(t0.elapsed().as_secs_f64());
+/// A `torch_bench.py --serve` process holding one row's PyTorch model.
+struct TorchPeer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl TorchPeer {
+    fn start(
+        script: &std::path::Path,
+        (arch, width, batch, threads, device): (Arch, f64, usize, usize, &str),
+    ) -> Result<Self> {
+        let stderr = tempfile::NamedTempFile::new()?;
+        // tarun's device names (`cpu`, `cuda:0`) are PyTorch's.
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg("--serve")
+            .args([arch.name(), &width.to_string(), &batch.to_string()])
+            .args([&threads.to_string(), device])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen()?)
+            .spawn()?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        })
     }
-    times.sort_by(f64::total_cmp);
-    Ok(batch as f64 / times[times.len() / 2])
+
+    /// Sends one command and returns the step times it answers with.
+    fn ask(&mut self, cmd: &str) -> Result<Vec<f64>> {
+        let mut line = String::new();
+        let sent = writeln!(self.stdin, "{cmd}").and_then(|()| self.stdin.flush());
+        if sent.is_err() || self.stdout.read_line(&mut line)? == 0 {
+            return Err(self.failure(&format!("no answer to `{cmd}`")));
+        }
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| self.failure(&format!("bad answer {line:?} to `{cmd}`: {e}")))?;
+        Ok(v["times"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_f64()).collect())
+            .unwrap_or_default())
+    }
+
+    fn failure(&mut self, what: &str) -> ExpectedError {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let err = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
+        ExpectedError::Other(anyhow::anyhow!("torch_bench.py: {what}\n{err}"))
+    }
+
+    /// Closes the command stream and waits for the process to end.
+    fn finish(mut self) -> Result<()> {
+        drop(self.stdin);
+        let status = self.child.wait()?;
+        if !status.success() {
+            let err = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
+            return Err(ExpectedError::Other(anyhow::anyhow!(
+                "torch_bench.py exited with {status}\n{err}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn reset_peak_memory() {
@@ -172,46 +300,18 @@ fn torch_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Runs the same row in PyTorch through the shipped script.
-fn torch_row(
-    arch: Arch,
-    width: f64,
-    batch: usize,
-    steps: usize,
-    threads: usize,
-    device: &str,
-) -> Result<(f64, f64)> {
-    // The script ships inside the binary, so an installed tarun needs no source tree.
-    // tarun's device names (`cpu`, `cuda:0`) are PyTorch's.
-    let dir = tempfile::tempdir()?;
-    let script = dir.path().join("torch_bench.py");
-    std::fs::write(&script, TORCH_SCRIPT)?;
-    let out = Command::new("python3")
-        .arg(&script)
-        .args([
-            arch.name(),
-            &width.to_string(),
-            &batch.to_string(),
-            &steps.to_string(),
-        ])
-        .arg(threads.to_string())
-        .arg(device)
-        .output()?;
-    if !out.status.success() {
-        return Err(ExpectedError::Other(anyhow::anyhow!(
-            "torch_bench.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(anyhow::Error::from)?;
-    let get = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    Ok((get("train_images_per_s"), get("infer_images_per_s")))
-}
-
-fn print_table(rows: &[Row], torch: bool, threads: usize, device: &str) {
+fn print_table(rows: &[Row], torch: bool, threads: usize, args: &BenchArgs) {
     println!(
-        "tarun bench: images/second on {device}, {threads} threads (median of timed steps after \
-         warm-up), {} kernels (TARUN_KERNELS)",
+        "tarun bench: images/second on {}, {threads} threads, median of {} rounds x {} timed \
+         steps after warm-up{}, {} kernels (TARUN_KERNELS)",
+        args.device,
+        args.rounds.max(1),
+        args.steps.max(1),
+        if torch {
+            ", tarun and PyTorch alternating"
+        } else {
+            ""
+        },
         Kernels::selected().name()
     );
     if !torch {

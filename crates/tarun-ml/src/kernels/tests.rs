@@ -104,6 +104,9 @@ const CONV_CASES: &[ConvCase] = &[
     (9, 4, 3, 3, 5, 3, 1, 1),  // small maps: several images per product, ragged last group
     (6, 8, 2, 2, 16, 3, 2, 1), // 2x2 maps at stride 2
     (4, 2, 5, 5, 3, 5, 1, 2),  // 5x5 kernel
+    (2, 3, 6, 9, 4, 3, 1, 1),  // non-square maps, same padding
+    (3, 2, 1, 1, 4, 3, 1, 1),  // 1x1 maps under a padded 3x3 kernel
+    (2, 2, 2, 3, 3, 5, 1, 2),  // padding as large as the map
 ];
 
 #[test]
