@@ -8,9 +8,20 @@
 //!
 //! Candle's own `AdamW` folds the bias corrections differently and its `SGD` has no momentum or
 //! weight decay, hence these.
+//!
+//! On the CPU (with tarun's kernels, see `models::Kernels`) AdamW runs as one fused in-place
+//! pass per tensor over parameter, gradient and both moments, with the same f32 operations in
+//! the same order as the tensor version, so the results are identical. The tensor version
+//! allocates a fresh tensor for each of its dozen element-wise steps: on VGG-11-BN's 128.8M
+//! parameters that is about 18 GB of memory traffic per step against 3.6 GB fused (issue 8).
+
+use std::sync::Mutex;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Result, Tensor, Var};
+use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Result, Tensor, Var};
+use rayon::prelude::*;
+
+use crate::models::Kernels;
 use serde::{Deserialize, Serialize};
 
 /// Which optimizer a run uses.
@@ -30,6 +41,8 @@ const EPS: f64 = 1e-8;
 /// Per-variable optimizer state.
 enum Slot {
     Adam { m: Tensor, v: Tensor },
+    /// AdamW's moments in plain memory, updated in place by [`FusedAdamW`].
+    FusedAdam { m: Vec<f32>, v: Vec<f32> },
     Momentum { buf: Option<Tensor> },
 }
 
@@ -53,7 +66,15 @@ impl Optimizer {
         let vars = vars
             .into_iter()
             .map(|var| {
+                let fused = matches!(var.device(), Device::Cpu)
+                    && var.dtype() == DType::F32
+                    && var.is_contiguous()
+                    && Kernels::selected() == Kernels::Tarun;
                 let slot = match kind {
+                    OptimizerKind::AdamW if fused => Slot::FusedAdam {
+                        m: vec![0.0; var.elem_count()],
+                        v: vec![0.0; var.elem_count()],
+                    },
                     OptimizerKind::AdamW => Slot::Adam {
                         m: var.zeros_like()?,
                         v: var.zeros_like()?,
@@ -90,11 +111,17 @@ impl Optimizer {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
+            if let Slot::FusedAdam { m, v } = slot {
+                let op = FusedAdamW::new(m, v, lr, wd, (bc1, bc2));
+                var.as_tensor().inplace_op2(&grad.contiguous()?, &op)?;
+                continue;
+            }
             // Detached: the update must not build a backprop graph.
             let (theta, grad) = (var.as_tensor().detach(), grad.detach());
             let next = match slot {
                 Slot::Adam { m, v } => adamw(&theta, &grad, m, v, lr, wd, (bc1, bc2))?,
                 Slot::Momentum { buf } => sgd(&theta, &grad, buf, lr, wd, momentum)?,
+                Slot::FusedAdam { .. } => unreachable!("updated above"),
             };
             var.set(&next)?;
         }
@@ -124,6 +151,94 @@ fn adamw(
     let denom = ((v.sqrt()? / bc2.sqrt())? + EPS)?;
     let step_size = lr / bc1;
     theta - (m.div(&denom)? * step_size)?
+}
+
+/// [`adamw`] as one in-place pass over a contiguous f32 parameter on the CPU: the parameter is
+/// the op's destination, the gradient its source, the moments are borrowed for the call.
+struct FusedAdamW<'a> {
+    moments: Mutex<(&'a mut [f32], &'a mut [f32])>,
+    /// The f32 constants [`adamw`]'s tensor ops apply, each rounded from f64 as Candle does.
+    decay: Option<f32>,
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    inv_sqrt_bc2: f32,
+    eps: f32,
+    step_size: f32,
+}
+
+impl<'a> FusedAdamW<'a> {
+    fn new(
+        m: &'a mut [f32],
+        v: &'a mut [f32],
+        lr: f64,
+        wd: f64,
+        (bc1, bc2): (f64, f64),
+    ) -> Self {
+        Self {
+            moments: Mutex::new((m, v)),
+            decay: (wd != 0.0).then_some((1.0 - lr * wd) as f32),
+            one_minus_beta1: (1.0 - BETA1) as f32,
+            beta2: BETA2 as f32,
+            one_minus_beta2: (1.0 - BETA2) as f32,
+            // `tensor / x` in Candle multiplies by `1 / x`.
+            inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
+            eps: EPS as f32,
+            step_size: (lr / bc1) as f32,
+        }
+    }
+
+    /// One element, in [`adamw`]'s order; `x * c + 0.0` is Candle's affine op, kept so that
+    /// even the sign of a zero matches.
+    #[inline(always)]
+    fn update(&self, theta: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
+        let t = match self.decay {
+            Some(d) => *theta * d + 0.0,
+            None => *theta,
+        };
+        *m += (g - *m) * self.one_minus_beta1 + 0.0;
+        *v = (*v * self.beta2 + 0.0) + ((g * g) * self.one_minus_beta2 + 0.0);
+        let denom = (v.sqrt() * self.inv_sqrt_bc2 + 0.0) * 1.0 + self.eps;
+        *theta = t - ((*m / denom) * self.step_size + 0.0);
+    }
+}
+
+impl InplaceOp2 for FusedAdamW<'_> {
+    fn name(&self) -> &'static str {
+        "tarun-adamw"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+        let (CpuStorage::F32(theta), CpuStorage::F32(grad)) = (s1, s2) else {
+            candle_core::bail!("tarun-adamw: f32 parameters and gradients only");
+        };
+        let (Some((t0, t1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("tarun-adamw: expects contiguous tensors");
+        };
+        let mut moments = self.moments.lock().unwrap_or_else(|e| e.into_inner());
+        let (m, v) = &mut *moments;
+        let (theta, grad) = (&mut theta[t0..t1], &grad[g0..g1]);
+        if grad.len() != theta.len() || m.len() != theta.len() || v.len() != theta.len() {
+            candle_core::bail!(
+                "tarun-adamw: {} parameters, {} gradients, moments of {}",
+                theta.len(),
+                grad.len(),
+                m.len()
+            );
+        }
+        const CHUNK: usize = 1 << 14;
+        theta
+            .par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+            .for_each(|((t, g), (m, v))| {
+                for i in 0..t.len() {
+                    self.update(&mut t[i], g[i], &mut m[i], &mut v[i]);
+                }
+            });
+        Ok(())
+    }
 }
 
 /// One SGD-with-momentum update: g += wd*theta; buf = momentum*buf + g (buf = g at first);
