@@ -74,7 +74,10 @@ fn adamw_run(kernels: Kernels, wd: f64) -> Vec<f32> {
     let n = 50_000;
     let wave = |a: f32, b: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * a).sin() * b).collect() };
     let p = Var::from_vec(wave(0.37, 2.0), n, &dev).unwrap();
-    let c = Tensor::from_vec(wave(0.11, 1.5), n, &dev).unwrap().abs().unwrap();
+    let c = Tensor::from_vec(wave(0.11, 1.5), n, &dev)
+        .unwrap()
+        .abs()
+        .unwrap();
     let d = Tensor::from_vec(wave(0.05, 0.3), n, &dev).unwrap();
     Kernels::force(Some(kernels));
     let mut opt = Optimizer::new(OptimizerKind::AdamW, vec![p.clone()], wd, 0.0).unwrap();
@@ -93,13 +96,19 @@ fn adamw_run(kernels: Kernels, wd: f64) -> Vec<f32> {
 #[test]
 fn fused_adamw_is_the_tensor_version_bit_for_bit() {
     for wd in [0.0, 0.01] {
-        let (fused, tensors) = (adamw_run(Kernels::Tarun, wd), adamw_run(Kernels::Candle, wd));
+        let (fused, tensors) = (
+            adamw_run(Kernels::Tarun, wd),
+            adamw_run(Kernels::Candle, wd),
+        );
         let differing = fused
             .iter()
             .zip(&tensors)
             .filter(|(a, b)| a.to_bits() != b.to_bits())
             .count();
-        assert_eq!(differing, 0, "weight decay {wd}: {differing} parameters differ");
+        assert_eq!(
+            differing, 0,
+            "weight decay {wd}: {differing} parameters differ"
+        );
         assert_ne!(fused[..10], adamw_run(Kernels::Tarun, wd + 0.5)[..10]);
     }
 }

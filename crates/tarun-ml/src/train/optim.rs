@@ -40,10 +40,18 @@ const EPS: f64 = 1e-8;
 
 /// Per-variable optimizer state.
 enum Slot {
-    Adam { m: Tensor, v: Tensor },
+    Adam {
+        m: Tensor,
+        v: Tensor,
+    },
     /// AdamW's moments in plain memory, updated in place by [`FusedAdamW`].
-    FusedAdam { m: Vec<f32>, v: Vec<f32> },
-    Momentum { buf: Option<Tensor> },
+    FusedAdam {
+        m: Vec<f32>,
+        v: Vec<f32>,
+    },
+    Momentum {
+        buf: Option<Tensor>,
+    },
 }
 
 /// An optimizer over a fixed list of variables.
@@ -168,13 +176,7 @@ struct FusedAdamW<'a> {
 }
 
 impl<'a> FusedAdamW<'a> {
-    fn new(
-        m: &'a mut [f32],
-        v: &'a mut [f32],
-        lr: f64,
-        wd: f64,
-        (bc1, bc2): (f64, f64),
-    ) -> Self {
+    fn new(m: &'a mut [f32], v: &'a mut [f32], lr: f64, wd: f64, (bc1, bc2): (f64, f64)) -> Self {
         Self {
             moments: Mutex::new((m, v)),
             decay: (wd != 0.0).then_some((1.0 - lr * wd) as f32),
@@ -208,7 +210,13 @@ impl InplaceOp2 for FusedAdamW<'_> {
         "tarun-adamw"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
         let (CpuStorage::F32(theta), CpuStorage::F32(grad)) = (s1, s2) else {
             candle_core::bail!("tarun-adamw: f32 parameters and gradients only");
         };
