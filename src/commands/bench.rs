@@ -174,6 +174,7 @@ fn measure(
     mut peer: Option<TorchPeer>,
 ) -> Result<Row> {
     let (steps, rounds) = (args.steps.max(1), args.rounds.max(1));
+    tarun_ml::device::release_free_memory();
     reset_peak_memory();
     let mut me = Subject::new(arch, width, batch, device)?;
     me.train_step()?;

@@ -119,6 +119,16 @@ pub fn tune_process() {
     }
 }
 
+/// Hands the allocator's free memory back to the system (glibc keeps it, see [`tune_process`]),
+/// so that a following peak-memory measurement starts from what is really in use.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Runs `f` with at most `threads` CPU threads for everything parallel inside it (tarun's
 /// kernels, gemm, Candle's CPU ops and tarun-ml's own loops all use rayon's current pool), so
 /// that concurrent CPU jobs share the cores instead of each taking all of them. Falls back to the

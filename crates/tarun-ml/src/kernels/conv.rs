@@ -98,7 +98,7 @@ impl Geom {
 /// Unfolds one image into columns `[off, off + Ho*Wo)` of `col` (row stride `ld`).
 fn im2col(x: &[f32], g: &Geom, col: &mut [f32], ld: usize, off: usize) {
     let (k, s, p) = (g.k, g.stride, g.pad);
-    if s == 1 && g.ho == g.h && g.wo == g.w && p < g.h && p < g.w {
+    if same_padded(g) {
         return im2col_same(x, g, col, ld, off);
     }
     for c in 0..g.c {
@@ -132,50 +132,99 @@ fn im2col(x: &[f32], g: &Geom, col: &mut [f32], ld: usize, off: usize) {
     }
 }
 
-/// [`im2col`] for stride 1 with "same" padding (`Ho = H`, `Wo = W`, `pad < H, W`), the 3x3
-/// convolutions that make up most of ResNet-18 and VGG: each kernel tap's row is the input plane
-/// shifted by `(ki - pad) * W + (kj - pad)`, so it is one long copy, then the rows above or below
-/// the plane and the entries that wrapped across a row edge are zeroed. Copying row by row
-/// instead cost a `memcpy` call per output row, which dominated on the 4x4 and 8x8 maps.
-fn im2col_same(x: &[f32], g: &Geom, col: &mut [f32], ld: usize, off: usize) {
-    let (k, h, w) = (g.k, g.h as isize, g.w as isize);
-    let hw = g.h * g.w;
+/// Stride 1 with "same" padding (`Ho = H`, `Wo = W`) and the padding inside the map: each
+/// kernel tap is then a shift of the whole plane (see [`im2col_same`]).
+fn same_padded(g: &Geom) -> bool {
+    g.stride == 1 && g.ho == g.h && g.wo == g.w && g.pad < g.h && g.pad < g.w
+}
+
+/// For one kernel tap of a [`same_padded`] convolution: the output rows whose source row is
+/// inside the plane, `[oh_lo, oh_hi)`; the column offset `dx`; the shift from an output index to
+/// its source index; and the index range `[lo, hi)` whose sources stay inside the plane. Inside
+/// that range only the columns listed by [`edge_cols`] read across a row edge.
+fn tap(g: &Geom, ki: usize, kj: usize) -> (isize, isize, isize, isize, isize, isize) {
+    let (h, w) = (g.h as isize, g.w as isize);
+    let (dy, dx) = (ki as isize - g.pad as isize, kj as isize - g.pad as isize);
+    // Never empty, as |dy| <= pad < H.
+    let (oh_lo, oh_hi) = ((-dy).max(0), (h - dy).min(h));
+    let (lo, hi) = (oh_lo * w + (-dx).max(0), oh_hi * w - dx.max(0));
+    (oh_lo, oh_hi, dx, dy * w + dx, lo, hi)
+}
+
+/// Calls `f` on every entry of a tap's row (`dst`, one image's `H*W` block) whose source column
+/// `ow + dx` is outside the row, in the output rows `[oh_lo, oh_hi)`.
+fn edge_cols(dst: &mut [f32], w: usize, (oh_lo, oh_hi, dx): (isize, isize, isize)) {
+    let cols = if dx < 0 {
+        0..-dx
+    } else {
+        w as isize - dx..w as isize
+    };
+    for ow in cols {
+        let first = (oh_lo * w as isize + ow) as usize;
+        dst[first..]
+            .iter_mut()
+            .step_by(w)
+            .take((oh_hi - oh_lo) as usize)
+            .for_each(|v| *v = 0.0);
+    }
+}
+
+/// [`col2im`] for [`same_padded`] convolutions, the mirror of [`im2col_same`]: the entries of
+/// `col` that read across a row edge are zeroed (`col` is scratch), then each tap is one long
+/// add of its row into the shifted plane. Each input element receives its contributions in the
+/// same order as the row-by-row loop, so the result is the same to the bit.
+fn col2im_same(col: &mut [f32], ld: usize, off: usize, g: &Geom, dx_img: &mut [f32]) {
+    let (k, hw) = (g.k, g.h * g.w);
     for c in 0..g.c {
-        let plane = &x[c * hw..(c + 1) * hw];
+        let plane = &mut dx_img[c * hw..(c + 1) * hw];
         for ki in 0..k {
             for kj in 0..k {
                 let row = (c * k + ki) * k + kj;
-                let dst = &mut col[row * ld + off..row * ld + off + hw];
-                let (dy, dx) = (ki as isize - g.pad as isize, kj as isize - g.pad as isize);
-                // Output rows whose source row `oh + dy` is inside the plane (never empty, as
-                // |dy| <= pad < H).
-                let (oh_lo, oh_hi) = ((-dy).max(0), (h - dy).min(h));
-                dst[..(oh_lo * w) as usize].fill(0.0);
-                dst[(oh_hi * w) as usize..].fill(0.0);
-                // dst[i] = plane[i + shift], trimmed so that the source stays in the plane; the
-                // trimmed entries are edge columns, zeroed below.
-                let shift = dy * w + dx;
-                let (lo, hi) = (oh_lo * w + (-dx).max(0), oh_hi * w - dx.max(0));
-                dst[lo as usize..hi as usize]
-                    .copy_from_slice(&plane[(lo + shift) as usize..(hi + shift) as usize]);
-                // Columns whose source column `ow + dx` is outside the row.
-                let cols = if dx < 0 { 0..-dx } else { w - dx..w };
-                for ow in cols {
-                    let first = (oh_lo * w + ow) as usize;
-                    dst[first..]
-                        .iter_mut()
-                        .step_by(g.w)
-                        .take((oh_hi - oh_lo) as usize)
-                        .for_each(|v| *v = 0.0);
+                let src = &mut col[row * ld + off..row * ld + off + hw];
+                let (oh_lo, oh_hi, dx, shift, lo, hi) = tap(g, ki, kj);
+                edge_cols(src, g.w, (oh_lo, oh_hi, dx));
+                let dst = &mut plane[(lo + shift) as usize..(hi + shift) as usize];
+                for (a, b) in dst.iter_mut().zip(&src[lo as usize..hi as usize]) {
+                    *a += b;
                 }
             }
         }
     }
 }
 
+/// [`im2col`] for stride 1 with "same" padding (`Ho = H`, `Wo = W`, `pad < H, W`), the 3x3
+/// convolutions that make up most of ResNet-18 and VGG: each kernel tap's row is the input plane
+/// shifted by `(ki - pad) * W + (kj - pad)`, so it is one long copy, then the rows above or below
+/// the plane and the entries that wrapped across a row edge are zeroed. Copying row by row
+/// instead cost a `memcpy` call per output row, which dominated on the 4x4 and 8x8 maps.
+fn im2col_same(x: &[f32], g: &Geom, col: &mut [f32], ld: usize, off: usize) {
+    let (k, hw) = (g.k, g.h * g.w);
+    for c in 0..g.c {
+        let plane = &x[c * hw..(c + 1) * hw];
+        for ki in 0..k {
+            for kj in 0..k {
+                let row = (c * k + ki) * k + kj;
+                let dst = &mut col[row * ld + off..row * ld + off + hw];
+                let (oh_lo, oh_hi, dx, shift, lo, hi) = tap(g, ki, kj);
+                // Rows above and below the plane.
+                dst[..oh_lo as usize * g.w].fill(0.0);
+                dst[oh_hi as usize * g.w..].fill(0.0);
+                // dst[i] = plane[i + shift] over [lo, hi); the entries just outside it are
+                // edge columns, zeroed with the rest of them.
+                dst[lo as usize..hi as usize]
+                    .copy_from_slice(&plane[(lo + shift) as usize..(hi + shift) as usize]);
+                edge_cols(dst, g.w, (oh_lo, oh_hi, dx));
+            }
+        }
+    }
+}
+
 /// Folds columns `[off, off + Ho*Wo)` of `col` back into one image's gradient, adding overlaps.
-fn col2im(col: &[f32], ld: usize, off: usize, g: &Geom, dx: &mut [f32]) {
+fn col2im(col: &mut [f32], ld: usize, off: usize, g: &Geom, dx: &mut [f32]) {
     let (k, s, p) = (g.k, g.stride, g.pad);
+    if same_padded(g) {
+        return col2im_same(col, ld, off, g, dx);
+    }
     for c in 0..g.c {
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..k {
@@ -304,7 +353,7 @@ pub(crate) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
                 matmul(dcol, wt, dv, (ckk, gn * hw, g.co), false, inner);
                 for i in 0..gn {
                     col2im(
-                        dcol,
+                        &mut *dcol,
                         gn * hw,
                         i * hw,
                         g,

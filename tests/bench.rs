@@ -1,0 +1,133 @@
+//! `tarun bench`: the JSON it prints, the alternation with a PyTorch process (played here by a
+//! fake `python3` that answers the `torch_bench.py --serve` protocol with fixed step times, so
+//! the arithmetic is known), and its errors.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// `tarun bench` on the smallest row: ResNet-18 width 0.25, batch 2, one step, `rounds` rounds.
+fn bench(path: Option<&Path>, rounds: &str) -> std::process::Output {
+    let mut cmd = Command::cargo_bin("tarun").expect("binary");
+    cmd.args(["bench", "--json", "--arch", "resnet18", "--width", "0.25"])
+        .args(["--batch", "2", "--steps", "1", "--rounds", rounds]);
+    if let Some(dir) = path {
+        let old = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{old}", dir.display()));
+    }
+    cmd.output().expect("tarun bench runs")
+}
+
+fn json(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "tarun bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+/// A `python3` whose `import torch` succeeds and whose `--serve` process answers every `train N`
+/// with N steps of 0.25 s and every `infer N` with N steps of 0.125 s (or, with `broken`, exits
+/// at once).
+fn fake_python(dir: &Path, broken: bool) {
+    let serve = if broken {
+        "echo 'torch exploded' >&2; exit 3".to_owned()
+    } else {
+        r#"while read cmd n; do
+  case "$cmd" in
+    warmup) echo '{"times": []}' ;;
+    train) t=0.25 ;;
+    infer) t=0.125 ;;
+    *) echo "unknown $cmd" >&2; exit 4 ;;
+  esac
+  if [ "$cmd" != warmup ]; then
+    list=$t; i=1; while [ $i -lt $n ]; do list="$list, $t"; i=$((i+1)); done
+    echo "{\"times\": [$list]}"
+  fi
+done"#
+            .to_owned()
+    };
+    let script = format!(
+        "#!/bin/sh\n# argv: -c CODE, or SCRIPT --serve ARCH WIDTH BATCH THREADS DEVICE\n\
+         [ \"$1\" = -c ] && exit 0\n[ \"$2\" = --serve ] || exit 5\n{serve}\n"
+    );
+    let path = dir.join("python3");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn json_rows_with_pytorch_alternating() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_python(dir.path(), false);
+    let v = json(&bench(Some(dir.path()), "3"));
+    assert_eq!(v["torch"], true);
+    assert_eq!(
+        (v["steps"].as_u64(), v["rounds"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(
+        (
+            row["arch"].as_str(),
+            row["width"].as_f64(),
+            row["batch"].as_u64()
+        ),
+        (Some("resnet18"), Some(0.25), Some(2))
+    );
+    for key in ["train_images_per_s", "infer_images_per_s"] {
+        let rate = row[key].as_f64().unwrap();
+        assert!(rate.is_finite() && rate > 0.0, "{key} = {rate}");
+    }
+    // Batch 2 over the fake's step times: 2 / 0.25 and 2 / 0.125.
+    assert_eq!(row["torch_train_images_per_s"].as_f64(), Some(8.0));
+    assert_eq!(row["torch_infer_images_per_s"].as_f64(), Some(16.0));
+    if cfg!(target_os = "linux") {
+        assert!(row["peak_mb"].as_f64().unwrap() > 1.0);
+    }
+}
+
+#[test]
+fn without_pytorch_tarun_figures_alone() {
+    // A `python3` that cannot import torch.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("python3");
+    std::fs::write(&path, "#!/bin/sh\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let v = json(&bench(Some(dir.path()), "1"));
+    assert_eq!(v["torch"], false);
+    let row = &v["rows"][0];
+    assert!(row["torch_train_images_per_s"].is_null());
+    assert!(row["train_images_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_failing_pytorch_process_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_python(dir.path(), true);
+    let out = bench(Some(dir.path()), "1");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("torch_bench.py") && err.contains("torch exploded"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_suite_and_network_are_usage_errors() {
+    for args in [&["bench", "nonsense"][..], &["bench", "--arch", "lenet"]] {
+        let out = Command::cargo_bin("tarun")
+            .unwrap()
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
