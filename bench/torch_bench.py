@@ -7,7 +7,7 @@ Usage:
   torch_bench.py --serve ARCH WIDTH BATCH THREADS [DEVICE]
       builds the row, then answers one line per command read from stdin: `warmup` (one step of
       each kind), `train N` or `infer N` (N timed steps), each answered with
-      {"times": [seconds, ...]}; EOF ends it. `tarun bench` drives this to interleave PyTorch's
+      {"times": [seconds, ...], "peak_mb": peak resident set of this process}; EOF ends it. `tarun bench` drives this to interleave PyTorch's
       steps with its own, round by round, so that both see the same machine state.
 
 The networks are torchvision's with tarun's changes (CIFAR stem for ResNet-18, 10 classes) and
@@ -16,6 +16,7 @@ channel counts scaled by WIDTH the way tarun scales them. DEVICE is `cpu` (defau
 """
 
 import json
+import resource
 import statistics
 import sys
 import time
@@ -121,7 +122,8 @@ def serve(args):
             times = timed(int(cmd[1]), train_step if cmd[0] == "train" else infer_step)
         else:
             raise SystemExit(f"torch_bench.py: unknown command {line!r}")
-        print(json.dumps({"times": times}), flush=True)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        print(json.dumps({"times": times, "peak_mb": peak_mb}), flush=True)
 
 
 def main():

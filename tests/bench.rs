@@ -37,7 +37,7 @@ fn fake_python(dir: &Path, broken: bool) {
     } else {
         r#"while read cmd n; do
   case "$cmd" in
-    warmup) echo '{"times": []}' ;;
+    warmup) echo '{"times": [], "peak_mb": 321.5}' ;;
     train) t=0.25 ;;
     infer) t=0.125 ;;
     *) echo "unknown $cmd" >&2; exit 4 ;;
@@ -87,6 +87,8 @@ fn json_rows_with_pytorch_alternating() {
     // Batch 2 over the fake's step times: 2 / 0.25 and 2 / 0.125.
     assert_eq!(row["torch_train_images_per_s"].as_f64(), Some(8.0));
     assert_eq!(row["torch_infer_images_per_s"].as_f64(), Some(16.0));
+    // The last answer that reported a peak.
+    assert_eq!(row["torch_peak_mb"].as_f64(), Some(321.5));
     if cfg!(target_os = "linux") {
         assert!(row["peak_mb"].as_f64().unwrap() > 1.0);
     }

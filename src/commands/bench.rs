@@ -35,6 +35,9 @@ struct Row {
     peak_mb: Option<f64>,
     torch_train_images_per_s: Option<f64>,
     torch_infer_images_per_s: Option<f64>,
+    /// The PyTorch process's peak resident set (its own row only: one process per row, torch's
+    /// import included).
+    torch_peak_mb: Option<f64>,
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
@@ -198,9 +201,10 @@ fn measure(
         (!t.is_empty()).then(|| batch as f64 / t[t.len() / 2])
     };
     let [mut tt, mut ti, mut pt, mut pi] = times;
-    if let Some(p) = peer {
-        p.finish()?;
-    }
+    let torch_peak_mb = match peer {
+        Some(p) => p.finish()?,
+        None => None,
+    };
     Ok(Row {
         arch: arch.name().to_owned(),
         width,
@@ -210,6 +214,7 @@ fn measure(
         peak_mb: peak_memory_mb(),
         torch_train_images_per_s: rate(&mut pt),
         torch_infer_images_per_s: rate(&mut pi),
+        torch_peak_mb,
     })
 }
 
@@ -219,6 +224,8 @@ struct TorchPeer {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     stderr: tempfile::NamedTempFile,
+    /// The peak resident set the last answer reported.
+    peak_mb: Option<f64>,
 }
 
 impl TorchPeer {
@@ -244,6 +251,7 @@ impl TorchPeer {
             stdin,
             stdout,
             stderr,
+            peak_mb: None,
         })
     }
 
@@ -256,6 +264,7 @@ impl TorchPeer {
         }
         let v: serde_json::Value = serde_json::from_str(&line)
             .map_err(|e| self.failure(&format!("bad answer {line:?} to `{cmd}`: {e}")))?;
+        self.peak_mb = v["peak_mb"].as_f64().or(self.peak_mb);
         Ok(v["times"]
             .as_array()
             .map(|a| a.iter().filter_map(|t| t.as_f64()).collect())
@@ -269,8 +278,8 @@ impl TorchPeer {
         ExpectedError::Other(anyhow::anyhow!("torch_bench.py: {what}\n{err}"))
     }
 
-    /// Closes the command stream and waits for the process to end.
-    fn finish(mut self) -> Result<()> {
+    /// Closes the command stream, waits for the process to end and returns its peak memory.
+    fn finish(mut self) -> Result<Option<f64>> {
         drop(self.stdin);
         let status = self.child.wait()?;
         if !status.success() {
@@ -279,7 +288,7 @@ impl TorchPeer {
                 "torch_bench.py exited with {status}\n{err}"
             )));
         }
-        Ok(())
+        Ok(self.peak_mb)
     }
 }
 
@@ -323,14 +332,14 @@ fn print_table(rows: &[Row], torch: bool, threads: usize, args: &BenchArgs) {
     println!(
         "| network | width | batch | train | infer | peak MB |{}",
         if torch {
-            " torch train | torch infer | train ratio | infer ratio |"
+            " torch train | torch infer | torch peak MB | train ratio | infer ratio |"
         } else {
             ""
         }
     );
     println!(
         "|---|---|---|---|---|---|{}",
-        if torch { "---|---|---|---|" } else { "" }
+        if torch { "---|---|---|---|---|" } else { "" }
     );
     for r in rows {
         let peak = r.peak_mb.map_or("-".into(), |m| format!("{m:.0}"));
@@ -339,8 +348,9 @@ fn print_table(rows: &[Row], torch: bool, threads: usize, args: &BenchArgs) {
             r.arch, r.width, r.batch, r.train_images_per_s, r.infer_images_per_s, peak
         );
         if let (Some(t), Some(i)) = (r.torch_train_images_per_s, r.torch_infer_images_per_s) {
+            let peak = r.torch_peak_mb.map_or("-".into(), |m| format!("{m:.0}"));
             print!(
-                " {t:.1} | {i:.1} | {:.2} | {:.2} |",
+                " {t:.1} | {i:.1} | {peak} | {:.2} | {:.2} |",
                 r.train_images_per_s / t,
                 r.infer_images_per_s / i
             );
