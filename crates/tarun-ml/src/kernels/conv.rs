@@ -151,7 +151,7 @@ fn tap(g: &Geom, ki: usize, kj: usize) -> (isize, isize, isize, isize, isize, is
     (oh_lo, oh_hi, dx, dy * w + dx, lo, hi)
 }
 
-/// Calls `f` on every entry of a tap's row (`dst`, one image's `H*W` block) whose source column
+/// Zeroes every entry of a tap's row (`dst`, one image's `H*W` block) whose source column
 /// `ow + dx` is outside the row, in the output rows `[oh_lo, oh_hi)`.
 fn edge_cols(dst: &mut [f32], w: usize, (oh_lo, oh_hi, dx): (isize, isize, isize)) {
     let cols = if dx < 0 {
