@@ -68,17 +68,17 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let device = tarun_ml::device::open(&args.device).map_err(ExpectedError::Usage)?;
     let torch = torch_available();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let script = tempfile::tempdir()?;
     // The script ships inside the binary, so an installed tarun needs no source tree.
-    let script = (script.path().join("torch_bench.py"), script);
-    std::fs::write(&script.0, TORCH_SCRIPT)?;
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("torch_bench.py");
+    std::fs::write(&script, TORCH_SCRIPT)?;
     let mut rows = vec![];
     for &arch in &archs {
         for &width in &widths {
             for &batch in &batches {
                 let peer = if torch {
                     let spec = (arch, width, batch, threads, args.device.as_str());
-                    Some(TorchPeer::start(&script.0, spec)?)
+                    Some(TorchPeer::start(&script, spec)?)
                 } else {
                     None
                 };

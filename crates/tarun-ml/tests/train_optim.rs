@@ -28,13 +28,18 @@ fn run(kind: OptimizerKind, momentum: f64) -> Vec<f32> {
     let c = Tensor::new(&[1.0f32, 2.0, 0.5, 3.0, 1.0, 0.1], &dev).unwrap();
     let d = Tensor::new(&[0.1f32, -0.2, 0.3, 0.0, -0.5, 0.05], &dev).unwrap();
     let mut opt = Optimizer::new(kind, vec![p.clone()], 0.01, momentum).unwrap();
+    descend(&mut opt, &p, &c, &d, 0.1);
+    p.as_tensor().to_vec1().unwrap()
+}
+
+/// Five steps on `sum(0.5 * c * p^2 + d * p)`.
+fn descend(opt: &mut Optimizer, p: &Var, c: &Tensor, d: &Tensor, lr: f64) {
     for _ in 0..5 {
-        let quad = ((p.as_tensor() * p.as_tensor()).unwrap() * &c).unwrap();
-        let loss = ((quad * 0.5).unwrap() + (p.as_tensor() * &d).unwrap()).unwrap();
-        opt.step(&loss.sum_all().unwrap().backward().unwrap(), 0.1)
+        let quad = ((p.as_tensor() * p.as_tensor()).unwrap() * c).unwrap();
+        let loss = ((quad * 0.5).unwrap() + (p.as_tensor() * d).unwrap()).unwrap();
+        opt.step(&loss.sum_all().unwrap().backward().unwrap(), lr)
             .unwrap();
     }
-    p.as_tensor().to_vec1().unwrap()
 }
 
 fn assert_close(got: &[f32], want: &[f32]) {
@@ -82,12 +87,7 @@ fn adamw_run(kernels: Kernels, wd: f64) -> Vec<f32> {
     Kernels::force(Some(kernels));
     let mut opt = Optimizer::new(OptimizerKind::AdamW, vec![p.clone()], wd, 0.0).unwrap();
     Kernels::force(None);
-    for _ in 0..5 {
-        let quad = ((p.as_tensor() * p.as_tensor()).unwrap() * &c).unwrap();
-        let loss = ((quad * 0.5).unwrap() + (p.as_tensor() * &d).unwrap()).unwrap();
-        opt.step(&loss.sum_all().unwrap().backward().unwrap(), 0.05)
-            .unwrap();
-    }
+    descend(&mut opt, &p, &c, &d, 0.05);
     p.as_tensor().to_vec1().unwrap()
 }
 

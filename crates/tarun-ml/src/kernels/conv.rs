@@ -266,17 +266,34 @@ fn unfold_group(x: &[f32], g: &Geom, n0: usize, gn: usize, col: &mut [f32]) {
     }
 }
 
-/// Copies `dy` of images `[n0, n0 + gn)` into one `Co x gn*Ho*Wo` matrix.
-/// `out` must hold exactly `Co * gn*Ho*Wo` elements; every one is written.
-fn gather_group(dy: &[f32], g: &Geom, n0: usize, gn: usize, out: &mut [f32]) {
+/// `dy` of images `[n0, n0 + gn)` as one `Co x gn*Ho*Wo` matrix: a slice of `dy` for one
+/// image, else copied into `buf`, which must then hold exactly `Co * gn*Ho*Wo` elements.
+fn dy_rows<'a>(dy: &'a [f32], g: &Geom, n0: usize, gn: usize, buf: &'a mut [f32]) -> &'a [f32] {
     let (hw, ld) = (g.out_hw(), gn * g.out_hw());
-    debug_assert_eq!(out.len(), g.co * ld);
+    if gn == 1 {
+        return &dy[n0 * g.co * hw..(n0 + 1) * g.co * hw];
+    }
+    debug_assert_eq!(buf.len(), g.co * ld);
     for i in 0..gn {
         let img = &dy[(n0 + i) * g.co * hw..(n0 + i + 1) * g.co * hw];
         for o in 0..g.co {
-            out[o * ld + i * hw..o * ld + (i + 1) * hw].copy_from_slice(&img[o * hw..(o + 1) * hw]);
+            buf[o * ld + i * hw..o * ld + (i + 1) * hw].copy_from_slice(&img[o * hw..(o + 1) * hw]);
         }
     }
+    buf
+}
+
+/// The scratch sizes of the two gradients for a group of `gn` images: the gathered `dy` (none
+/// for one image) and the column matrix (none for one image of a pointwise convolution).
+fn grad_scratch(g: &Geom, gn: usize) -> (usize, usize) {
+    let n = gn * g.out_hw();
+    let dyg = if gn == 1 { 0 } else { g.co * n };
+    let col = if gn == 1 && g.pointwise() {
+        0
+    } else {
+        g.ckk() * n
+    };
+    (dyg, col)
 }
 
 /// The forward convolution.
@@ -332,20 +349,9 @@ pub(crate) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
         .enumerate()
         .for_each(|(gi, out)| {
             let (n0, gn) = (gi * gs, out.len() / g.chw());
-            let dyg_len = if gn == 1 { 0 } else { g.co * gn * hw };
-            let dcol_len = if gn == 1 && g.pointwise() {
-                0
-            } else {
-                ckk * gn * hw
-            };
+            let (dyg_len, dcol_len) = grad_scratch(g, gn);
             with_scratch(dyg_len, dcol_len, |dyg, dcol| {
-                let dy_rows: &[f32] = if gn == 1 {
-                    &dy[n0 * g.co * hw..(n0 + 1) * g.co * hw]
-                } else {
-                    gather_group(dy, g, n0, gn, dyg);
-                    dyg
-                };
-                let dv = View::rows(dy_rows, gn * hw);
+                let dv = View::rows(dy_rows(dy, g, n0, gn, dyg), gn * hw);
                 if gn == 1 && g.pointwise() {
                     matmul(out, wt, dv, (ckk, hw, g.co), false, inner);
                     return;
@@ -387,29 +393,16 @@ pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
             for gi in (r * groups / ranges)..((r + 1) * groups / ranges) {
                 let n0 = gi * gs;
                 let gn = gs.min(g.b - n0);
-                let dyg_len = if gn == 1 { 0 } else { g.co * gn * hw };
-                let col_len = if gn == 1 && g.pointwise() {
-                    0
-                } else {
-                    ckk * gn * hw
-                };
+                let (dyg_len, col_len) = grad_scratch(g, gn);
                 with_scratch(dyg_len, col_len, |dyg, col| {
-                    let dy_rows: &[f32] = if gn == 1 {
-                        &dy[n0 * g.co * hw..(n0 + 1) * g.co * hw]
-                    } else {
-                        gather_group(dy, g, n0, gn, dyg);
-                        dyg
-                    };
+                    let rows = dy_rows(dy, g, n0, gn, dyg);
                     let cols: &[f32] = if gn == 1 && g.pointwise() {
                         &x[n0 * g.chw()..(n0 + 1) * g.chw()]
                     } else {
                         unfold_group(x, g, n0, gn, col);
                         col
                     };
-                    let (dv, ct) = (
-                        View::rows(dy_rows, gn * hw),
-                        View::transposed(cols, gn * hw),
-                    );
+                    let (dv, ct) = (View::rows(rows, gn * hw), View::transposed(cols, gn * hw));
                     matmul(&mut acc, dv, ct, (g.co, ckk, gn * hw), true, inner);
                 })
             }
