@@ -13,6 +13,7 @@
 //! `col` is recomputed in backward rather than stored, so a convolution keeps only its input.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::{View, f32_data, matmul, threads, with_scratch};
@@ -173,6 +174,7 @@ fn edge_cols(dst: &mut [f32], w: usize, (oh_lo, oh_hi, dx): (isize, isize, isize
 /// `col` that read across a row edge are zeroed (`col` is scratch), then each tap is one long
 /// add of its row into the shifted plane. Each input element receives its contributions in the
 /// same order as the row-by-row loop, so the result is the same to the bit.
+#[inline(always)]
 fn col2im_same(col: &mut [f32], ld: usize, off: usize, g: &Geom, dx_img: &mut [f32]) {
     let (k, hw) = (g.k, g.h * g.w);
     for c in 0..g.c {
@@ -220,6 +222,8 @@ fn im2col_same(x: &[f32], g: &Geom, col: &mut [f32], ld: usize, off: usize) {
 }
 
 /// Folds columns `[off, off + Ho*Wo)` of `col` back into one image's gradient, adding overlaps.
+/// Compiled for AVX-512 and AVX2 as well as the baseline: its adds are the vector loops here.
+#[multiversion(targets = "simd")]
 fn col2im(col: &mut [f32], ld: usize, off: usize, g: &Geom, dx: &mut [f32]) {
     let (k, s, p) = (g.k, g.stride, g.pad);
     if same_padded(g) {

@@ -72,6 +72,55 @@ fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
     })
 }
 
+/// Lanes of [`lane_sums`]: one AVX-512 register of `f32`.
+const LANES: usize = 16;
+
+/// `M` sums of `f(x0[i], x1[i], ...)` over the elements of `K` equally long slices, accumulated
+/// in [`LANES`] independent `f32` lanes and returned as `f64`.
+///
+/// A single running sum is a chain of dependent additions that the compiler may not reorder
+/// (float addition is not associative), so it runs one element per add latency; independent
+/// lanes vectorise. The slices are read a block of [`LANES`] at a time, so the inner loop has no
+/// bounds checks. The lanes are summed in a fixed order: the result depends only on the data.
+/// Callers keep the slices short enough (one image plane) for `f32` lanes to stay accurate and
+/// add the per-plane results in `f64`.
+#[inline(always)]
+fn lane_sums<const K: usize, const M: usize>(
+    xs: [&[f32]; K],
+    f: impl Fn([f32; K]) -> [f32; M],
+) -> [f64; M] {
+    let n = xs.first().map_or(0, |x| x.len());
+    assert!(
+        xs.iter().all(|x| x.len() == n),
+        "lane_sums: slices differ in length"
+    );
+    let mut acc = [[0f32; LANES]; M];
+    let full = n / LANES * LANES;
+    for base in (0..full).step_by(LANES) {
+        let blocks: [&[f32; LANES]; K] =
+            std::array::from_fn(|k| xs[k][base..base + LANES].try_into().expect("a full block"));
+        for l in 0..LANES {
+            let v = f(std::array::from_fn(|k| blocks[k][l]));
+            for m in 0..M {
+                acc[m][l] += v[m];
+            }
+        }
+    }
+    let mut out = [0f64; M];
+    for m in 0..M {
+        out[m] = acc[m].iter().map(|&v| v as f64).sum();
+    }
+    // The remainder, indexing all K slices at once.
+    #[allow(clippy::needless_range_loop)]
+    for i in full..n {
+        let v = f(std::array::from_fn(|k| xs[k][i]));
+        for m in 0..M {
+            out[m] += v[m] as f64;
+        }
+    }
+    out
+}
+
 /// A row-major or transposed view of a matrix inside a slice: element (i, j) is at
 /// `i * rs + j * cs`.
 #[derive(Clone, Copy)]

@@ -3,6 +3,7 @@
 //! element-wise ops of their backward passes.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::f32_data;
@@ -24,6 +25,17 @@ enum AddRelu {
     Forward,
     /// On (y, dL/dy): dL/dy where y > 0, else 0.
     Mask,
+}
+
+/// One chunk of either direction, one loop per variant (a `match` per element would keep it
+/// from vectorising), compiled for AVX-512 and AVX2 as well as the baseline.
+#[multiversion(targets = "simd")]
+fn chunk(op: &AddRelu, out: &mut [f32], a: &[f32], b: &[f32]) {
+    let it = out.iter_mut().zip(a).zip(b);
+    match op {
+        AddRelu::Forward => it.for_each(|((o, &a), &b)| *o = (a + b).max(0.0)),
+        AddRelu::Mask => it.for_each(|((o, &a), &b)| *o = if a > 0.0 { b } else { 0.0 }),
+    }
 }
 
 impl CustomOp2 for AddRelu {
@@ -51,20 +63,7 @@ impl CustomOp2 for AddRelu {
         let mut out = vec![0f32; a.len()];
         out.par_chunks_mut(CHUNK)
             .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(|(o, (a, b))| {
-                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                    *o = match self {
-                        AddRelu::Forward => (a + b).max(0.0),
-                        AddRelu::Mask => {
-                            if a > 0.0 {
-                                b
-                            } else {
-                                0.0
-                            }
-                        }
-                    };
-                }
-            });
+            .for_each(|(o, (a, b))| chunk(self, o, a, b));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 

@@ -48,10 +48,14 @@ fn check_against(
     let ga = weighted(&a, 99).backward().unwrap();
     let gb = weighted(&b, 99).backward().unwrap();
     for (i, v) in inputs.iter().enumerate() {
-        let d = max_diff(ga.get(v).unwrap(), gb.get(v).unwrap());
+        let (ga, gb) = (ga.get(v).unwrap(), gb.get(v).unwrap());
+        // A kernel gradient sums thousands of products: both sides' rounding grows with its
+        // magnitude (Candle's running f32 sum more than our lanes), so the bound scales with it.
+        let scale = max_diff(gb, &gb.zeros_like().unwrap()).max(1.0);
+        let d = max_diff(ga, gb);
         assert!(
-            d < tol * 10.0,
-            "{what}: gradient of input {i} differs by {d}"
+            d < tol * 10.0 * scale,
+            "{what}: gradient of input {i} differs by {d} (largest entry {scale})"
         );
     }
 }
@@ -144,6 +148,15 @@ const DW_CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (2, 3, 2, 2, 3, 1, 1),
     (3, 2, 6, 6, 3, 1, 0),
     (2, 3, 7, 7, 5, 2, 2),
+    // Planes wider than a vector register (the wide sweeps), odd and non-square, stride 2
+    // without padding and stride 3.
+    (2, 3, 16, 16, 3, 1, 1),
+    (2, 3, 15, 17, 3, 2, 1),
+    (1, 2, 9, 9, 3, 2, 0),
+    (1, 2, 11, 8, 3, 3, 1),
+    // Batches that split into several blocks of stacked images, with a shorter last block.
+    (5, 2, 40, 40, 3, 1, 1),
+    (7, 2, 41, 39, 3, 2, 1),
 ];
 
 #[test]
@@ -236,7 +249,8 @@ fn batch_norm_matches_candle_ops_in_both_modes() {
         .enumerate()
     {
         for train in [true, false] {
-            for shape in [[4, 3, 5, 5], [1, 3, 2, 3], [2, 3, 1, 1]] {
+            // 7x9 planes: the statistics' 16-wide lanes plus a remainder.
+            for shape in [[4, 3, 5, 5], [1, 3, 2, 3], [2, 3, 1, 1], [2, 3, 7, 9]] {
                 let x = random(&shape, i as u64);
                 // A large gamma pushes some outputs past 6, so ReLU6's upper clamp is exercised.
                 let gamma =
