@@ -146,7 +146,7 @@ impl Subject {
 
     fn infer_step(&mut self) -> anyhow::Result<()> {
         self.net
-            .forward_t(&self.x, false)?
+            .forward_inference(&self.x)?
             .to_dtype(DType::F32)?
             .sum_all()?
             .to_scalar::<f32>()?;

@@ -217,3 +217,25 @@ fn dropout_acts_only_in_train_mode() {
     assert_ne!(d1, d2);
     assert_ne!(d1, eval(&net));
 }
+
+#[test]
+fn inference_is_eval_mode_without_a_graph() {
+    // VGG (at width 1/8 its maps reach 1x1, so the folded first linear layer runs), ResNet and
+    // MobileNetV2: every layer kind reads its parameters through the no-grad switch.
+    for arch in [Arch::Vgg11Bn, Arch::Resnet18, Arch::MobilenetV2] {
+        let net = Network::new(arch, 0.125, 10, 0, &Device::Cpu).unwrap();
+        let x = Tensor::randn(0f32, 1., (3, 3, 32, 32), &Device::Cpu).unwrap();
+        let graph = net.forward_t(&x, false).unwrap();
+        let plain = net.forward_inference(&x).unwrap();
+        assert!(graph.track_op(), "{arch:?}: eval forward records a graph");
+        assert!(!plain.track_op(), "{arch:?}: inference records none");
+        assert_eq!(
+            graph.to_vec2::<f32>().unwrap(),
+            plain.to_vec2::<f32>().unwrap(),
+            "{arch:?}"
+        );
+        // The switch is off again afterwards: training still gets gradients.
+        let loss = net.forward_t(&x, true).unwrap().sum_all().unwrap();
+        assert!(loss.backward().is_ok() && loss.track_op(), "{arch:?}");
+    }
+}

@@ -25,6 +25,32 @@ pub(crate) struct Ctx<'a> {
     pub dropout_rng: Option<&'a mut ChaCha8Rng>,
 }
 
+thread_local! {
+    /// Set while [`no_grad`] runs: parameters enter the forward pass detached.
+    static NO_GRAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every parameter and buffer detached as the layers read it ([`param`]), so that
+/// no op records a backward graph. Candle records one whenever an input is a variable, and the
+/// graph keeps every intermediate activation alive until the output is dropped: an inference
+/// pass then held all of them at once and allocated each afresh. Inside, each activation is
+/// freed as soon as the next layer has read it.
+pub(crate) fn no_grad<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NO_GRAD.set(self.0);
+        }
+    }
+    let _restore = Restore(NO_GRAD.replace(true));
+    f()
+}
+
+/// A parameter or buffer as a forward pass uses it: itself, or detached inside [`no_grad`].
+pub(crate) fn param(t: &Tensor) -> Tensor {
+    if NO_GRAD.get() { t.detach() } else { t.clone() }
+}
+
 /// How the initial weights of a conv or linear layer are drawn.
 #[derive(Clone, Copy)]
 pub(crate) enum WeightInit {
@@ -90,17 +116,18 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let weight = &param(&self.weight);
         let y = match (use_kernels(x), self.depthwise) {
-            (true, true) => kernels::depthwise_conv2d(x, &self.weight, self.stride, self.padding)?,
-            (true, false) => kernels::conv2d(x, &self.weight, self.stride, self.padding)?,
+            (true, true) => kernels::depthwise_conv2d(x, weight, self.stride, self.padding)?,
+            (true, false) => kernels::conv2d(x, weight, self.stride, self.padding)?,
             (false, true) => {
                 let groups = x.dim(1)?;
-                x.conv2d(&self.weight, self.padding, self.stride, 1, groups)?
+                x.conv2d(weight, self.padding, self.stride, 1, groups)?
             }
-            (false, false) => x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?,
+            (false, false) => x.conv2d(weight, self.padding, self.stride, 1, 1)?,
         };
         match &self.bias {
-            Some(bias) => y.broadcast_add(&bias.reshape((1, (), 1, 1))?),
+            Some(bias) => y.broadcast_add(&param(bias).reshape((1, (), 1, 1))?),
             None => Ok(y),
         }
     }
@@ -176,12 +203,15 @@ impl BatchNorm2d {
             stats
         } else {
             Tensor::stack(
-                &[self.running_mean.as_tensor(), self.running_var.as_tensor()],
+                &[
+                    param(self.running_mean.as_tensor()),
+                    param(self.running_var.as_tensor()),
+                ],
                 0,
             )?
         };
-        let (weight, bias) = (&self.weight, &self.bias);
-        kernels::batch_norm(x, weight, bias, &stats, BN_EPS, act, ctx.batch_stats)
+        let (weight, bias) = (param(&self.weight), param(&self.bias));
+        kernels::batch_norm(x, &weight, &bias, &stats, BN_EPS, act, ctx.batch_stats)
     }
 
     /// The same with Candle's stock element-wise ops.
@@ -204,11 +234,11 @@ impl BatchNorm2d {
                 .broadcast_add(&self.bias.reshape((1, c, 1))?)?
         } else {
             // Fold the running statistics into one scale and shift per channel.
-            let scale = (self.running_var.as_tensor() + BN_EPS)?
+            let scale = (param(self.running_var.as_tensor()) + BN_EPS)?
                 .sqrt()?
                 .recip()?
-                .mul(&self.weight)?;
-            let shift = (&self.bias - self.running_mean.as_tensor().mul(&scale)?)?;
+                .mul(&param(&self.weight))?;
+            let shift = (param(&self.bias) - param(self.running_mean.as_tensor()).mul(&scale)?)?;
             x3.broadcast_mul(&scale.reshape((1, c, 1))?)?
                 .broadcast_add(&shift.reshape((1, c, 1))?)?
         };
@@ -263,7 +293,10 @@ impl Linear {
     /// out transposed, and Candle added it into the gradient store element by element through a
     /// strided view: on VGG-11-BN's 25,088 x 4,096 layer that add cost more than the product.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.weight.matmul(&x.t()?)?.t()?.broadcast_add(&self.bias)
+        param(&self.weight)
+            .matmul(&x.t()?)?
+            .t()?
+            .broadcast_add(&param(&self.bias))
     }
 }
 

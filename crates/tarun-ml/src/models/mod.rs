@@ -334,6 +334,13 @@ impl Network {
         self.forward_mode(x, if train { Mode::TRAIN } else { Mode::EVAL })
     }
 
+    /// Logits in `model.eval()` mode without a backward graph (PyTorch's `torch.no_grad()`):
+    /// the result carries no gradient, and each activation is freed as soon as the next layer
+    /// has read it instead of living until the logits are dropped.
+    pub fn forward_inference(&self, x: &Tensor) -> Result<Tensor> {
+        layers::no_grad(|| self.forward_mode(x, Mode::EVAL))
+    }
+
     /// Logits with batch norm and dropout controlled separately.
     pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut guard = if mode.dropout {

@@ -9,7 +9,9 @@
 use candle_core::{D, Result, Tensor};
 
 use super::ModelError;
-use super::layers::{BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, dropout, max_pool2x2};
+use super::layers::{
+    BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, dropout, max_pool2x2, param,
+};
 use super::scale;
 use super::store::Builder;
 use crate::kernels::Activation;
@@ -127,13 +129,13 @@ impl Vgg11Bn {
         let (b, c, h, w) = x.dims4()?;
         if h == 1 && w == 1 {
             let out = self.fc0.weight.dim(0)?;
-            let folded = self
-                .fc0
-                .weight
+            let folded = param(&self.fc0.weight)
                 .reshape((out, c, POOL * POOL))?
                 .sum(D::Minus1)?;
             let x = x.reshape((b, c))?;
-            return x.matmul(&folded.t()?)?.broadcast_add(&self.fc0.bias);
+            return x
+                .matmul(&folded.t()?)?
+                .broadcast_add(&param(&self.fc0.bias));
         }
         let pooled = adaptive_avg_pool(x, POOL)?.reshape((b, c * POOL * POOL))?;
         self.fc0.forward(&pooled)

@@ -374,8 +374,7 @@ where
         if y.dim(0)? == 0 {
             continue;
         }
-        // Detach the output right away so the forward graph is freed batch by batch.
-        let out = net.forward_t(&x, false)?.detach();
+        let out = net.forward_inference(&x)?;
         logits.extend(out.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
         labels.extend(y.to_dtype(DType::U32)?.to_vec1::<u32>()?);
     }
