@@ -31,10 +31,18 @@ fn tarun(store: &Path) -> Command {
 
 /// `tarun run` of the target in the background, its stderr piped.
 fn spawn_run(store: &Path) -> std::process::Child {
+    spawn_run_with(store, "")
+}
+
+/// The same with `TARUN_INJECT=inject`. `sleep<S>:TARGET` holds the run (and the store lock) for
+/// S more seconds before its last node, stopping early when cancelled: the tiny study trains in
+/// well under a second now, so a test that must catch a run in progress cannot rely on timing.
+fn spawn_run_with(store: &Path, inject: &str) -> std::process::Child {
     StdCommand::cargo_bin("tarun")
         .unwrap()
         .args(RUN)
         .env("TARUN_STORE", store)
+        .env("TARUN_INJECT", inject)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -119,8 +127,10 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
     let reference = support::fresh_outputs(&reference_store, support::TINY);
 
     let store = dir.path().join("interrupted");
-    let child = spawn_run(&store);
-    // Into the training of the first networks (the handler is installed right after the lock).
+    // The signal lands in the training of the first networks, or, on a machine fast enough to
+    // have trained them all, in the injected wait before the last node: a run in progress either
+    // way (the handler is installed right after the lock).
+    let child = spawn_run_with(&store, &format!("sleep60:{TARGET}"));
     wait_for(&store.join("store.lock"));
     std::thread::sleep(std::time::Duration::from_millis(800));
     let sent = StdCommand::new("kill")
@@ -153,7 +163,8 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
 fn a_second_concurrent_run_waits_and_computes_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let first = spawn_run(&store);
+    // The first holds the lock at least 3 s, so the second certainly finds it taken.
+    let first = spawn_run_with(&store, &format!("sleep3:{TARGET}"));
     wait_for(&store.join("store.lock"));
     let second = spawn_run(&store);
     let (a, b) = (
