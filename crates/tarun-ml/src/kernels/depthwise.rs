@@ -7,9 +7,10 @@
 //! polyphase sub-planes, stacked (per-thread scratch). The output is computed "wide", with the
 //! sub-planes' row stride, so that every kernel tap is one contiguous multiply-add over the
 //! whole block, which the compiler vectorises: MobileNetV2's late layers have 4x4 and 8x8 maps,
-//! and row-by-row (or even plane-by-plane) loops over them were mostly loop overhead. The input
-//! gradient adds the same windows back into padded sub-planes; the kernel gradient is one dot
-//! product per tap and block, summed over the batch in `f64`. The block loops are compiled for
+//! and row-by-row (or even plane-by-plane) loops over them were mostly loop overhead. Strips of
+//! outputs stay in registers across all the taps. The input gradient is the same sum turned
+//! around, a gather from the wide `dy` into each padded sub-plane; the kernel gradient is one
+//! dot product per tap and block, summed over the batch in `f64`. The block loops are compiled for
 //! AVX-512 and AVX2 as well as the baseline and picked at run time (`multiversion`).
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
@@ -52,6 +53,9 @@ impl Geom {
         }
         if h + 2 * pad < kh || wd + 2 * pad < kw {
             candle_core::bail!("tarun-depthwise: kernel {kh}x{kw} larger than padded {x:?}");
+        }
+        if kh * kw > MAX_TAPS {
+            candle_core::bail!("tarun-depthwise: kernels up to 7x7 only, got {kh}x{kw}");
         }
         Ok(Self {
             b,
@@ -100,6 +104,20 @@ impl Geom {
     fn sweep(&self, jn: usize) -> usize {
         let (hq, wq) = self.phase_dims();
         ((jn - 1) * hq + self.ho - 1) * wq + self.wo
+    }
+
+    /// Zeros in front of the wide `dy` in the input gradient: the largest window offset within
+    /// a sub-plane, `(k-1)/s` rows and columns (see [`block_input_grad`]).
+    fn lead(&self) -> usize {
+        let d = (self.k - 1) / self.stride;
+        d * self.phase_dims().1 + d
+    }
+
+    /// Length of the gradient's wide `dy` buffer for `jn` images: the lead, then a whole
+    /// sub-plane's extent (zeros past the sweep), so that every gather stays inside it.
+    fn wide_len(&self, jn: usize) -> usize {
+        let (hq, wq) = self.phase_dims();
+        self.lead() + jn * hq * wq
     }
 
     /// Calls `f(tap index, window start)` for every kernel tap, in row-major order, for a block
@@ -181,15 +199,15 @@ fn join_phases(ph: &[f32], g: &Geom, jn: usize, j: usize, x: &mut [f32]) {
     }
 }
 
-/// The `dy` planes of a block in the wide layout (see [`Geom::sweep`]), scratch rows and columns
-/// zeroed so that they add nothing.
+/// The `dy` planes of a block in the wide layout (see [`Geom::sweep`]) after [`Geom::lead`]
+/// zeros, scratch rows and columns zeroed so that they add nothing.
 #[inline(always)]
 fn widen<'a>(dys: impl Iterator<Item = &'a [f32]>, g: &Geom, wide: &mut [f32]) {
-    let (hq, wq) = g.phase_dims();
+    let ((hq, wq), lead) = (g.phase_dims(), g.lead());
     wide.fill(0.0);
     for (j, dy) in dys.enumerate() {
         for (oh, row) in dy.chunks_exact(g.wo).enumerate() {
-            let at = (j * hq + oh) * wq;
+            let at = lead + (j * hq + oh) * wq;
             wide[at..at + g.wo].copy_from_slice(row);
         }
     }
@@ -206,9 +224,53 @@ fn channel_planes(
     (0..jn).map(move |j| &data[(j * channels + c) * plane..(j * channels + c + 1) * plane])
 }
 
+/// Wide outputs per strip: kept in registers (8 AVX2 or 4 AVX-512 registers) across all the
+/// taps, so each tap costs one load per vector instead of a load, an add and a store.
+const STRIP: usize = 64;
+
+/// Taps of at most 7x7 kernels (MobileNetV2 has 3x3).
+const MAX_TAPS: usize = 49;
+
+/// `out[i] = sum over taps (weight, start) of weight * src[start + i]`, the taps in order, in
+/// register-held strips of [`STRIP`] outputs: the forward's and the input gradient's inner loop.
+#[inline(always)]
+fn correlate(out: &mut [f32], src: &[f32], taps: &[(f32, usize)]) {
+    let n = out.len();
+    let full = n / STRIP * STRIP;
+    for (o, strip) in out[..full].chunks_exact_mut(STRIP).enumerate() {
+        let o = o * STRIP;
+        let mut r = [0f32; STRIP];
+        for &(wv, at) in taps {
+            let win: &[f32; STRIP] = src[at + o..at + o + STRIP].try_into().expect("a strip");
+            for (r, v) in r.iter_mut().zip(win) {
+                *r += wv * v;
+            }
+        }
+        strip.copy_from_slice(&r);
+    }
+    let rest = &mut out[full..];
+    rest.fill(0.0);
+    for &(wv, at) in taps {
+        for (r, v) in rest.iter_mut().zip(&src[at + full..at + n]) {
+            *r += wv * v;
+        }
+    }
+}
+
+/// The taps as `(weight, window start)` pairs, in row-major order (see [`Geom::for_taps`]).
+fn tap_list(g: &Geom, jn: usize, w: &[f32]) -> ([(f32, usize); MAX_TAPS], usize) {
+    let mut taps = [(0f32, 0usize); MAX_TAPS];
+    let mut count = 0;
+    g.for_taps(jn, |t, at| {
+        taps[count] = (w[t], at);
+        count += 1;
+    });
+    (taps, count)
+}
+
 /// Forward of channel `c` for a block of `jn` images (`x` and `y` hold the block's images):
-/// `y[oh, ow] = sum_taps w[ki, kj] x[oh*s + ki - p, ow*s + kj - p]`, each tap one multiply-add
-/// over the wide output, the taps in row-major order.
+/// `y[oh, ow] = sum_taps w[ki, kj] x[oh*s + ki - p, ow*s + kj - p]`, the taps in row-major
+/// order, over the wide output.
 #[multiversion(targets = "simd")]
 fn block_forward(
     x: &[f32],
@@ -220,14 +282,8 @@ fn block_forward(
     acc: &mut [f32],
 ) {
     split_phases(channel_planes(x, c, g.c, g.in_plane(), jn), g, jn, ph);
-    acc.fill(0.0);
-    let n = acc.len();
-    g.for_taps(jn, |t, at| {
-        let wv = w[t];
-        for (a, v) in acc.iter_mut().zip(&ph[at..at + n]) {
-            *a += wv * v;
-        }
-    });
+    let (taps, count) = tap_list(g, jn, w);
+    correlate(acc, ph, &taps[..count]);
     let (hq, wq) = g.phase_dims();
     for j in 0..jn {
         let out = &mut y[(j * g.c + c) * g.out_plane()..(j * g.c + c + 1) * g.out_plane()];
@@ -238,8 +294,11 @@ fn block_forward(
     }
 }
 
-/// Input gradient of channel `c` for a block of `jn` images: each tap's window in the padded
-/// sub-planes receives `w * dy`.
+/// Input gradient of channel `c` for a block of `jn` images. Each tap adds `w * dy` into its
+/// window of the padded sub-planes; written as a gather instead, element `i` of sub-plane `q`
+/// is `sum over q's taps of w * dy_wide[i - offset]`: after [`Geom::lead`] zeros in front of
+/// `dy`, a [`correlate`] per sub-plane, with the same additions in the same order as the
+/// scatter, and register-held like the forward.
 #[multiversion(targets = "simd")]
 fn block_input_grad(
     dy: &[f32],
@@ -251,14 +310,19 @@ fn block_input_grad(
     wide: &mut [f32],
 ) {
     widen(channel_planes(dy, c, g.c, g.out_plane(), jn), g, wide);
-    ph.fill(0.0);
-    let n = wide.len();
-    g.for_taps(jn, |t, at| {
-        let wv = w[t];
-        for (d, v) in ph[at..at + n].iter_mut().zip(&*wide) {
-            *d += wv * v;
-        }
-    });
+    let ((hq, wq), lead) = (g.phase_dims(), g.lead());
+    let sub = jn * hq * wq;
+    for (q, dsub) in ph.chunks_exact_mut(sub).enumerate() {
+        let mut taps = [(0f32, 0usize); MAX_TAPS];
+        let mut count = 0;
+        g.for_taps(jn, |t, at| {
+            if at / sub == q {
+                taps[count] = (w[t], lead - at % sub);
+                count += 1;
+            }
+        });
+        correlate(dsub, wide, &taps[..count]);
+    }
     for j in 0..jn {
         let out = &mut dx[(j * g.c + c) * g.in_plane()..(j * g.c + c + 1) * g.in_plane()];
         join_phases(ph, g, jn, j, out);
@@ -279,7 +343,8 @@ fn block_kernel_grad(
 ) {
     split_phases(channel_planes(x, c, g.c, g.in_plane(), jn), g, jn, ph);
     widen(channel_planes(dy, c, g.c, g.out_plane(), jn), g, wide);
-    let (n, wide) = (wide.len(), &*wide);
+    let n = g.sweep(jn);
+    let wide = &wide[g.lead()..g.lead() + n];
     g.for_taps(jn, |t, at| {
         dw[t] += lane_sums([wide, &ph[at..at + n]], |[a, b]| [a * b])[0];
     });
@@ -324,7 +389,7 @@ fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
         .for_each(|(i, out)| {
             let (n0, jn_here) = (i * jn, out.len() / (g.c * ip));
             let dy = &dy[n0 * g.c * op..(n0 + jn_here) * g.c * op];
-            with_scratch(jn_here * g.phases_len(), g.sweep(jn_here), |ph, wide| {
+            with_scratch(jn_here * g.phases_len(), g.wide_len(jn_here), |ph, wide| {
                 for c in 0..g.c {
                     let wc = &w[c * kk..(c + 1) * kk];
                     block_input_grad(dy, wc, g, (c, jn_here), out, ph, wide);
@@ -346,7 +411,7 @@ fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
         for (n0, jn_here) in blocks(jn, g.b) {
             let x = &x[n0 * g.c * ip..(n0 + jn_here) * g.c * ip];
             let dy = &dy[n0 * g.c * op..(n0 + jn_here) * g.c * op];
-            with_scratch(jn_here * g.phases_len(), g.sweep(jn_here), |ph, wide| {
+            with_scratch(jn_here * g.phases_len(), g.wide_len(jn_here), |ph, wide| {
                 block_kernel_grad(x, dy, g, (c, jn_here), &mut acc, ph, wide)
             });
         }
