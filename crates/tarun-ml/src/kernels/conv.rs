@@ -376,6 +376,12 @@ pub(crate) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
 }
 
 /// dL/dW from the input and dL/dy.
+///
+/// Each group adds `col dY^T` to an accumulator held transposed (`C*k*k x Co`). gemm computes
+/// a row-major product as its column-major transpose, so this makes `dY` (`Co` rows) the operand
+/// it packs across the long `gn*Ho*Wo` dimension; accumulating `dW = dY col^T` row-major instead
+/// made it pack `col`, `k*k` times larger, with a strided gather that took a quarter of ResNet-18
+/// width 0.25's training step. The sum is transposed into `Co x C*k*k` once at the end.
 pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     let (hw, ckk) = (g.out_hw(), g.ckk());
     let zeros = || vec![0f32; g.co * ckk];
@@ -406,8 +412,8 @@ pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
                         unfold_group(x, g, n0, gn, col);
                         col
                     };
-                    let (dv, ct) = (View::rows(rows, gn * hw), View::transposed(cols, gn * hw));
-                    matmul(&mut acc, dv, ct, (g.co, ckk, gn * hw), true, inner);
+                    let (cv, dt) = (View::rows(cols, gn * hw), View::transposed(rows, gn * hw));
+                    matmul(&mut acc, cv, dt, (ckk, g.co, gn * hw), true, inner);
                 })
             }
             acc
@@ -418,7 +424,14 @@ pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     for p in partials {
         total.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
     }
-    total
+    // `total` is `C*k*k x Co`; the kernel is `Co x C*k*k`.
+    let mut dw = zeros();
+    for (r, row) in total.chunks_exact(g.co).enumerate() {
+        for (o, &v) in row.iter().enumerate() {
+            dw[o * ckk + r] = v;
+        }
+    }
+    dw
 }
 
 /// `conv2d(x, w)`: forward with its backward.
