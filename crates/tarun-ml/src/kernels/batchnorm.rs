@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use multiversion::multiversion;
 
-use super::{f32_data, lane_sums};
+use super::{f32_data, lane_sums2};
 
 /// The activation fused after the normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,9 +40,17 @@ impl Activation {
         match self {
             Activation::None => true,
             Activation::Relu => y > 0.0,
-            Activation::Relu6 => y > 0.0 && y < 6.0,
+            // `&`, not `&&`: no branch, so the loops over it stay vector code.
+            Activation::Relu6 => (y > 0.0) & (y < 6.0),
         }
     }
+}
+
+/// `g` where the activation passes, else `+0.0`, as a bit mask rather than a branch: LLVM
+/// turned `if passes { g } else { 0.0 }` into per-lane tests and jumps.
+#[inline(always)]
+fn gate(passes: bool, g: f32) -> f32 {
+    f32::from_bits(g.to_bits() & (passes as u32).wrapping_neg())
 }
 
 /// Evaluates `$body` with `$apply` and `$passes` bound to the activation's two functions as
@@ -153,9 +161,9 @@ fn plane_affine(out: &mut [f32], inp: &[f32], (scale, shift): (f32, f32), act: A
 #[multiversion(targets = "simd")]
 fn plane_grad_sums([xs, gs, ys]: [&[f32]; 3], mean: f32, act: Activation) -> [f64; 2] {
     by_activation!(act, |_apply, passes| {
-        lane_sums([xs, gs, ys], |[xv, gv, yv]| {
-            let g = if passes(yv) { gv } else { 0.0 };
-            [g, g * (xv - mean)]
+        lane_sums2([xs, gs, ys], |xv, gv, yv| {
+            let g = gate(passes(yv), gv);
+            (g, g * (xv - mean))
         })
     })
 }
@@ -185,12 +193,12 @@ fn plane_input_grad(out: &mut [f32], [xs, gs, ys]: [&[f32]; 3], k: &InputGrad, a
     by_activation!(act, |_apply, passes| {
         if k.batch_stats {
             for (((o, &xv), &gv), &yv) in it {
-                let g = if passes(yv) { gv } else { 0.0 };
+                let g = gate(passes(yv), gv);
                 *o = s * (g - dbeta_n - (xv - mean) * istd * dgamma_n);
             }
         } else {
             for (((o, _), &gv), &yv) in it {
-                *o = s * if passes(yv) { gv } else { 0.0 };
+                *o = s * gate(passes(yv), gv);
             }
         }
     })

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use multiversion::multiversion;
 
-use super::{f32_data, lane_sums, threads, with_scratch};
+use super::{dot, f32_data, threads, with_scratch};
 
 /// Depthwise `x.conv2d(w, padding, stride, 1, channels)` for contiguous f32 NCHW tensors on the
 /// CPU, with a backward pass. `w` is `[C, 1, k, k]`.
@@ -346,7 +346,7 @@ fn block_kernel_grad(
     let n = g.sweep(jn);
     let wide = &wide[g.lead()..g.lead() + n];
     g.for_taps(jn, |t, at| {
-        dw[t] += lane_sums([wide, &ph[at..at + n]], |[a, b]| [a * b])[0];
+        dw[t] += dot(wide, &ph[at..at + n]);
     });
 }
 

@@ -72,53 +72,67 @@ fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
     })
 }
 
-/// Lanes of [`lane_sums`]: one AVX-512 register of `f32`.
+/// Independent `f32` accumulators of [`lane_sums2`] and [`dot`]: one AVX-512 register.
 const LANES: usize = 16;
 
-/// `M` sums of `f(x0[i], x1[i], ...)` over the elements of `K` equally long slices, accumulated
-/// in [`LANES`] independent `f32` lanes and returned as `f64`.
+/// `(sum of f(a, b, c).0, sum of f(a, b, c).1)` over three equally long slices, accumulated in
+/// [`LANES`] independent `f32` lanes and returned as `f64`.
 ///
 /// A single running sum is a chain of dependent additions that the compiler may not reorder
 /// (float addition is not associative), so it runs one element per add latency; independent
-/// lanes vectorise. The slices are read a block of [`LANES`] at a time, so the inner loop has no
-/// bounds checks. The lanes are summed in a fixed order: the result depends only on the data.
-/// Callers keep the slices short enough (one image plane) for `f32` lanes to stay accurate and
-/// add the per-plane results in `f64`.
+/// lanes vectorise. The slices are walked in exact chunks (an earlier generic version over
+/// arrays of slices did not vectorise). The lanes are summed in a fixed order: the result
+/// depends only on the data. Callers keep the slices short enough (one image plane) for `f32`
+/// lanes to stay accurate and add the per-plane results in `f64`.
 #[inline(always)]
-fn lane_sums<const K: usize, const M: usize>(
-    xs: [&[f32]; K],
-    f: impl Fn([f32; K]) -> [f32; M],
-) -> [f64; M] {
-    let n = xs.first().map_or(0, |x| x.len());
+fn lane_sums2([a, b, c]: [&[f32]; 3], f: impl Fn(f32, f32, f32) -> (f32, f32)) -> [f64; 2] {
     assert!(
-        xs.iter().all(|x| x.len() == n),
-        "lane_sums: slices differ in length"
+        a.len() == b.len() && b.len() == c.len(),
+        "lane_sums2: lengths differ"
     );
-    let mut acc = [[0f32; LANES]; M];
-    let full = n / LANES * LANES;
-    for base in (0..full).step_by(LANES) {
-        let blocks: [&[f32; LANES]; K] =
-            std::array::from_fn(|k| xs[k][base..base + LANES].try_into().expect("a full block"));
+    let (mut s0, mut s1) = ([0f32; LANES], [0f32; LANES]);
+    let (ac, bc, cc) = (
+        a.chunks_exact(LANES),
+        b.chunks_exact(LANES),
+        c.chunks_exact(LANES),
+    );
+    let (ar, br, cr) = (ac.remainder(), bc.remainder(), cc.remainder());
+    for ((x, y), z) in ac.zip(bc).zip(cc) {
         for l in 0..LANES {
-            let v = f(std::array::from_fn(|k| blocks[k][l]));
-            for m in 0..M {
-                acc[m][l] += v[m];
-            }
+            let (u, v) = f(x[l], y[l], z[l]);
+            s0[l] += u;
+            s1[l] += v;
         }
     }
-    let mut out = [0f64; M];
-    for m in 0..M {
-        out[m] = acc[m].iter().map(|&v| v as f64).sum();
-    }
-    // The remainder, indexing all K slices at once.
-    #[allow(clippy::needless_range_loop)]
-    for i in full..n {
-        let v = f(std::array::from_fn(|k| xs[k][i]));
-        for m in 0..M {
-            out[m] += v[m] as f64;
-        }
+    let mut out = [
+        s0.iter().map(|&v| v as f64).sum::<f64>(),
+        s1.iter().map(|&v| v as f64).sum::<f64>(),
+    ];
+    for ((&x, &y), &z) in ar.iter().zip(br).zip(cr) {
+        let (u, v) = f(x, y, z);
+        out[0] += u as f64;
+        out[1] += v as f64;
     }
     out
+}
+
+/// The dot product of two equally long slices in [`LANES`] `f32` lanes, as `f64` (see
+/// [`lane_sums2`]).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "dot: lengths differ");
+    let mut s = [0f32; LANES];
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest: f64 = (ac.remainder().iter())
+        .zip(bc.remainder())
+        .map(|(&x, &y)| (x * y) as f64)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..LANES {
+            s[l] += x[l] * y[l];
+        }
+    }
+    s.iter().map(|&v| v as f64).sum::<f64>() + rest
 }
 
 /// A row-major or transposed view of a matrix inside a slice: element (i, j) is at
