@@ -49,9 +49,16 @@ fn fake_python(dir: &Path, broken: bool) {
 done"#
             .to_owned()
     };
+    // Next to itself, `env.txt`: its own GLIBC_TUNABLES, then its parent's (tarun's).
+    let env_log = format!(
+        "echo \"child=${{GLIBC_TUNABLES-unset}}\" > '{}/env.txt'\n\
+         tr '\\0' '\\n' < /proc/$PPID/environ | grep '^GLIBC_TUNABLES=' >> '{}/env.txt'\n",
+        dir.display(),
+        dir.display()
+    );
     let script = format!(
         "#!/bin/sh\n# argv: -c CODE, or SCRIPT --serve ARCH WIDTH BATCH THREADS DEVICE\n\
-         [ \"$1\" = -c ] && exit 0\n[ \"$2\" = --serve ] || exit 5\n{serve}\n"
+         [ \"$1\" = -c ] && exit 0\n[ \"$2\" = --serve ] || exit 5\n{env_log}{serve}\n"
     );
     let path = dir.join("python3");
     std::fs::write(&path, script).unwrap();
@@ -132,4 +139,31 @@ fn unknown_suite_and_network_are_usage_errors() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
+}
+
+/// tarun runs with transparent huge pages for glibc's large mappings (it re-executes itself with
+/// `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`); the PyTorch process it compares with gets the
+/// user's own environment back, here no GLIBC_TUNABLES at all.
+#[test]
+fn tarun_runs_with_huge_pages_and_pytorch_with_the_users_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_python(dir.path(), false);
+    let old = std::env::var("PATH").unwrap_or_default();
+    let out = Command::cargo_bin("tarun")
+        .expect("binary")
+        .args(["bench", "--json", "--arch", "resnet18", "--width", "0.25"])
+        .args(["--batch", "2", "--steps", "1", "--rounds", "1"])
+        .env("PATH", format!("{}:{old}", dir.path().display()))
+        .env_remove("GLIBC_TUNABLES")
+        .env_remove("TARUN_USER_GLIBC_TUNABLES")
+        .env_remove("TARUN_HUGE_PAGES")
+        .output()
+        .expect("tarun bench runs");
+    json(&out);
+    let log = std::fs::read_to_string(dir.path().join("env.txt")).unwrap();
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["child=unset", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"],
+        "{log}"
+    );
 }

@@ -235,7 +235,7 @@ impl TorchPeer {
     ) -> Result<Self> {
         let stderr = tempfile::NamedTempFile::new()?;
         // tarun's device names (`cpu`, `cuda:0`) are PyTorch's.
-        let mut child = Command::new("python3")
+        let mut child = tarun_ml::device::user_environment(&mut Command::new("python3"))
             .arg(script)
             .arg("--serve")
             .args([arch.name(), &width.to_string(), &batch.to_string()])
@@ -304,7 +304,7 @@ fn peak_memory_mb() -> Option<f64> {
 }
 
 fn torch_available() -> bool {
-    Command::new("python3")
+    tarun_ml::device::user_environment(&mut Command::new("python3"))
         .args(["-c", "import torch, torchvision"])
         .output()
         .is_ok_and(|o| o.status.success())

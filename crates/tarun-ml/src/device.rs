@@ -102,9 +102,17 @@ fn accelerator_info(name: &str) -> (String, Option<u64>) {
 ///   between the threads. A fixed 32 MiB threshold and a lazier trim keep the freed memory for
 ///   reuse (the resident peak is the same; it is just not handed back between steps).
 ///
+/// * Buffers above that threshold (VGG-11-BN's 411 MB weight gradients, batch-128 activations)
+///   are still mapped afresh for every op, 4 KiB page by page: 3.7 million page faults and TLB
+///   shoot-downs in one `tarun bench` row of VGG-11-BN width 1. glibc's `glibc.malloc.hugetlb=1`
+///   tunable asks for transparent huge pages on those mappings (24,000 faults; training 23 ->
+///   42 images/second there), but glibc reads tunables only at start-up, so the process runs
+///   itself again with it added (see [`reexec_with_huge_pages`]).
+///
 /// Measured on ResNet-18 width 0.25 batch 32 training (2 threads): page faults fell from
 /// 103,000 to 22,000 per run and images/second rose about 40 % (docs/performance.md).
 pub fn tune_process() {
+    reexec_with_huge_pages();
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         // SAFETY: called at the start of `main`, before any other thread reads the environment.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
@@ -117,6 +125,65 @@ pub fn tune_process() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TOP_PAD, 64 << 20);
     }
+}
+
+/// The glibc tunable [`tune_process`] adds.
+const HUGE_PAGES: &str = "glibc.malloc.hugetlb=1";
+
+/// Set in the re-executed process to the user's own `GLIBC_TUNABLES` (empty if unset): it marks
+/// the re-execution as done and lets [`user_environment`] restore the original for children.
+const USER_TUNABLES: &str = "TARUN_USER_GLIBC_TUNABLES";
+
+/// Replaces this process with itself (same pid, arguments and descriptors) with
+/// [`HUGE_PAGES`] added to `GLIBC_TUNABLES`, once. Nothing happens where the user already chose
+/// a `glibc.malloc.hugetlb` value, with `TARUN_HUGE_PAGES=0`, off glibc, or if `exec` fails (the
+/// run then goes on without huge pages).
+pub fn reexec_with_huge_pages() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::process::CommandExt;
+        let user = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+        if std::env::var_os(USER_TUNABLES).is_some()
+            || user.contains("glibc.malloc.hugetlb")
+            || std::env::var("TARUN_HUGE_PAGES").is_ok_and(|v| v == "0")
+        {
+            return;
+        }
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        let tunables = if user.is_empty() {
+            HUGE_PAGES.to_owned()
+        } else {
+            format!("{user}:{HUGE_PAGES}")
+        };
+        let mut args = std::env::args_os();
+        let mut cmd = std::process::Command::new(exe);
+        if let Some(argv0) = args.next() {
+            cmd.arg0(argv0);
+        }
+        // `exec` returns only if it failed.
+        let _failed = cmd
+            .args(args)
+            .env("GLIBC_TUNABLES", tunables)
+            .env(USER_TUNABLES, user)
+            .exec();
+    }
+}
+
+/// Gives a child process the user's own `GLIBC_TUNABLES` instead of the one
+/// [`reexec_with_huge_pages`] added (the PyTorch process of `tarun bench` must run as it would
+/// on its own).
+pub fn user_environment(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    if let Some(user) = std::env::var_os(USER_TUNABLES) {
+        if user.is_empty() {
+            cmd.env_remove("GLIBC_TUNABLES");
+        } else {
+            cmd.env("GLIBC_TUNABLES", user);
+        }
+        cmd.env_remove(USER_TUNABLES);
+    }
+    cmd
 }
 
 /// Hands the allocator's free memory back to the system (glibc keeps it, see [`tune_process`]),
