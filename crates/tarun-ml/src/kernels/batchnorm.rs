@@ -134,9 +134,9 @@ fn f64_lanes(p: &[f32], f: impl Fn(f64) -> f64) -> f64 {
     acc.iter().sum::<f64>() + rest
 }
 
-/// The sum of one plane.
+/// The sum of one plane (also the bias gradient's, `super::bias`).
 #[multiversion(targets = "simd")]
-fn plane_sum(p: &[f32]) -> f64 {
+pub(super) fn plane_sum(p: &[f32]) -> f64 {
     f64_lanes(p, |v| v)
 }
 

@@ -12,6 +12,7 @@
 //! * [`batch_norm`]: batch statistics, normalisation, affine and an optional ReLU / ReLU6 in one
 //!   pass, with a fused backward; in evaluation mode it uses the running statistics.
 //! * [`add_relu`]: ResNet's `relu(a + b)` block exit in one pass each way.
+//! * [`add_channel_bias`]: a convolution's bias, with a per-plane sum for its gradient.
 //!
 //! Every kernel runs on the rayon pool (sized to the machine) and works on contiguous `f32`
 //! NCHW tensors; the wrappers make inputs contiguous. Off the CPU, and with
@@ -19,11 +20,13 @@
 //! The tests compare every kernel with those stock ops and its gradients with finite differences.
 
 mod batchnorm;
+mod bias;
 mod conv;
 mod depthwise;
 mod residual;
 
 pub use batchnorm::{Activation, batch_norm, batch_norm_stats};
+pub use bias::add_channel_bias;
 pub use conv::conv2d;
 pub use depthwise::depthwise_conv2d;
 pub use residual::add_relu;

@@ -314,3 +314,26 @@ fn add_relu_matches_candle_and_has_pytorchs_gradient_at_zero() {
     let gb: Vec<f32> = g.get(&b).unwrap().to_vec1().unwrap();
     assert_eq!((ga, gb), (vec![0.0, 1.0, 0.0], vec![0.0, 1.0, 0.0]));
 }
+
+#[test]
+fn channel_bias_matches_candle_broadcast_add() {
+    // 7x9 planes: the per-plane sums' 8-wide lanes plus a remainder; 1x1 planes; batch 1.
+    for (i, shape) in [[3, 4, 7, 9], [5, 2, 1, 1], [1, 3, 4, 4]]
+        .into_iter()
+        .enumerate()
+    {
+        let x = random(&shape, 30 + i as u64);
+        let b = random(&[shape[1]], 40 + i as u64);
+        check_against(
+            &[&x, &b],
+            || add_channel_bias(&x, &b).unwrap(),
+            || {
+                x.as_tensor()
+                    .broadcast_add(&b.as_tensor().reshape((1, (), 1, 1)).unwrap())
+                    .unwrap()
+            },
+            1e-6,
+            &format!("bias {shape:?}"),
+        );
+    }
+}

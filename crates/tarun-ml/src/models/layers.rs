@@ -127,6 +127,7 @@ impl Conv2d {
             (false, false) => x.conv2d(weight, self.padding, self.stride, 1, 1)?,
         };
         match &self.bias {
+            Some(bias) if use_kernels(x) => kernels::add_channel_bias(&y, &param(bias)),
             Some(bias) => y.broadcast_add(&param(bias).reshape((1, (), 1, 1))?),
             None => Ok(y),
         }
