@@ -117,7 +117,7 @@ pub fn batch_norm(
         .apply_op3(&params, &stats.detach().contiguous()?, op)
 }
 
-// The per-plane loops, each compiled for AVX-512 and AVX2 as well as the baseline.
+// The per-plane loops, each compiled for AVX2+FMA and SSE4.2 as well as the baseline.
 
 /// `sum f(v)` over one plane in eight `f64` lanes. The statistics stay in `f64` throughout:
 /// rounding them to `f32` lanes moved ResNet-18's stem gradient measurably (`models_kernels`).

@@ -224,7 +224,7 @@ fn im2col_same(x: &[f32], g: &Geom, col: &mut [f32], ld: usize, off: usize) {
 }
 
 /// Folds columns `[off, off + Ho*Wo)` of `col` back into one image's gradient, adding overlaps.
-/// Compiled for AVX-512 and AVX2 as well as the baseline: its adds are the vector loops here.
+/// Compiled for AVX2+FMA and SSE4.2 as well as the baseline: its adds are the vector loops here.
 #[multiversion(targets = "simd")]
 fn col2im(col: &mut [f32], ld: usize, off: usize, g: &Geom, dx: &mut [f32]) {
     let (k, s, p) = (g.k, g.stride, g.pad);

@@ -11,7 +11,7 @@
 //! outputs stay in registers across all the taps. The input gradient is the same sum turned
 //! around, a gather from the wide `dy` into each padded sub-plane; the kernel gradient is one
 //! dot product per tap and block, summed over the batch in `f64`. The block loops are compiled for
-//! AVX-512 and AVX2 as well as the baseline and picked at run time (`multiversion`).
+//! AVX2+FMA and SSE4.2 as well as the baseline and picked at run time (`multiversion`).
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -224,7 +224,7 @@ fn channel_planes(
     (0..jn).map(move |j| &data[(j * channels + c) * plane..(j * channels + c + 1) * plane])
 }
 
-/// Wide outputs per strip: kept in registers (8 AVX2 or 4 AVX-512 registers) across all the
+/// Wide outputs per strip: kept in registers (8 AVX2 registers) across all the
 /// taps, so each tap costs one load per vector instead of a load, an add and a store.
 const STRIP: usize = 64;
 

@@ -75,7 +75,7 @@ fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
     })
 }
 
-/// Independent `f32` accumulators of [`lane_sums2`] and [`dot`]: one AVX-512 register.
+/// Independent `f32` accumulators of [`lane_sums2`] and [`dot`]: two AVX2 registers.
 const LANES: usize = 16;
 
 /// `(sum of f(a, b, c).0, sum of f(a, b, c).1)` over three equally long slices, accumulated in

@@ -28,7 +28,7 @@ enum AddRelu {
 }
 
 /// One chunk of either direction, one loop per variant (a `match` per element would keep it
-/// from vectorising), compiled for AVX-512 and AVX2 as well as the baseline.
+/// from vectorising), compiled for AVX2+FMA and SSE4.2 as well as the baseline.
 #[multiversion(targets = "simd")]
 fn chunk(op: &AddRelu, out: &mut [f32], a: &[f32], b: &[f32]) {
     let it = out.iter_mut().zip(a).zip(b);

@@ -206,7 +206,7 @@ impl<'a> FusedAdamW<'a> {
     }
 }
 
-/// [`FusedAdamW::update`] over a chunk, compiled for AVX-512 and AVX2 as well as the baseline
+/// [`FusedAdamW::update`] over a chunk, compiled for AVX2+FMA and SSE4.2 as well as the baseline
 /// (`sqrt` and division vectorise exactly, so every target gives the same bits).
 #[multiversion(targets = "simd")]
 fn adamw_chunk(op: &FusedAdamW, theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
