@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use multiversion::multiversion;
 
-use super::{f32_data, lane_sums2};
+use super::{f32_data, lane_sum};
 
 /// The activation fused after the normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,14 +160,13 @@ fn plane_affine(out: &mut [f32], inp: &[f32], (scale, shift): (f32, f32), act: A
 /// the activation.
 #[multiversion(targets = "simd")]
 fn plane_grad_sums([xs, gs, ys]: [&[f32]; 3], mean: f32, act: Activation) -> [f64; 2] {
-    // Two sums, two passes (the plane is in L1 for the second): computed in one pass, the
-    // compiler paired each lane's two terms into a vector instead of vectorising across lanes.
+    // Two passes, one sum each (see `lane_sum`); the plane is in L1 for the second.
     by_activation!(act, |_apply, passes| {
-        let sg = lane_sums2([xs, gs, ys], |_, gv, yv| (gate(passes(yv), gv), 0.0))[0];
-        let sgx = lane_sums2([xs, gs, ys], |xv, gv, yv| {
-            (gate(passes(yv), gv) * (xv - mean), 0.0)
-        })[0];
-        [sg, sgx]
+        let planes = [xs, gs, ys];
+        [
+            lane_sum(planes, |_, gv, yv| gate(passes(yv), gv)),
+            lane_sum(planes, |xv, gv, yv| gate(passes(yv), gv) * (xv - mean)),
+        ]
     })
 }
 

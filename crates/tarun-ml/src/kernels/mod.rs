@@ -75,52 +75,47 @@ fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
     })
 }
 
-/// Independent `f32` accumulators of [`lane_sums2`] and [`dot`]: two AVX2 registers.
+/// Independent `f32` accumulators of [`lane_sum`] and [`dot`]: two AVX2 registers.
 const LANES: usize = 16;
 
-/// `(sum of f(a, b, c).0, sum of f(a, b, c).1)` over three equally long slices, accumulated in
-/// [`LANES`] independent `f32` lanes and returned as `f64`.
+/// The sum of `f(a[i], b[i], c[i])` over three equally long slices, accumulated in [`LANES`]
+/// independent `f32` lanes and returned as `f64`.
 ///
 /// A single running sum is a chain of dependent additions that the compiler may not reorder
 /// (float addition is not associative), so it runs one element per add latency; independent
 /// lanes vectorise. The slices are walked in exact chunks (an earlier generic version over
-/// arrays of slices did not vectorise). The lanes are summed in a fixed order: the result
-/// depends only on the data. Callers keep the slices short enough (one image plane) for `f32`
-/// lanes to stay accurate and add the per-plane results in `f64`.
+/// arrays of slices did not vectorise), and one sum per call: with two sums in one loop the
+/// compiler paired each element's two terms into a vector instead of vectorising across lanes.
+/// The lanes are summed in a fixed order: the result depends only on the data. Callers keep the
+/// slices short enough (one image plane) for `f32` lanes to stay accurate and add the per-plane
+/// results in `f64`.
 #[inline(always)]
-fn lane_sums2([a, b, c]: [&[f32]; 3], f: impl Fn(f32, f32, f32) -> (f32, f32)) -> [f64; 2] {
+fn lane_sum([a, b, c]: [&[f32]; 3], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
     assert!(
         a.len() == b.len() && b.len() == c.len(),
-        "lane_sums2: lengths differ"
+        "lane_sum: lengths differ"
     );
-    let (mut s0, mut s1) = ([0f32; LANES], [0f32; LANES]);
+    let mut s = [0f32; LANES];
     let (ac, bc, cc) = (
         a.chunks_exact(LANES),
         b.chunks_exact(LANES),
         c.chunks_exact(LANES),
     );
-    let (ar, br, cr) = (ac.remainder(), bc.remainder(), cc.remainder());
+    let rest: f64 = (ac.remainder().iter())
+        .zip(bc.remainder())
+        .zip(cc.remainder())
+        .map(|((&x, &y), &z)| f(x, y, z) as f64)
+        .sum();
     for ((x, y), z) in ac.zip(bc).zip(cc) {
         for l in 0..LANES {
-            let (u, v) = f(x[l], y[l], z[l]);
-            s0[l] += u;
-            s1[l] += v;
+            s[l] += f(x[l], y[l], z[l]);
         }
     }
-    let mut out = [
-        s0.iter().map(|&v| v as f64).sum::<f64>(),
-        s1.iter().map(|&v| v as f64).sum::<f64>(),
-    ];
-    for ((&x, &y), &z) in ar.iter().zip(br).zip(cr) {
-        let (u, v) = f(x, y, z);
-        out[0] += u as f64;
-        out[1] += v as f64;
-    }
-    out
+    s.iter().map(|&v| v as f64).sum::<f64>() + rest
 }
 
 /// The dot product of two equally long slices in [`LANES`] `f32` lanes, as `f64` (see
-/// [`lane_sums2`]).
+/// [`lane_sum`]).
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len(), "dot: lengths differ");
