@@ -355,48 +355,50 @@ fn blocks(jn: usize, total: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..total.div_ceil(jn)).map(move |i| (i * jn, jn.min(total - i * jn)))
 }
 
-fn forward(x: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
-    let (ip, op, kk) = (g.in_plane(), g.out_plane(), g.k * g.k);
-    let mut y = vec![0f32; g.b * g.c * op];
-    if y.is_empty() {
-        return y;
+/// A block function: (source planes of the block, channel's taps, geometry, (channel, images),
+/// destination planes of the block, sub-planes scratch, wide scratch).
+type BlockFn = fn(&[f32], &[f32], &Geom, (usize, usize), &mut [f32], &mut [f32], &mut [f32]);
+
+/// The forward and the input gradient: `block` for every channel of every block of images, the
+/// blocks in parallel, from planes of `from` elements to planes of `to` elements, with a wide
+/// scratch of `wide(images)` elements.
+fn per_block(
+    src: &[f32],
+    w: &[f32],
+    g: &Geom,
+    (from, to): (usize, usize),
+    wide: impl Fn(usize) -> usize + Sync,
+    block: BlockFn,
+) -> Vec<f32> {
+    let kk = g.k * g.k;
+    let mut dst = vec![0f32; g.b * g.c * to];
+    if dst.is_empty() {
+        return dst;
     }
     let jn = g.block(g.b.div_ceil(threads()));
-    y.par_chunks_mut(jn * g.c * op)
+    dst.par_chunks_mut(jn * g.c * to)
         .enumerate()
         .for_each(|(i, out)| {
-            let (n0, jn_here) = (i * jn, out.len() / (g.c * op));
-            let x = &x[n0 * g.c * ip..(n0 + jn_here) * g.c * ip];
-            with_scratch(jn_here * g.phases_len(), g.sweep(jn_here), |ph, acc| {
+            let (n0, jn_here) = (i * jn, out.len() / (g.c * to));
+            let src = &src[n0 * g.c * from..(n0 + jn_here) * g.c * from];
+            with_scratch(jn_here * g.phases_len(), wide(jn_here), |ph, buf| {
                 for c in 0..g.c {
                     let wc = &w[c * kk..(c + 1) * kk];
-                    block_forward(x, wc, g, (c, jn_here), out, ph, acc);
+                    block(src, wc, g, (c, jn_here), out, ph, buf);
                 }
             });
         });
-    y
+    dst
+}
+
+fn forward(x: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
+    let planes = (g.in_plane(), g.out_plane());
+    per_block(x, w, g, planes, |jn| g.sweep(jn), block_forward)
 }
 
 fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
-    let (ip, op, kk) = (g.in_plane(), g.out_plane(), g.k * g.k);
-    let mut dx = vec![0f32; g.b * g.c * ip];
-    if dx.is_empty() {
-        return dx;
-    }
-    let jn = g.block(g.b.div_ceil(threads()));
-    dx.par_chunks_mut(jn * g.c * ip)
-        .enumerate()
-        .for_each(|(i, out)| {
-            let (n0, jn_here) = (i * jn, out.len() / (g.c * ip));
-            let dy = &dy[n0 * g.c * op..(n0 + jn_here) * g.c * op];
-            with_scratch(jn_here * g.phases_len(), g.wide_len(jn_here), |ph, wide| {
-                for c in 0..g.c {
-                    let wc = &w[c * kk..(c + 1) * kk];
-                    block_input_grad(dy, wc, g, (c, jn_here), out, ph, wide);
-                }
-            });
-        });
-    dx
+    let planes = (g.out_plane(), g.in_plane());
+    per_block(dy, w, g, planes, |jn| g.wide_len(jn), block_input_grad)
 }
 
 fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
