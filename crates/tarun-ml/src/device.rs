@@ -100,17 +100,15 @@ fn accelerator_info(name: &str) -> (String, Option<u64>) {
 /// * glibc serves every allocation above 128 KiB with a fresh `mmap` and returns it on `free`,
 ///   so every op's output was page-faulted in again, zeroed by the kernel, with TLB shoot-downs
 ///   between the threads. A fixed 32 MiB threshold and a lazier trim keep the freed memory for
-///   reuse (the resident peak is the same; it is just not handed back between steps).
-///
+///   reuse (the resident peak is the same; it is just not handed back between steps). On
+///   ResNet-18 width 0.25 batch 32 training (2 threads): page faults fell from 103,000 to 22,000
+///   per run and images/second rose about 40 % (docs/performance.md).
 /// * Buffers above that threshold (VGG-11-BN's 411 MB weight gradients, batch-128 activations)
 ///   are still mapped afresh for every op, 4 KiB page by page: 3.7 million page faults and TLB
 ///   shoot-downs in one `tarun bench` row of VGG-11-BN width 1. glibc's `glibc.malloc.hugetlb=1`
 ///   tunable asks for transparent huge pages on those mappings (24,000 faults; training 23 ->
 ///   42 images/second there), but glibc reads tunables only at start-up, so the process runs
 ///   itself again with it added (see [`reexec_with_huge_pages`]).
-///
-/// Measured on ResNet-18 width 0.25 batch 32 training (2 threads): page faults fell from
-/// 103,000 to 22,000 per run and images/second rose about 40 % (docs/performance.md).
 pub fn tune_process() {
     reexec_with_huge_pages();
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
