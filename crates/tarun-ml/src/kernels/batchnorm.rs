@@ -207,10 +207,10 @@ fn plane_input_grad(out: &mut [f32], [xs, gs, ys]: [&[f32]; 3], k: &InputGrad, a
 }
 
 /// `(B, C, H*W)` of a contiguous NCHW layout.
-fn bc_hw(l: &Layout) -> Result<(usize, usize, usize)> {
+pub(super) fn bc_hw(l: &Layout, op: &str) -> Result<(usize, usize, usize)> {
     match l.dims() {
         &[b, c, h, w] => Ok((b, c, h * w)),
-        d => candle_core::bail!("tarun-batch-norm: expected an NCHW tensor, got {d:?}"),
+        d => candle_core::bail!("{op}: expected an NCHW tensor, got {d:?}"),
     }
 }
 
@@ -223,7 +223,7 @@ impl CustomOp1 for Stats {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_data(s, l, self.name())?;
-        let (b, c, hw) = bc_hw(l)?;
+        let (b, c, hw) = bc_hw(l, self.name())?;
         let n = (b * hw).max(1) as f64;
         let per_channel: Vec<(f32, f32)> = (0..c)
             .into_par_iter()
@@ -293,7 +293,7 @@ impl CustomOp3 for BnOp {
             f32_data(ps, pl, self.name())?,
             f32_data(ss, sl, self.name())?,
         );
-        let (_, c, hw) = bc_hw(xl)?;
+        let (_, c, hw) = bc_hw(xl, self.name())?;
         let a = Affine::new(params, stats, c, self.eps);
         let mut y = vec![0f32; x.len()];
         if hw > 0 {
@@ -364,7 +364,7 @@ impl CustomOp3 for BnGrad {
             f32_data(gs, gl, self.name())?,
             f32_data(ys, yl, self.name())?,
         );
-        let (b, c, hw) = bc_hw(xl)?;
+        let (b, c, hw) = bc_hw(xl, self.name())?;
         let a = &self.affine;
         let act = self.act;
         let Some(sums) = &self.sums else {

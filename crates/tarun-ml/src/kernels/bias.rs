@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::batchnorm::plane_sum;
+use super::batchnorm::{bc_hw, plane_sum};
 use super::f32_data;
 
 /// `x + b.reshape((1, C, 1, 1))` for a contiguous f32 NCHW `x` and a `[C]` bias.
@@ -19,14 +19,6 @@ pub fn add_channel_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
         candle_core::bail!("tarun-bias: {c} channels, bias {:?}", b.dims());
     }
     x.contiguous()?.apply_op2(&b.contiguous()?, AddBias)
-}
-
-/// `(B, C, H*W)` of an NCHW layout.
-fn bc_hw(l: &Layout) -> Result<(usize, usize, usize)> {
-    match l.dims() {
-        &[b, c, h, w] => Ok((b, c, h * w)),
-        d => candle_core::bail!("tarun-bias: expected an NCHW tensor, got {d:?}"),
-    }
 }
 
 /// `out = inp + b[channel]` over one image's planes (of `hw` elements each). Per image, not per
@@ -58,7 +50,7 @@ impl CustomOp2 for AddBias {
             f32_data(xs, xl, self.name())?,
             f32_data(bs, bl, self.name())?,
         );
-        let (_, c, hw) = bc_hw(xl)?;
+        let (_, c, hw) = bc_hw(xl, self.name())?;
         let mut y = vec![0f32; x.len()];
         if hw * c > 0 {
             y.par_chunks_mut(c * hw)
@@ -91,7 +83,7 @@ impl CustomOp1 for ChannelSums {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = f32_data(s, l, self.name())?;
-        let (b, c, hw) = bc_hw(l)?;
+        let (b, c, hw) = bc_hw(l, self.name())?;
         let sums: Vec<f32> = (0..c)
             .into_par_iter()
             .map(|ch| {
