@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use multiversion::multiversion;
 
-use super::{f32_data, lane_sum};
+use super::{channel_planes, f32_data, lane_sum};
 
 /// The activation fused after the normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,7 +228,7 @@ impl CustomOp1 for Stats {
         let per_channel: Vec<(f32, f32)> = (0..c)
             .into_par_iter()
             .map(|ch| {
-                let planes = (0..b).map(|i| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw]);
+                let planes = channel_planes(x, ch, c, hw, b);
                 let sum: f64 = planes.clone().map(plane_sum).sum();
                 let mean = sum / n;
                 let sq: f64 = planes.map(|p| plane_sq_dev(p, mean)).sum();

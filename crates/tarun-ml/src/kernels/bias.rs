@@ -10,7 +10,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::batchnorm::{bc_hw, plane_sum};
-use super::f32_data;
+use super::{channel_planes, f32_data};
 
 /// `x + b.reshape((1, C, 1, 1))` for a contiguous f32 NCHW `x` and a `[C]` bias.
 pub fn add_channel_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -86,11 +86,7 @@ impl CustomOp1 for ChannelSums {
         let (b, c, hw) = bc_hw(l, self.name())?;
         let sums: Vec<f32> = (0..c)
             .into_par_iter()
-            .map(|ch| {
-                (0..b)
-                    .map(|i| plane_sum(&g[(i * c + ch) * hw..(i * c + ch + 1) * hw]))
-                    .sum::<f64>() as f32
-            })
+            .map(|ch| channel_planes(g, ch, c, hw, b).map(plane_sum).sum::<f64>() as f32)
             .collect();
         Ok((CpuStorage::F32(sums), Shape::from(c)))
     }

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use multiversion::multiversion;
 
-use super::{dot, f32_data, threads, with_scratch};
+use super::{channel_planes, dot, f32_data, threads, with_scratch};
 
 /// Depthwise `x.conv2d(w, padding, stride, 1, channels)` for contiguous f32 NCHW tensors on the
 /// CPU, with a backward pass. `w` is `[C, 1, k, k]`.
@@ -211,17 +211,6 @@ fn widen<'a>(dys: impl Iterator<Item = &'a [f32]>, g: &Geom, wide: &mut [f32]) {
             wide[at..at + g.wo].copy_from_slice(row);
         }
     }
-}
-
-/// The planes of channel `c` for images `[0, jn)` of a block of NCHW planes.
-fn channel_planes(
-    data: &[f32],
-    c: usize,
-    channels: usize,
-    plane: usize,
-    jn: usize,
-) -> impl Iterator<Item = &[f32]> {
-    (0..jn).map(move |j| &data[(j * channels + c) * plane..(j * channels + c + 1) * plane])
 }
 
 /// Wide outputs per strip: kept in registers (8 AVX2 registers) across all the

@@ -133,6 +133,18 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
     s.iter().map(|&v| v as f64).sum::<f64>() + rest
 }
 
+/// The planes (of `plane` elements) of channel `c` for images `[0, jn)` of NCHW data with
+/// `channels` channels.
+fn channel_planes(
+    data: &[f32],
+    c: usize,
+    channels: usize,
+    plane: usize,
+    jn: usize,
+) -> impl Iterator<Item = &[f32]> + Clone {
+    (0..jn).map(move |j| &data[(j * channels + c) * plane..(j * channels + c + 1) * plane])
+}
+
 /// A row-major or transposed view of a matrix inside a slice: element (i, j) is at
 /// `i * rs + j * cs`.
 #[derive(Clone, Copy)]
