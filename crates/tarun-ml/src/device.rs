@@ -99,13 +99,19 @@ fn accelerator_info(name: &str) -> (String, Option<u64>) {
 ///   is inside the job's own rayon pool.
 /// * glibc serves every allocation above 128 KiB with a fresh `mmap` and returns it on `free`,
 ///   so every op's output was page-faulted in again, zeroed by the kernel, with TLB shoot-downs
-///   between the threads. A fixed 32 MiB threshold and a lazier trim keep the freed memory for
+///   between the threads. A fixed 256 MiB threshold and a lazier trim keep the freed memory for
 ///   reuse (the resident peak is the same; it is just not handed back between steps). On
 ///   ResNet-18 width 0.25 batch 32 training (2 threads): page faults fell from 103,000 to 22,000
-///   per run and images/second rose about 40 % (docs/performance.md).
-/// * Buffers above that threshold (VGG-11-BN's 411 MB weight gradients, batch-128 activations)
-///   are still mapped afresh for every op, 4 KiB page by page: 3.7 million page faults and TLB
-///   shoot-downs in one `tarun bench` row of VGG-11-BN width 1. glibc's `glibc.malloc.hugetlb=1`
+///   per run and images/second rose about 40 % (docs/performance.md). The threshold was 32 MiB
+///   (older glibc refuses more, and then it stays there) until glibc 2.36 was seen to take
+///   more: ResNet-18 width 1 batch 128's 33.5 MB activations
+///   were then mapped and zeroed afresh by every op (11 % of the step in the kernel's
+///   `clear_page`); at 256 MiB they are reused and the row trains about 12 % faster. Higher (1 GiB)
+///   put VGG-11-BN's 411 MB weight gradients on the heap too, where they fragmented it: 6-11 %
+///   more peak memory for no speed.
+/// * Buffers above that threshold (VGG-11-BN's 411 MB weight gradients) are still mapped afresh
+///   for every op, 4 KiB page by page: 3.7 million page faults and TLB shoot-downs in one
+///   `tarun bench` row of VGG-11-BN width 1. glibc's `glibc.malloc.hugetlb=1`
 ///   tunable asks for transparent huge pages on those mappings (24,000 faults; training 23 ->
 ///   42 images/second there), but glibc reads tunables only at start-up, so the process runs
 ///   itself again with it added (see [`reexec_with_huge_pages`]).
@@ -119,7 +125,9 @@ pub fn tune_process() {
     // SAFETY: mallopt only changes glibc's allocation thresholds; it is called before any thread
     // exists and the values are in range.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        if libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20) == 0 {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        }
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TOP_PAD, 64 << 20);
     }
