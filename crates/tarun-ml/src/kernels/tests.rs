@@ -112,6 +112,7 @@ const CONV_CASES: &[ConvCase] = &[
     (3, 2, 1, 1, 4, 3, 1, 1),  // 1x1 maps under a padded 3x3 kernel
     (2, 2, 2, 3, 3, 5, 1, 2),  // padding as large as the map
     (7, 6, 2, 2, 5, 1, 1, 0),  // pointwise on 2x2 maps: grouped images, ragged last group
+    (5, 3, 4, 4, 8, 3, 1, 1),  // 4x4 maps (ResNet-18's last stage): grouped to 64 columns
 ];
 
 #[test]
