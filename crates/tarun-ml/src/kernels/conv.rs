@@ -2,19 +2,23 @@
 //!
 //! The batch is cut into groups of images. Per group, one thread unfolds the images into a
 //! column matrix `col` of `C*k*k` rows and `G*Ho*Wo` columns and multiplies `W (Co x C*k*k)` by
-//! it. Only maps smaller than 4x4 (VGG's last layers) are grouped, so that each product has at
-//! least 16 columns (see [`Geom::group`]). The gradients reuse the same pieces:
+//! it. Only maps smaller than 8x8 are grouped, so that each product has at least 64 columns
+//! (see [`Geom::group`]). The gradients reuse the same pieces:
 //!
 //! * `dx`: `dcol = W^T dY`, folded back into the image (col2im, accumulating overlaps);
 //! * `dW^T = sum over groups of col dY^T`, one accumulator per thread, summed at the end.
 //!
 //! A stride-1, unpadded 1x1 convolution skips the unfolding: the image is its own column matrix.
 //! `col` is recomputed in backward rather than stored, so a convolution keeps only its input.
+//!
+//! 3x3 convolutions with stride 1 and padding 1 and enough channels, most of ResNet-18's and
+//! VGG-11-BN's work, run each pass by Winograd's F(2x2, 3x3) instead ([`super::winograd`]).
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use super::winograd::{self, Pass};
 use super::{View, f32_data, matmul, threads, with_scratch};
 
 /// `x.conv2d(w, padding, stride, 1, 1)` for contiguous f32 NCHW tensors on the CPU, with a
@@ -27,20 +31,20 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<T
 /// The shapes of one convolution.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Geom {
-    b: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    co: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    ho: usize,
-    wo: usize,
+    pub(super) b: usize,
+    pub(super) c: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) co: usize,
+    pub(super) k: usize,
+    pub(super) stride: usize,
+    pub(super) pad: usize,
+    pub(super) ho: usize,
+    pub(super) wo: usize,
 }
 
 impl Geom {
-    fn new(x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
+    pub(super) fn new(x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
         let (&[b, c, h, wd], &[co, ci, kh, kw]) = (x, w) else {
             candle_core::bail!("tarun-conv2d: expected 4-d input and kernel, got {x:?} and {w:?}");
         };
@@ -67,13 +71,13 @@ impl Geom {
         })
     }
 
-    fn ckk(&self) -> usize {
+    pub(super) fn ckk(&self) -> usize {
         self.c * self.k * self.k
     }
-    fn chw(&self) -> usize {
+    pub(super) fn chw(&self) -> usize {
         self.c * self.h * self.w
     }
-    fn out_hw(&self) -> usize {
+    pub(super) fn out_hw(&self) -> usize {
         self.ho * self.wo
     }
     fn pointwise(&self) -> bool {
@@ -306,6 +310,9 @@ fn grad_scratch(g: &Geom, gn: usize) -> (usize, usize) {
 
 /// The forward convolution.
 pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
+    if winograd::applies(g, Pass::Forward) {
+        return winograd::forward(x, w, g);
+    }
     let (hw, ckk) = (g.out_hw(), g.ckk());
     let mut y = vec![0f32; g.b * g.co * hw];
     if y.is_empty() {
@@ -345,6 +352,9 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
 
 /// dL/dx from dL/dy.
 pub(crate) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
+    if winograd::applies(g, Pass::InputGrad) {
+        return winograd::input_grad(dy, w, g);
+    }
     let (hw, ckk) = (g.out_hw(), g.ckk());
     let mut dx = vec![0f32; g.b * g.chw()];
     if dx.is_empty() {
@@ -387,6 +397,9 @@ pub(crate) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
 /// made it pack `col`, `k*k` times larger, with a strided gather that took a quarter of ResNet-18
 /// width 0.25's training step. The sum is transposed into `Co x C*k*k` once at the end.
 pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
+    if winograd::applies(g, Pass::KernelGrad) {
+        return winograd::kernel_grad(x, dy, g);
+    }
     let (hw, ckk) = (g.out_hw(), g.ckk());
     let zeros = || vec![0f32; g.co * ckk];
     if g.b == 0 {

@@ -24,6 +24,7 @@ mod bias;
 mod conv;
 mod depthwise;
 mod residual;
+mod winograd;
 
 pub use batchnorm::{Activation, batch_norm, batch_norm_stats};
 pub use bias::add_channel_bias;

@@ -99,20 +99,22 @@ fn check_finite_differences(inputs: &[&Var], f: impl Fn() -> Tensor, eps: f32, w
 type ConvCase = (usize, usize, usize, usize, usize, usize, usize, usize);
 
 const CONV_CASES: &[ConvCase] = &[
-    (2, 3, 7, 7, 4, 3, 1, 1),  // the 3-channel stem, odd size
-    (1, 3, 8, 8, 5, 3, 1, 1),  // batch 1
-    (3, 4, 9, 9, 6, 3, 2, 1),  // stride 2, odd
-    (2, 5, 8, 8, 7, 1, 2, 0),  // 1x1 stride 2 (ResNet's downsample)
-    (2, 6, 5, 5, 3, 1, 1, 0),  // pointwise
-    (5, 2, 4, 4, 3, 3, 1, 0),  // no padding
-    (9, 4, 3, 3, 5, 3, 1, 1),  // small maps: several images per product, ragged last group
-    (6, 8, 2, 2, 16, 3, 2, 1), // 2x2 maps at stride 2
-    (4, 2, 5, 5, 3, 5, 1, 2),  // 5x5 kernel
-    (2, 3, 6, 9, 4, 3, 1, 1),  // non-square maps, same padding
-    (3, 2, 1, 1, 4, 3, 1, 1),  // 1x1 maps under a padded 3x3 kernel
-    (2, 2, 2, 3, 3, 5, 1, 2),  // padding as large as the map
-    (7, 6, 2, 2, 5, 1, 1, 0),  // pointwise on 2x2 maps: grouped images, ragged last group
-    (5, 3, 4, 4, 8, 3, 1, 1),  // 4x4 maps (ResNet-18's last stage): grouped to 64 columns
+    (2, 3, 7, 7, 4, 3, 1, 1),     // the 3-channel stem, odd size
+    (1, 3, 8, 8, 5, 3, 1, 1),     // batch 1
+    (3, 4, 9, 9, 6, 3, 2, 1),     // stride 2, odd
+    (2, 5, 8, 8, 7, 1, 2, 0),     // 1x1 stride 2 (ResNet's downsample)
+    (2, 6, 5, 5, 3, 1, 1, 0),     // pointwise
+    (5, 2, 4, 4, 3, 3, 1, 0),     // no padding
+    (9, 4, 3, 3, 5, 3, 1, 1),     // small maps: several images per product, ragged last group
+    (6, 8, 2, 2, 16, 3, 2, 1),    // 2x2 maps at stride 2
+    (4, 2, 5, 5, 3, 5, 1, 2),     // 5x5 kernel
+    (2, 3, 6, 9, 4, 3, 1, 1),     // non-square maps, same padding
+    (3, 2, 1, 1, 4, 3, 1, 1),     // 1x1 maps under a padded 3x3 kernel
+    (2, 2, 2, 3, 3, 5, 1, 2),     // padding as large as the map
+    (7, 6, 2, 2, 5, 1, 1, 0),     // pointwise on 2x2 maps: grouped images, ragged last group
+    (5, 3, 4, 4, 8, 3, 1, 1),     // 4x4 maps (ResNet-18's last stage): grouped to 64 columns
+    (2, 64, 5, 5, 64, 3, 1, 1),   // Winograd forward and input gradient (64 channels), odd size
+    (1, 256, 3, 2, 256, 3, 1, 1), // Winograd kernel gradient too (256 channels), odd and non-square
 ];
 
 #[test]
@@ -139,6 +141,74 @@ fn conv2d_gradients_match_finite_differences() {
         let x = random(&[b, c, h, w], 1);
         let wt = random(&[co, c, k, k], 2);
         check_finite_differences(&[&x, &wt], || conv2d(&x, &wt, s, p).unwrap(), 1e-2, "conv");
+    }
+}
+
+/// Winograd F(2x2, 3x3) against im2col + GEMM, pass by pass, on the shapes its tiling finds
+/// awkward: odd and non-square maps (a last tile cut by the edge), maps smaller than a tile,
+/// batch 1, batches that split into ragged groups, unequal channel counts.
+#[test]
+fn winograd_matches_im2col_in_every_pass() {
+    // (batch, channels in, height, width, channels out); channel counts below the thresholds,
+    // so that `conv`'s passes run im2col.
+    let cases = [
+        (2, 3, 7, 7, 4),
+        (1, 5, 8, 8, 3),
+        (3, 4, 5, 6, 6),
+        (2, 2, 1, 1, 3),
+        (2, 3, 1, 4, 2),
+        (2, 3, 2, 2, 5),
+        (5, 6, 3, 3, 4),
+        (4, 2, 16, 15, 3),
+    ];
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-5 * scale, "{what}[{i}]: {x} vs {y}");
+        }
+    };
+    for (n, &(b, c, h, w, co)) in cases.iter().enumerate() {
+        let g = conv::Geom::new(&[b, c, h, w], &[co, c, 3, 3], 1, 1).unwrap();
+        for pass in [winograd::Pass::Forward, winograd::Pass::KernelGrad] {
+            assert!(
+                !winograd::applies(&g, pass),
+                "case {n} would not test im2col"
+            );
+        }
+        let x = random(&[b, c, h, w], n as u64)
+            .as_tensor()
+            .flatten_all()
+            .unwrap();
+        let wt = random(&[co, c, 3, 3], 50 + n as u64)
+            .as_tensor()
+            .flatten_all()
+            .unwrap();
+        let dy = random(&[b, co, h, w], 90 + n as u64)
+            .as_tensor()
+            .flatten_all()
+            .unwrap();
+        let (x, wt, dy) = (
+            x.to_vec1::<f32>().unwrap(),
+            wt.to_vec1::<f32>().unwrap(),
+            dy.to_vec1::<f32>().unwrap(),
+        );
+        let what = format!("case {n} {:?}", (b, c, h, w, co));
+        close(
+            &winograd::forward(&x, &wt, &g),
+            &conv::forward(&x, &wt, &g),
+            &format!("{what} forward"),
+        );
+        close(
+            &winograd::input_grad(&dy, &wt, &g),
+            &conv::input_grad(&dy, &wt, &g),
+            &format!("{what} input gradient"),
+        );
+        close(
+            &winograd::kernel_grad(&x, &dy, &g),
+            &conv::kernel_grad(&x, &dy, &g),
+            &format!("{what} kernel gradient"),
+        );
     }
 }
 

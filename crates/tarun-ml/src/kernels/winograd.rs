@@ -1,0 +1,441 @@
+//! 3x3 stride-1 "same" convolutions by Winograd's minimal filtering F(2x2, 3x3).
+//!
+//! Most of ResNet-18's and VGG-11-BN's work is 3x3 convolutions with stride 1 and padding 1.
+//! im2col + GEMM spends 9 multiply-adds per output, input and output channel; F(2x2, 3x3)
+//! (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016) computes each
+//! 2x2 tile of outputs from a 4x4 tile of input with 16, a 2.25-fold cut:
+//!
+//! * kernel: `U = G w G^T` (4x4 per output and input channel);
+//! * input: `V = B^T d B` for every overlapping 4x4 input tile `d` (stride 2, padding as zeros);
+//! * 16 GEMMs, one per tile element `xi`: `M[xi] (Co x T) = U[xi] (Co x C) V[xi] (C x T)`,
+//!   `T` tiles of a group of images side by side;
+//! * output: `Y = A^T M A` (2x2), cut at the map's edge for odd sizes.
+//!
+//! The backward is the exact gradient of those steps: `dx` is the same algorithm on `dy` with
+//! the kernel flipped and its channels swapped (a "same" 3x3 convolution's input gradient), and
+//! `dW = G^T (sum over tiles of (A dY A^T) V^T) G`, its GEMMs summed per thread in order as in
+//! [`super::conv`]. The transforms add and subtract only, so results differ from direct
+//! convolution by rounding alone (the tests hold them to Candle's).
+//!
+//! Small channel counts keep im2col: with a short `C` the 16 products are too thin for GEMM to
+//! pay for the transforms (see [`applies`]). On this 2-core Zen 4, forward GFLOP/s (counted as
+//! direct convolution) against im2col at batch 128: 64 channels on 32x32 maps 1.2x, 128 on
+//! 16x16 1.26x, 256 on 8x8 1.38x, 512 on 4x4 1.36x; ResNet-18 width 1 batch 128 trained 18 %
+//! and inferred 33 % faster (docs/performance.md).
+
+use rayon::prelude::*;
+
+use super::conv::Geom;
+use super::{View, matmul, threads, with_scratch};
+
+/// The passes of a convolution, which choose between Winograd and im2col separately (each is
+/// the exact gradient of the same convolution, whichever way the others ran).
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Pass {
+    Forward,
+    InputGrad,
+    KernelGrad,
+}
+
+/// Whether `g`'s pass runs here: a 3x3 kernel, stride 1, padding 1, and both channel counts
+/// at least 64 for the forward and the input gradient, 256 for the kernel gradient. Below
+/// those the 16 products are too thin for GEMM to pay for the transforms (their inner
+/// dimension is `C`, im2col's `9C`), and the kernel gradient's products (`C x Co`, summed
+/// over every tile) stayed behind im2col's up to 256 channels (`cargo run --release -p
+/// tarun-ml --example convbench`; docs/performance.md).
+pub(super) fn applies(g: &Geom, pass: Pass) -> bool {
+    let min = if pass == Pass::KernelGrad { 256 } else { 64 };
+    g.k == 3 && g.stride == 1 && g.pad == 1 && g.c.min(g.co) >= min
+}
+
+/// Tiles per image: `(rows, columns)` of 2x2 output tiles.
+fn tiles(g: &Geom) -> (usize, usize) {
+    (g.h.div_ceil(2), g.w.div_ceil(2))
+}
+
+/// Images per group: the batch split evenly over the threads, and few enough that the
+/// transformed input and product (`16 (C + Co) T`) stay within about 16 MB.
+fn group(g: &Geom) -> usize {
+    let (th, tw) = tiles(g);
+    let per_image = 16 * (g.c + g.co) * th * tw;
+    let per_thread = g.b.div_ceil(threads()).max(1);
+    per_thread.min(((4 << 20) / per_image.max(1)).max(1))
+}
+
+/// `U = G w G^T` for every output and input channel, output channel by output channel on all
+/// threads: `u[(o * 16 + xi) * C + c]`, so that tile element `xi` is a `Co x C` matrix of row
+/// stride `16 C` ([`kernel_view`]). Each output channel's kernel (`C x 9`) is first transposed
+/// to nine rows of `C`, so that the transform runs along the input channels.
+///
+/// With `flipped`, the kernel is taken rotated by 180 degrees with its channels swapped (`w` is
+/// `C x Co x 3 x 3`): a "same" convolution's input gradient.
+fn transform_kernel(w: &[f32], co: usize, c: usize, flipped: bool) -> Vec<f32> {
+    let mut u = vec![0f32; 16 * co * c];
+    if c == 0 {
+        return u;
+    }
+    u.par_chunks_mut(16 * c).enumerate().for_each(|(o, u)| {
+        let mut taps = vec![0f32; 9 * c];
+        for ci in 0..c {
+            for t in 0..9 {
+                taps[t * c + ci] = if flipped {
+                    w[(ci * co + o) * 9 + 8 - t]
+                } else {
+                    w[(o * c + ci) * 9 + t]
+                };
+            }
+        }
+        // G k (4x3), kernel column by kernel column: k0j, (k0j + k1j + k2j)/2,
+        // (k0j - k1j + k2j)/2, k2j; then (G k) G^T, the same along each row of G k.
+        let mut gk = vec![0f32; 12 * c];
+        for j in 0..3 {
+            let col = [
+                &taps[j * c..][..c],
+                &taps[(3 + j) * c..][..c],
+                &taps[(6 + j) * c..][..c],
+            ];
+            let rows: Vec<&mut [f32]> = gk.chunks_exact_mut(c).skip(j).step_by(3).collect();
+            spread(col, rows);
+        }
+        for r in 0..4 {
+            let row = [
+                &gk[(r * 3) * c..][..c],
+                &gk[(r * 3 + 1) * c..][..c],
+                &gk[(r * 3 + 2) * c..][..c],
+            ];
+            spread(
+                row,
+                u[r * 4 * c..(r + 1) * 4 * c].chunks_exact_mut(c).collect(),
+            );
+        }
+    });
+    u
+}
+
+/// `G` applied along three vectors `[a, b, d]`: `out = [a, (a + b + d)/2, (a - b + d)/2, d]`.
+fn spread([a, b, d]: [&[f32]; 3], out: Vec<&mut [f32]>) {
+    let [o0, o1, o2, o3] = <[&mut [f32]; 4]>::try_from(out).expect("four rows");
+    o0.copy_from_slice(a);
+    o3.copy_from_slice(d);
+    for i in 0..a.len() {
+        o1[i] = 0.5 * (a[i] + b[i] + d[i]);
+        o2[i] = 0.5 * (a[i] - b[i] + d[i]);
+    }
+}
+
+/// Tile element `xi` of [`transform_kernel`]'s output as a `Co x C` matrix.
+fn kernel_view(u: &[f32], xi: usize, c: usize) -> View<'_> {
+    View {
+        data: &u[xi * c..],
+        rs: 16 * c,
+        cs: 1,
+    }
+}
+
+/// `V = B^T d B` for every 4x4 input tile of `imgs` (`n` images, `C x H x W`): 16 row-major
+/// `C x T` matrices, `T = n * tiles`, tile `(ty, tx)` of image `i` in column
+/// `(i * rows + ty) * cols + tx`.
+///
+/// Each plane is first split, padding included, into its even and odd padded columns (`ev`,
+/// `od`: `H + 2` rows of `cols + 1`): tile `tx` reads padded columns `2tx .. 2tx + 3`, which are
+/// `ev[tx], od[tx], ev[tx + 1], od[tx + 1]`, so every step below is a contiguous vector loop.
+fn transform_input(imgs: &[f32], g: &Geom, n: usize, v: &mut [f32]) {
+    let (th, tw) = tiles(g);
+    let t_all = n * th * tw;
+    let (pw, rows, whole) = (tw + 1, 2 * th + 2, g.w / 2);
+    let (mut ev, mut od) = (vec![0f32; rows * pw], vec![0f32; rows * pw]);
+    let mut bt = vec![0f32; 8 * pw];
+    for i in 0..n {
+        for c in 0..g.c {
+            let plane = &imgs[(i * g.c + c) * g.h * g.w..][..g.h * g.w];
+            // Padded row r is input row r - 1; padded column 2j (`ev[j]`) is input column
+            // 2j - 1 and padded column 2j + 1 (`od[j]`) input column 2j. The padding rows
+            // (the first, and those past the last input row) stay zero from the start.
+            for (ih, src) in plane.chunks_exact(g.w).enumerate() {
+                let (e, o) = (
+                    &mut ev[(ih + 1) * pw..][..pw],
+                    &mut od[(ih + 1) * pw..][..pw],
+                );
+                let mut pairs = src.chunks_exact(2);
+                for ((p, o), e) in pairs.by_ref().zip(&mut o[..whole]).zip(&mut e[1..=whole]) {
+                    *o = p[0];
+                    *e = p[1];
+                }
+                if let [last] = pairs.remainder() {
+                    o[whole] = *last;
+                }
+            }
+            for ty in 0..th {
+                let base = (i * th + ty) * tw;
+                let rows = 2 * ty * pw..(2 * ty + 4) * pw;
+                let (be, bo) = bt.split_at_mut(4 * pw);
+                rows_bt(&ev[rows.clone()], be, pw);
+                rows_bt(&od[rows], bo, pw);
+                for a in 0..4 {
+                    let (re, ro) = (&be[a * pw..(a + 1) * pw], &bo[a * pw..(a + 1) * pw]);
+                    let (e0, e1, o0, o1) = (&re[..tw], &re[1..], &ro[..tw], &ro[1..]);
+                    let at = |b: usize| ((a * 4 + b) * g.c + c) * t_all + base;
+                    let v0 = &mut v[at(0)..at(0) + tw];
+                    v0.iter_mut()
+                        .enumerate()
+                        .for_each(|(t, x)| *x = e0[t] - e1[t]);
+                    let v1 = &mut v[at(1)..at(1) + tw];
+                    v1.iter_mut()
+                        .enumerate()
+                        .for_each(|(t, x)| *x = o0[t] + e1[t]);
+                    let v2 = &mut v[at(2)..at(2) + tw];
+                    v2.iter_mut()
+                        .enumerate()
+                        .for_each(|(t, x)| *x = e1[t] - o0[t]);
+                    let v3 = &mut v[at(3)..at(3) + tw];
+                    v3.iter_mut()
+                        .enumerate()
+                        .for_each(|(t, x)| *x = o0[t] - o1[t]);
+                }
+            }
+        }
+    }
+}
+
+/// `B^T d` on four padded rows of width `pw` (`d`): the rows `d0 - d2`, `d1 + d2`, `d2 - d1`,
+/// `d1 - d3` into `bt`.
+fn rows_bt(d: &[f32], bt: &mut [f32], pw: usize) {
+    let (d0, rest) = d.split_at(pw);
+    let (d1, rest) = rest.split_at(pw);
+    let (d2, d3) = rest.split_at(pw);
+    let (b0, rest) = bt.split_at_mut(pw);
+    let (b1, rest) = rest.split_at_mut(pw);
+    let (b2, b3) = rest.split_at_mut(pw);
+    for j in 0..pw {
+        b0[j] = d0[j] - d2[j];
+        b1[j] = d1[j] + d2[j];
+        b2[j] = d2[j] - d1[j];
+        b3[j] = d1[j] - d3[j];
+    }
+}
+
+/// `Y = A^T M A` for every tile: `m` holds 16 row-major `Co x T` matrices for `n` images;
+/// `out` receives the images (`Co x H x W`), every element written. Per output channel the
+/// four outputs of all `T` tiles are computed in one pass over the 16 rows (`y`, scratch of
+/// `4 T`), then interleaved into the maps.
+fn transform_output(m: &[f32], g: &Geom, n: usize, out: &mut [f32]) {
+    let (th, tw) = tiles(g);
+    let t_all = n * th * tw;
+    let hw = g.h * g.w;
+    let mut y = vec![0f32; 4 * t_all];
+    for o in 0..g.co {
+        let e: [&[f32]; 16] = std::array::from_fn(|xi| &m[(xi * g.co + o) * t_all..][..t_all]);
+        let (y0, rest) = y.split_at_mut(t_all);
+        let (y1, rest) = rest.split_at_mut(t_all);
+        let (y2, y3) = rest.split_at_mut(t_all);
+        for t in 0..t_all {
+            // A^T M: rows m0 + m1 + m2 and m1 - m2 - m3; then the same on columns.
+            let r = |b: usize| {
+                let (m1, m2) = (e[4 + b][t], e[8 + b][t]);
+                (e[b][t] + m1 + m2, m1 - m2 - e[12 + b][t])
+            };
+            let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
+            y0[t] = r0.0 + r1.0 + r2.0;
+            y1[t] = r1.0 - r2.0 - r3.0;
+            y2[t] = r0.1 + r1.1 + r2.1;
+            y3[t] = r1.1 - r2.1 - r3.1;
+        }
+        for i in 0..n {
+            let map = &mut out[(i * g.co + o) * hw..][..hw];
+            for ty in 0..th {
+                let base = (i * th + ty) * tw;
+                for (dy, (left, right)) in [(&*y0, &*y1), (&*y2, &*y3)].into_iter().enumerate() {
+                    let oh = 2 * ty + dy;
+                    if oh < g.h {
+                        let row = &mut map[oh * g.w..(oh + 1) * g.w];
+                        interleave(row, &left[base..base + tw], &right[base..base + tw]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `row[2j] = a[j]`, `row[2j + 1] = b[j]`, as far as `row` goes (an odd width drops the last
+/// `b`).
+fn interleave(row: &mut [f32], a: &[f32], b: &[f32]) {
+    let mut pairs = row.chunks_exact_mut(2);
+    for ((p, &x), &y) in pairs.by_ref().zip(a).zip(b) {
+        p[0] = x;
+        p[1] = y;
+    }
+    if let [last] = pairs.into_remainder() {
+        *last = a[a.len() - 1];
+    }
+}
+
+/// `dM = A dY A^T` for every tile of `n` images of `dy` (`Co x H x W`, zero beyond the map),
+/// transposed: 16 row-major `T x Co` matrices (so that the kernel gradient's GEMM reads it
+/// along its rows without packing). Per tile row, each output channel's two output rows are
+/// split into even and odd columns, transformed as vectors over the tiles into `buf`
+/// (`16 x cols x Co`, cache-resident), and `buf` is copied out row by row.
+fn transform_output_grad(dy: &[f32], g: &Geom, n: usize, dm: &mut [f32]) {
+    let (th, tw) = tiles(g);
+    let (t_all, hw, co) = (n * th * tw, g.h * g.w, g.co);
+    // The even and odd columns of the top output row, then of the bottom one.
+    let mut split = vec![0f32; 4 * tw];
+    let mut pair = vec![0f32; 2 * tw];
+    let mut buf = vec![0f32; 16 * tw * co];
+    for i in 0..n {
+        for ty in 0..th {
+            for o in 0..co {
+                let map = &dy[(i * co + o) * hw..][..hw];
+                split.fill(0.0);
+                for (r, halves) in split.chunks_exact_mut(2 * tw).enumerate() {
+                    let oh = 2 * ty + r;
+                    if oh < g.h {
+                        let (ev, od) = halves.split_at_mut(tw);
+                        let row = &map[oh * g.w..(oh + 1) * g.w];
+                        for (j, p) in row.chunks(2).enumerate() {
+                            ev[j] = p[0];
+                            od[j] = p.get(1).copied().unwrap_or(0.0);
+                        }
+                    }
+                }
+                let (d00, rest) = split.split_at(tw);
+                let (d01, rest) = rest.split_at(tw);
+                let (d10, d11) = rest.split_at(tw);
+                // A d: rows d0, d0 + d1, d0 - d1, -d1, each a pair (left x, right y) per
+                // tile; then each row becomes x, x + y, x - y, -y.
+                let (x, y) = pair.split_at_mut(tw);
+                for a in 0..4 {
+                    for t in 0..tw {
+                        (x[t], y[t]) = match a {
+                            0 => (d00[t], d01[t]),
+                            1 => (d00[t] + d10[t], d01[t] + d11[t]),
+                            2 => (d00[t] - d10[t], d01[t] - d11[t]),
+                            _ => (-d10[t], -d11[t]),
+                        };
+                    }
+                    for t in 0..tw {
+                        let at = |b: usize| ((a * 4 + b) * tw + t) * co + o;
+                        buf[at(0)] = x[t];
+                        buf[at(1)] = x[t] + y[t];
+                        buf[at(2)] = x[t] - y[t];
+                        buf[at(3)] = -y[t];
+                    }
+                }
+            }
+            let base = (i * th + ty) * tw;
+            for (xi, rows) in buf.chunks_exact(tw * co).enumerate() {
+                dm[(xi * t_all + base) * co..][..tw * co].copy_from_slice(rows);
+            }
+        }
+    }
+}
+
+/// The forward convolution.
+pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
+    convolve(x, &transform_kernel(w, g.co, g.c, false), g)
+}
+
+/// The forward convolution with the kernel already transformed.
+fn convolve(x: &[f32], u: &[f32], g: &Geom) -> Vec<f32> {
+    let (hw, (th, tw)) = (g.out_hw(), tiles(g));
+    let mut y = vec![0f32; g.b * g.co * hw];
+    if y.is_empty() {
+        return y;
+    }
+    let gs = group(g);
+    let inner = if g.b < threads() { threads() } else { 1 };
+    y.par_chunks_mut(gs * g.co * hw)
+        .enumerate()
+        .for_each(|(gi, out)| {
+            let (n0, gn) = (gi * gs, out.len() / (g.co * hw));
+            let t = gn * th * tw;
+            with_scratch(16 * g.c * t, 16 * g.co * t, |v, m| {
+                transform_input(&x[n0 * g.chw()..(n0 + gn) * g.chw()], g, gn, v);
+                for xi in 0..16 {
+                    let uv = kernel_view(u, xi, g.c);
+                    let vv = View::rows(&v[xi * g.c * t..(xi + 1) * g.c * t], t);
+                    let dst = &mut m[xi * g.co * t..(xi + 1) * g.co * t];
+                    matmul(dst, uv, vv, (g.co, t, g.c), false, inner);
+                }
+                transform_output(m, g, gn, out);
+            })
+        });
+    y
+}
+
+/// dL/dx from dL/dy: the forward on `dy` with the kernel flipped and its channels swapped.
+pub(super) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
+    let swapped = Geom {
+        c: g.co,
+        co: g.c,
+        ..*g
+    };
+    convolve(dy, &transform_kernel(w, g.c, g.co, true), &swapped)
+}
+
+/// dL/dW from the input and dL/dy.
+pub(super) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
+    let (c, co) = (g.c, g.co);
+    let mut dw = vec![0f32; co * c * 9];
+    if g.b == 0 {
+        return dw;
+    }
+    let (th, tw) = tiles(g);
+    let gs = group(g);
+    let groups = g.b.div_ceil(gs);
+    let inner = if groups < threads() { threads() } else { 1 };
+    let ranges = threads().min(groups);
+    // Per thread, 16 `C x Co` sums of `V dM^T` (held transposed, as conv's kernel gradient).
+    let partials: Vec<Vec<f32>> = (0..ranges)
+        .into_par_iter()
+        .map(|r| {
+            let mut acc = vec![0f32; 16 * c * co];
+            for gi in (r * groups / ranges)..((r + 1) * groups / ranges) {
+                let n0 = gi * gs;
+                let gn = gs.min(g.b - n0);
+                let t = gn * th * tw;
+                with_scratch(16 * c * t, 16 * co * t, |v, dm| {
+                    transform_input(&x[n0 * g.chw()..(n0 + gn) * g.chw()], g, gn, v);
+                    let dyg = &dy[n0 * co * g.out_hw()..(n0 + gn) * co * g.out_hw()];
+                    transform_output_grad(dyg, g, gn, dm);
+                    for xi in 0..16 {
+                        let vv = View::rows(&v[xi * c * t..(xi + 1) * c * t], t);
+                        let dt = View::rows(&dm[xi * t * co..(xi + 1) * t * co], co);
+                        let a = &mut acc[xi * c * co..(xi + 1) * c * co];
+                        matmul(a, vv, dt, (c, co, t), true, inner);
+                    }
+                })
+            }
+            acc
+        })
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut du = partials.next().unwrap_or_default();
+    let rest: Vec<Vec<f32>> = partials.collect();
+    du.par_chunks_mut(1 << 14)
+        .enumerate()
+        .for_each(|(k, chunk)| {
+            for p in &rest {
+                let p = &p[k << 14..];
+                chunk.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+            }
+        });
+    // dW = G^T dU G per output and input channel.
+    let g_t = |u: [f32; 4]| {
+        let (s, d) = (0.5 * (u[1] + u[2]), 0.5 * (u[1] - u[2]));
+        [u[0] + s, d, s + u[3]]
+    };
+    dw.par_chunks_mut(c * 9).enumerate().for_each(|(o, dw)| {
+        for (ci, k) in dw.chunks_exact_mut(9).enumerate() {
+            let e = |xi: usize| du[(xi * c + ci) * co + o];
+            let rows: [[f32; 3]; 4] =
+                std::array::from_fn(|a| g_t([e(4 * a), e(4 * a + 1), e(4 * a + 2), e(4 * a + 3)]));
+            for j in 0..3 {
+                let col = g_t([rows[0][j], rows[1][j], rows[2][j], rows[3][j]]);
+                for (i, v) in col.into_iter().enumerate() {
+                    k[i * 3 + j] = v;
+                }
+            }
+        }
+    });
+    dw
+}
