@@ -18,10 +18,8 @@
 //! convolution by rounding alone (the tests hold them to Candle's).
 //!
 //! Small channel counts keep im2col: with a short `C` the 16 products are too thin for GEMM to
-//! pay for the transforms (see [`applies`]). On this 2-core Zen 4, forward GFLOP/s (counted as
-//! direct convolution) against im2col at batch 128: 64 channels on 32x32 maps 1.2x, 128 on
-//! 16x16 1.26x, 256 on 8x8 1.38x, 512 on 4x4 1.36x; ResNet-18 width 1 batch 128 trained 18 %
-//! and inferred 33 % faster (docs/performance.md).
+//! pay for the transforms (see [`applies`]). ResNet-18 width 1 batch 128 trained 18 % and
+//! inferred 33 % faster on this 2-core Zen 4 (docs/performance.md).
 
 use rayon::prelude::*;
 
@@ -37,15 +35,22 @@ pub(super) enum Pass {
     KernelGrad,
 }
 
-/// Whether `g`'s pass runs here: a 3x3 kernel, stride 1, padding 1, and both channel counts
-/// at least 64 for the forward and the input gradient, 256 for the kernel gradient. Below
-/// those the 16 products are too thin for GEMM to pay for the transforms (their inner
-/// dimension is `C`, im2col's `9C`), and the kernel gradient's products (`C x Co`, summed
-/// over every tile) stayed behind im2col's up to 256 channels (`cargo run --release -p
-/// tarun-ml --example convbench`; docs/performance.md).
+/// Whether `g`'s pass runs here: a 3x3 kernel, stride 1, padding 1, and channels enough for
+/// the 16 products (inner dimension `C`, against im2col's `9C`) to pay for the transforms:
+/// both counts at least 64 on maps of 16x16 and more, at least 256 on smaller maps, where each
+/// plane's transform is short and its overhead larger; and at least 256 for the kernel
+/// gradient, whose products (`C x Co`, summed over every tile) stayed behind im2col's below
+/// that. Measured with `cargo run --release -p tarun-ml --example convbench` (forward, then
+/// forward and both gradients, against im2col): 64 channels on 32x32 maps 1.2x and 1.3x,
+/// 128 on 16x16 1.2x and 1.0x, 256 on 8x8 1.4x and 1.25x, 512 on 4x4 1.4x and 1.4x; 64 on
+/// 8x8 0.8x and 0.65x, 128 on 4x4 1.0x and 1.0x.
 pub(super) fn applies(g: &Geom, pass: Pass) -> bool {
-    let min = if pass == Pass::KernelGrad { 256 } else { 64 };
-    g.k == 3 && g.stride == 1 && g.pad == 1 && g.c.min(g.co) >= min
+    let channels = g.c.min(g.co);
+    let wide_enough = match pass {
+        Pass::KernelGrad => channels >= 256,
+        Pass::Forward | Pass::InputGrad => channels >= 256 || (channels >= 64 && g.h * g.w >= 256),
+    };
+    g.k == 3 && g.stride == 1 && g.pad == 1 && wide_enough
 }
 
 /// Tiles per image: `(rows, columns)` of 2x2 output tiles.
