@@ -156,6 +156,21 @@ fn plane_affine(out: &mut [f32], inp: &[f32], (scale, shift): (f32, f32), act: A
     })
 }
 
+/// `plane = act(plane * scale + shift)` in place: batch norm's evaluation-mode affine as a
+/// convolution's epilogue ([`super::conv::Epilogue`]).
+#[multiversion(targets = "simd")]
+pub(super) fn plane_affine_in_place(
+    plane: &mut [f32],
+    (scale, shift): (f32, f32),
+    act: Activation,
+) {
+    by_activation!(act, |apply, _passes| {
+        for v in plane.iter_mut() {
+            *v = apply(*v * scale + shift);
+        }
+    })
+}
+
 /// One plane's `(sum g, sum g (x - mean))` over `[x, dL/dy, y]`, with `g` the gradient through
 /// the activation.
 #[multiversion(targets = "simd")]

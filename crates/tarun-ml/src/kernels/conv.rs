@@ -18,6 +18,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use super::batchnorm::{Activation, plane_affine_in_place};
 use super::winograd::{self, Pass};
 use super::{View, f32_data, matmul, threads, with_scratch};
 
@@ -26,6 +27,61 @@ use super::{View, f32_data, matmul, threads, with_scratch};
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
     let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
     x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp(geom))
+}
+
+/// `act(conv2d(x, w) * scale + shift)`, per output channel, for inference: batch norm in
+/// evaluation mode (scale `gamma / sqrt(var + eps)`, shift `beta - mean * scale`, plus a bias
+/// times scale) folded into the convolution, so that each output is finished as it is written
+/// instead of in a second pass over a new activation. No backward.
+pub fn conv2d_affine(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    (scale, shift): (&Tensor, &Tensor),
+    act: Activation,
+) -> Result<Tensor> {
+    let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
+    let epi = Epilogue {
+        scale: scale.flatten_all()?.to_vec1::<f32>()?,
+        shift: shift.flatten_all()?.to_vec1::<f32>()?,
+        act,
+    };
+    if epi.scale.len() != geom.co || epi.shift.len() != geom.co {
+        candle_core::bail!(
+            "tarun-conv2d-affine: {} output channels, scale {} and shift {}",
+            geom.co,
+            epi.scale.len(),
+            epi.shift.len()
+        );
+    }
+    x.contiguous()?
+        .apply_op2_no_bwd(&w.contiguous()?, &ConvAffineOp(geom, epi))
+}
+
+/// `conv2d_affine(x, w)`: forward only.
+struct ConvAffineOp(Geom, Epilogue);
+
+impl CustomOp2 for ConvAffineOp {
+    fn name(&self) -> &'static str {
+        "tarun-conv2d-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w) = (
+            f32_data(xs, xl, self.name())?,
+            f32_data(ws, wl, self.name())?,
+        );
+        let g = &self.0;
+        let y = forward(x, w, g, Some(&self.1));
+        Ok((CpuStorage::F32(y), Shape::from((g.b, g.co, g.ho, g.wo))))
+    }
 }
 
 /// The shapes of one convolution.
@@ -308,10 +364,29 @@ fn grad_scratch(g: &Geom, gn: usize) -> (usize, usize) {
     (dyg, col)
 }
 
-/// The forward convolution.
-pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
+/// A per-output-channel `act(y * scale + shift)` applied to each group of outputs right after
+/// the convolution writes them, while they are in cache: batch norm's evaluation-mode affine
+/// (and a bias) folded into the convolution, for inference ([`conv2d_affine`]).
+pub(crate) struct Epilogue {
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    act: Activation,
+}
+
+impl Epilogue {
+    /// Applies itself to `out`, whole images of `co` planes of `hw` outputs.
+    pub(super) fn apply(&self, out: &mut [f32], co: usize, hw: usize) {
+        for (i, plane) in out.chunks_exact_mut(hw.max(1)).enumerate() {
+            let o = i % co;
+            plane_affine_in_place(plane, (self.scale[o], self.shift[o]), self.act);
+        }
+    }
+}
+
+/// The forward convolution, followed by `epi` if given.
+pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
     if winograd::applies(g, Pass::Forward) {
-        return winograd::forward(x, w, g);
+        return winograd::forward(x, w, g, epi);
     }
     let (hw, ckk) = (g.out_hw(), g.ckk());
     let mut y = vec![0f32; g.b * g.co * hw];
@@ -328,6 +403,9 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
             if gn == 1 && g.pointwise() {
                 let img = &x[n0 * g.chw()..(n0 + 1) * g.chw()];
                 matmul(out, wv, View::rows(img, hw), (g.co, hw, ckk), false, inner);
+                if let Some(e) = epi {
+                    e.apply(out, g.co, hw);
+                }
                 return;
             }
             let tmp_len = if gn == 1 { 0 } else { g.co * gn * hw };
@@ -345,7 +423,10 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
                         out[(i * g.co + o) * hw..(i * g.co + o + 1) * hw].copy_from_slice(src);
                     }
                 }
-            })
+            });
+            if let Some(e) = epi {
+                e.apply(out, g.co, hw);
+            }
         });
     y
 }
@@ -471,7 +552,7 @@ impl CustomOp2 for ConvOp {
             f32_data(ws, wl, self.name())?,
         );
         let g = &self.0;
-        let y = forward(x, w, g);
+        let y = forward(x, w, g, None);
         Ok((CpuStorage::F32(y), Shape::from((g.b, g.co, g.ho, g.wo))))
     }
 

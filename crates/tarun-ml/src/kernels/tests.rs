@@ -144,6 +144,36 @@ fn conv2d_gradients_match_finite_differences() {
     }
 }
 
+/// The inference-only fused convolution against the convolution followed by Candle's ops for
+/// the same affine and activation, on every convolution case (im2col, grouped and Winograd).
+#[test]
+fn conv2d_affine_is_conv_then_scale_shift_and_activation() {
+    for (i, &(b, c, h, w, co, k, s, p)) in CONV_CASES.iter().enumerate() {
+        let x = random(&[b, c, h, w], i as u64);
+        let wt = random(&[co, c, k, k], 100 + i as u64);
+        // A large scale pushes some outputs past 6, so ReLU6's upper clamp is exercised.
+        let scale = (random(&[co], 200 + i as u64).as_tensor() * 8.0).unwrap();
+        let shift = random(&[co], 300 + i as u64);
+        let shift = shift.as_tensor();
+        let y = conv2d(&x, &wt, s, p).unwrap();
+        let affine = y
+            .broadcast_mul(&scale.reshape((1, co, 1, 1)).unwrap())
+            .unwrap()
+            .broadcast_add(&shift.reshape((1, co, 1, 1)).unwrap())
+            .unwrap();
+        for act in [Activation::None, Activation::Relu, Activation::Relu6] {
+            let reference = match act {
+                Activation::None => affine.clone(),
+                Activation::Relu => affine.relu().unwrap(),
+                Activation::Relu6 => affine.clamp(0f32, 6f32).unwrap(),
+            };
+            let ours = conv2d_affine(&x, &wt, s, p, (&scale, shift), act).unwrap();
+            let d = max_diff(&ours, &reference);
+            assert!(d < 1e-3, "conv case {i} {act:?}: differs by {d}");
+        }
+    }
+}
+
 /// Winograd F(2x2, 3x3) against im2col + GEMM, pass by pass, on the shapes its tiling finds
 /// awkward: odd and non-square maps (a last tile cut by the edge), maps smaller than a tile,
 /// batch 1, batches that split into ragged groups, unequal channel counts.
@@ -195,8 +225,8 @@ fn winograd_matches_im2col_in_every_pass() {
         );
         let what = format!("case {n} {:?}", (b, c, h, w, co));
         close(
-            &winograd::forward(&x, &wt, &g),
-            &conv::forward(&x, &wt, &g),
+            &winograd::forward(&x, &wt, &g, None),
+            &conv::forward(&x, &wt, &g, None),
             &format!("{what} forward"),
         );
         close(

@@ -23,7 +23,7 @@
 
 use rayon::prelude::*;
 
-use super::conv::Geom;
+use super::conv::{Epilogue, Geom};
 use super::{View, matmul, threads, with_scratch};
 
 /// The passes of a convolution, which choose between Winograd and im2col separately (each is
@@ -335,12 +335,12 @@ fn transform_output_grad(dy: &[f32], g: &Geom, n: usize, dm: &mut [f32]) {
 }
 
 /// The forward convolution.
-pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
-    convolve(x, &transform_kernel(w, g.co, g.c, false), g)
+pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
+    convolve(x, &transform_kernel(w, g.co, g.c, false), g, epi)
 }
 
 /// The forward convolution with the kernel already transformed.
-fn convolve(x: &[f32], u: &[f32], g: &Geom) -> Vec<f32> {
+fn convolve(x: &[f32], u: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
     let (hw, (th, tw)) = (g.out_hw(), tiles(g));
     let mut y = vec![0f32; g.b * g.co * hw];
     if y.is_empty() {
@@ -362,7 +362,10 @@ fn convolve(x: &[f32], u: &[f32], g: &Geom) -> Vec<f32> {
                     matmul(dst, uv, vv, (g.co, t, g.c), false, inner);
                 }
                 transform_output(m, g, gn, out);
-            })
+            });
+            if let Some(e) = epi {
+                e.apply(out, g.co, hw);
+            }
         });
     y
 }
@@ -374,7 +377,7 @@ pub(super) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
         co: g.c,
         ..*g
     };
-    convolve(dy, &transform_kernel(w, g.c, g.co, true), &swapped)
+    convolve(dy, &transform_kernel(w, g.c, g.co, true), &swapped, None)
 }
 
 /// dL/dW from the input and dL/dy.

@@ -134,6 +134,26 @@ impl Conv2d {
     }
 }
 
+/// `act(bn(conv(x)))`. Inside [`no_grad`] with the running statistics, on tarun's kernels, a
+/// dense convolution's batch norm (and bias) is folded into it ([`kernels::conv2d_affine`]):
+/// each output is finished as the convolution writes it, instead of in a second pass over a
+/// new activation.
+pub(crate) fn conv_bn(
+    conv: &Conv2d,
+    bn: &BatchNorm2d,
+    x: &Tensor,
+    ctx: &Ctx,
+    act: Activation,
+) -> Result<Tensor> {
+    if NO_GRAD.get() && !ctx.batch_stats && !conv.depthwise && use_kernels(x) {
+        let (scale, shift) = bn.running_affine(conv.bias.as_ref())?;
+        let weight = param(&conv.weight);
+        let (stride, padding) = (conv.stride, conv.padding);
+        return kernels::conv2d_affine(x, &weight, stride, padding, (&scale, &shift), act);
+    }
+    bn.forward_act(&conv.forward(x)?, ctx, act)
+}
+
 /// Whether tarun's CPU kernels run this op: on the CPU, unless `TARUN_KERNELS=candle`.
 fn use_kernels(x: &Tensor) -> bool {
     x.device().is_cpu() && super::Kernels::selected() == super::Kernels::Tarun
@@ -176,10 +196,6 @@ impl BatchNorm2d {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        self.forward_act(x, ctx, Activation::None)
-    }
-
     /// Batch norm followed by `act`, fused into one op by tarun's kernels.
     pub fn forward_act(&self, x: &Tensor, ctx: &Ctx, act: Activation) -> Result<Tensor> {
         let (b, _, h, w) = x.dims4()?;
@@ -213,6 +229,20 @@ impl BatchNorm2d {
         };
         let (weight, bias) = (param(&self.weight), param(&self.bias));
         kernels::batch_norm(x, &weight, &bias, &stats, BN_EPS, act, ctx.batch_stats)
+    }
+
+    /// Evaluation mode as one scale and shift per channel, with a preceding bias `b` folded in:
+    /// `bn(y + b) = y * scale + shift`, `scale = gamma / sqrt(var + eps)`,
+    /// `shift = beta + (b - mean) * scale`.
+    fn running_affine(&self, conv_bias: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let var = param(self.running_var.as_tensor());
+        let scale = ((var + BN_EPS)?.sqrt()?.recip()? * param(&self.weight))?;
+        let mut centre = param(self.running_mean.as_tensor()).neg()?;
+        if let Some(b) = conv_bias {
+            centre = (centre + param(b))?;
+        }
+        let shift = ((centre * &scale)? + param(&self.bias))?;
+        Ok((scale, shift))
     }
 
     /// The same with Candle's stock element-wise ops.
@@ -371,7 +401,9 @@ mod tests {
     #[test]
     fn batch_norm_train_normalises_with_biased_variance_and_tracks_unbiased() {
         let layer = bn(2);
-        let y = layer.forward(&bn_input(), &ctx(true)).unwrap();
+        let y = layer
+            .forward_act(&bn_input(), &ctx(true), Activation::None)
+            .unwrap();
         let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
         let (s0, s1) = ((3.5f32 + 1e-5).sqrt(), (4f32 + 1e-5).sqrt());
         let want = [
@@ -413,7 +445,9 @@ mod tests {
             .running_var
             .set(&Tensor::new(&[4f32, 0.25], &Device::Cpu).unwrap())
             .unwrap();
-        let y = layer.forward(&bn_input(), &ctx(false)).unwrap();
+        let y = layer
+            .forward_act(&bn_input(), &ctx(false), Activation::None)
+            .unwrap();
         let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
         let (s0, s1) = ((4f32 + 1e-5).sqrt(), (0.25f32 + 1e-5).sqrt());
         let want = [
@@ -436,7 +470,10 @@ mod tests {
     #[test]
     fn batch_norm_train_rejects_one_value_per_channel() {
         let x = Tensor::ones((1, 2, 1, 1), DType::F32, &Device::Cpu).unwrap();
-        let err = bn(2).forward(&x, &ctx(true)).unwrap_err().to_string();
+        let err = bn(2)
+            .forward_act(&x, &ctx(true), Activation::None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("more than 1 value per channel"), "{err}");
     }
 

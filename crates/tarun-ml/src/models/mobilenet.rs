@@ -9,7 +9,7 @@ use candle_core::{Result, Tensor};
 
 use super::ModelError;
 use super::layers::{
-    BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, dropout, global_avg_pool,
+    BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, conv_bn, dropout, global_avg_pool,
 };
 use super::store::Builder;
 use crate::kernels::Activation;
@@ -64,7 +64,7 @@ impl ConvBn {
         } else {
             Activation::None
         };
-        self.bn.forward_act(&self.conv.forward(x)?, ctx, act)
+        conv_bn(&self.conv, &self.bn, x, ctx, act)
     }
 }
 
@@ -134,7 +134,7 @@ impl InvertedResidual {
             None => x.clone(),
         };
         let y = self.depthwise.forward(&y, ctx)?;
-        let y = self.project_bn.forward(&self.project.forward(&y)?, ctx)?;
+        let y = conv_bn(&self.project, &self.project_bn, &y, ctx, Activation::None)?;
         if self.residual { x + y } else { Ok(y) }
     }
 }

@@ -8,7 +8,9 @@
 use candle_core::{Result, Tensor};
 
 use super::ModelError;
-use super::layers::{BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, global_avg_pool};
+use super::layers::{
+    BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, conv_bn, global_avg_pool,
+};
 use super::scale;
 use super::store::Builder;
 use crate::kernels::Activation;
@@ -67,12 +69,10 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let y = self
-            .bn1
-            .forward_act(&self.conv1.forward(x)?, ctx, Activation::Relu)?;
-        let y = self.bn2.forward(&self.conv2.forward(&y)?, ctx)?;
+        let y = conv_bn(&self.conv1, &self.bn1, x, ctx, Activation::Relu)?;
+        let y = conv_bn(&self.conv2, &self.bn2, &y, ctx, Activation::None)?;
         let identity = match &self.downsample {
-            Some((c, bn)) => bn.forward(&c.forward(x)?, ctx)?,
+            Some((c, bn)) => conv_bn(c, bn, x, ctx, Activation::None)?,
             None => x.clone(),
         };
         if x.device().is_cpu() && super::Kernels::selected() == super::Kernels::Tarun {
@@ -131,9 +131,7 @@ impl ResNet18 {
     }
 
     pub fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let mut y = self
-            .bn1
-            .forward_act(&self.conv1.forward(x)?, ctx, Activation::Relu)?;
+        let mut y = conv_bn(&self.conv1, &self.bn1, x, ctx, Activation::Relu)?;
         for block in &self.blocks {
             y = block.forward(&y, ctx)?;
         }

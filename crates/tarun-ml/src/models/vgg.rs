@@ -10,7 +10,7 @@ use candle_core::{D, Result, Tensor};
 
 use super::ModelError;
 use super::layers::{
-    BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, dropout, max_pool2x2, param,
+    BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, conv_bn, dropout, max_pool2x2, param,
 };
 use super::scale;
 use super::store::Builder;
@@ -108,9 +108,7 @@ impl Vgg11Bn {
         let mut y = x.clone();
         for f in &self.features {
             y = match f {
-                Feature::ConvBnRelu(conv, bn) => {
-                    bn.forward_act(&conv.forward(&y)?, ctx, Activation::Relu)?
-                }
+                Feature::ConvBnRelu(conv, bn) => conv_bn(conv, bn, &y, ctx, Activation::Relu)?,
                 Feature::MaxPool => max_pool2x2(&y)?,
             };
         }
