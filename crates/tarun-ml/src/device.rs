@@ -192,9 +192,11 @@ pub fn user_environment(cmd: &mut std::process::Command) -> &mut std::process::C
     cmd
 }
 
-/// Hands the allocator's free memory back to the system (glibc keeps it, see [`tune_process`]),
-/// so that a following peak-memory measurement starts from what is really in use.
+/// Hands the kernels' work buffers and the allocator's free memory back to the system (glibc
+/// keeps it, see [`tune_process`]), so that a following peak-memory measurement starts from
+/// what is really in use.
 pub fn release_free_memory() {
+    crate::kernels::release_scratch();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns unused heap pages to the kernel.
     unsafe {

@@ -54,6 +54,21 @@ thread_local! {
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
+/// Frees every thread's [`with_scratch`] buffers (the current one's and those of the rayon
+/// pool it runs in): they keep their largest size, up to about 16 MB each, so a process that
+/// moves on to a smaller network (`tarun bench`'s rows) would otherwise carry them along.
+pub fn release_scratch() {
+    let clear = || {
+        SCRATCH.with(|cell| {
+            if let Ok(mut bufs) = cell.try_borrow_mut() {
+                *bufs = (Vec::new(), Vec::new());
+            }
+        })
+    };
+    rayon::broadcast(|_| clear());
+    clear();
+}
+
 /// Runs `f` with two work buffers of exactly `a` and `b` elements, kept on this thread for the
 /// next call: an im2col matrix or a GEMM result allocated and zero-filled on every call cost more
 /// than the copying into it (issue 8's profile: `memset` 9 % of a ResNet-18 training step).
