@@ -42,19 +42,7 @@ pub fn conv2d_affine(
     act: Activation,
 ) -> Result<Tensor> {
     let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
-    let epi = Epilogue {
-        scale: scale.flatten_all()?.to_vec1::<f32>()?,
-        shift: shift.flatten_all()?.to_vec1::<f32>()?,
-        act,
-    };
-    if epi.scale.len() != geom.co || epi.shift.len() != geom.co {
-        candle_core::bail!(
-            "tarun-conv2d-affine: {} output channels, scale {} and shift {}",
-            geom.co,
-            epi.scale.len(),
-            epi.shift.len()
-        );
-    }
+    let epi = Epilogue::new("tarun-conv2d-affine", geom.co, (scale, shift), act)?;
     x.contiguous()?
         .apply_op2_no_bwd(&w.contiguous()?, &ConvAffineOp(geom, epi))
 }
@@ -374,11 +362,36 @@ pub(crate) struct Epilogue {
 }
 
 impl Epilogue {
+    /// From tensors of one scale and one shift per output channel (`channels`).
+    pub(super) fn new(
+        op: &str,
+        channels: usize,
+        (scale, shift): (&Tensor, &Tensor),
+        act: Activation,
+    ) -> Result<Self> {
+        let (scale, shift) = (
+            scale.flatten_all()?.to_vec1::<f32>()?,
+            shift.flatten_all()?.to_vec1::<f32>()?,
+        );
+        if scale.len() != channels || shift.len() != channels {
+            candle_core::bail!(
+                "{op}: {channels} output channels, but {} scales and {} shifts",
+                scale.len(),
+                shift.len()
+            );
+        }
+        Ok(Self { scale, shift, act })
+    }
+
+    /// Applies itself to one output plane of channel `c`.
+    pub(super) fn apply_plane(&self, plane: &mut [f32], c: usize) {
+        plane_affine_in_place(plane, (self.scale[c], self.shift[c]), self.act);
+    }
+
     /// Applies itself to `out`, whole images of `co` planes of `hw` outputs.
     pub(super) fn apply(&self, out: &mut [f32], co: usize, hw: usize) {
         for (i, plane) in out.chunks_exact_mut(hw.max(1)).enumerate() {
-            let o = i % co;
-            plane_affine_in_place(plane, (self.scale[o], self.shift[o]), self.act);
+            self.apply_plane(plane, i % co);
         }
     }
 }

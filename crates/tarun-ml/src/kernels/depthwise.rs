@@ -18,6 +18,8 @@ use rayon::prelude::*;
 
 use multiversion::multiversion;
 
+use super::batchnorm::Activation;
+use super::conv::Epilogue;
 use super::{channel_planes, dot, f32_data, threads, with_scratch};
 
 /// Depthwise `x.conv2d(w, padding, stride, 1, channels)` for contiguous f32 NCHW tensors on the
@@ -26,6 +28,23 @@ pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -
     let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
     x.contiguous()?
         .apply_op2(&w.contiguous()?, DwOp::Forward(geom))
+}
+
+/// `act(depthwise_conv2d(x, w) * scale + shift)` per channel, for inference: batch norm in
+/// evaluation mode folded into the convolution, each block's planes finished right after they
+/// are computed (see [`super::conv2d_affine`]). No backward.
+pub fn depthwise_conv2d_affine(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    affine: (&Tensor, &Tensor),
+    act: Activation,
+) -> Result<Tensor> {
+    let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
+    let epi = Epilogue::new("tarun-depthwise-affine", geom.c, affine, act)?;
+    x.contiguous()?
+        .apply_op2_no_bwd(&w.contiguous()?, &DwOp::ForwardAffine(geom, epi))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -350,7 +369,8 @@ type BlockFn = fn(&[f32], &[f32], &Geom, (usize, usize), &mut [f32], &mut [f32],
 
 /// The forward and the input gradient: `block` for every channel of every block of images, the
 /// blocks in parallel, from planes of `from` elements to planes of `to` elements, with a wide
-/// scratch of `wide(images)` elements.
+/// scratch of `wide(images)` elements; `epi`, if given, finishes each channel's planes of the
+/// block as soon as they are written.
 fn per_block(
     src: &[f32],
     w: &[f32],
@@ -358,6 +378,7 @@ fn per_block(
     (from, to): (usize, usize),
     wide: impl Fn(usize) -> usize + Sync,
     block: BlockFn,
+    epi: Option<&Epilogue>,
 ) -> Vec<f32> {
     let kk = g.k * g.k;
     let mut dst = vec![0f32; g.b * g.c * to];
@@ -374,20 +395,33 @@ fn per_block(
                 for c in 0..g.c {
                     let wc = &w[c * kk..(c + 1) * kk];
                     block(src, wc, g, (c, jn_here), out, ph, buf);
+                    if let Some(e) = epi {
+                        for j in 0..jn_here {
+                            e.apply_plane(&mut out[(j * g.c + c) * to..(j * g.c + c + 1) * to], c);
+                        }
+                    }
                 }
             });
         });
     dst
 }
 
-fn forward(x: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
+fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
     let planes = (g.in_plane(), g.out_plane());
-    per_block(x, w, g, planes, |jn| g.sweep(jn), block_forward)
+    per_block(x, w, g, planes, |jn| g.sweep(jn), block_forward, epi)
 }
 
 fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
     let planes = (g.out_plane(), g.in_plane());
-    per_block(dy, w, g, planes, |jn| g.wide_len(jn), block_input_grad)
+    per_block(
+        dy,
+        w,
+        g,
+        planes,
+        |jn| g.wide_len(jn),
+        block_input_grad,
+        None,
+    )
 }
 
 fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
@@ -412,9 +446,10 @@ fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
 }
 
 /// The forward op on (x, w) and its two gradient ops: `InputGrad` on (dy, w), `KernelGrad` on
-/// (x, dy).
+/// (x, dy); `ForwardAffine` is the forward with an epilogue, without backward.
 enum DwOp {
     Forward(Geom),
+    ForwardAffine(Geom, Epilogue),
     InputGrad(Geom),
     KernelGrad(Geom),
 }
@@ -423,6 +458,7 @@ impl CustomOp2 for DwOp {
     fn name(&self) -> &'static str {
         match self {
             DwOp::Forward(_) => "tarun-depthwise",
+            DwOp::ForwardAffine(..) => "tarun-depthwise-affine",
             DwOp::InputGrad(_) => "tarun-depthwise-input-grad",
             DwOp::KernelGrad(_) => "tarun-depthwise-kernel-grad",
         }
@@ -441,7 +477,11 @@ impl CustomOp2 for DwOp {
         );
         Ok(match self {
             DwOp::Forward(g) => (
-                CpuStorage::F32(forward(a, b, g)),
+                CpuStorage::F32(forward(a, b, g, None)),
+                Shape::from((g.b, g.c, g.ho, g.wo)),
+            ),
+            DwOp::ForwardAffine(g, e) => (
+                CpuStorage::F32(forward(a, b, g, Some(e))),
                 Shape::from((g.b, g.c, g.ho, g.wo)),
             ),
             DwOp::InputGrad(g) => (

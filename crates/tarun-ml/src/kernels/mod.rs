@@ -29,7 +29,7 @@ mod winograd;
 pub use batchnorm::{Activation, batch_norm, batch_norm_stats};
 pub use bias::add_channel_bias;
 pub use conv::{conv2d, conv2d_affine};
-pub use depthwise::depthwise_conv2d;
+pub use depthwise::{depthwise_conv2d, depthwise_conv2d_affine};
 pub use residual::add_relu;
 
 use candle_core::{CpuStorage, Layout, Result};

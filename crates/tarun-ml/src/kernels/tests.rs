@@ -151,26 +151,49 @@ fn conv2d_affine_is_conv_then_scale_shift_and_activation() {
     for (i, &(b, c, h, w, co, k, s, p)) in CONV_CASES.iter().enumerate() {
         let x = random(&[b, c, h, w], i as u64);
         let wt = random(&[co, c, k, k], 100 + i as u64);
-        // A large scale pushes some outputs past 6, so ReLU6's upper clamp is exercised.
-        let scale = (random(&[co], 200 + i as u64).as_tensor() * 8.0).unwrap();
-        let shift = random(&[co], 300 + i as u64);
-        let shift = shift.as_tensor();
         let y = conv2d(&x, &wt, s, p).unwrap();
-        let affine = y
-            .broadcast_mul(&scale.reshape((1, co, 1, 1)).unwrap())
-            .unwrap()
-            .broadcast_add(&shift.reshape((1, co, 1, 1)).unwrap())
-            .unwrap();
-        for act in [Activation::None, Activation::Relu, Activation::Relu6] {
-            let reference = match act {
-                Activation::None => affine.clone(),
-                Activation::Relu => affine.relu().unwrap(),
-                Activation::Relu6 => affine.clamp(0f32, 6f32).unwrap(),
-            };
-            let ours = conv2d_affine(&x, &wt, s, p, (&scale, shift), act).unwrap();
-            let d = max_diff(&ours, &reference);
-            assert!(d < 1e-3, "conv case {i} {act:?}: differs by {d}");
-        }
+        check_affine(&y, i as u64, &format!("conv case {i}"), |affine, act| {
+            conv2d_affine(&x, &wt, s, p, affine, act).unwrap()
+        });
+    }
+    for (i, &(b, c, h, w, k, s, p)) in DW_CASES.iter().enumerate() {
+        let x = random(&[b, c, h, w], i as u64);
+        let wt = random(&[c, 1, k, k], 100 + i as u64);
+        let y = depthwise_conv2d(&x, &wt, s, p).unwrap();
+        check_affine(
+            &y,
+            i as u64,
+            &format!("depthwise case {i}"),
+            |affine, act| depthwise_conv2d_affine(&x, &wt, s, p, affine, act).unwrap(),
+        );
+    }
+}
+
+/// `fused(affine, act)` against `act(y * scale + shift)` with Candle's ops, for a random
+/// per-channel scale and shift and every activation.
+fn check_affine(
+    y: &Tensor,
+    seed: u64,
+    what: &str,
+    fused: impl Fn((&Tensor, &Tensor), Activation) -> Tensor,
+) {
+    let co = y.dim(1).unwrap();
+    // A large scale pushes some outputs past 6, so ReLU6's upper clamp is exercised.
+    let scale = (random(&[co], 200 + seed).as_tensor() * 8.0).unwrap();
+    let shift = random(&[co], 300 + seed).as_tensor().clone();
+    let affine = y
+        .broadcast_mul(&scale.reshape((1, co, 1, 1)).unwrap())
+        .unwrap()
+        .broadcast_add(&shift.reshape((1, co, 1, 1)).unwrap())
+        .unwrap();
+    for act in [Activation::None, Activation::Relu, Activation::Relu6] {
+        let reference = match act {
+            Activation::None => affine.clone(),
+            Activation::Relu => affine.relu().unwrap(),
+            Activation::Relu6 => affine.clamp(0f32, 6f32).unwrap(),
+        };
+        let d = max_diff(&fused((&scale, &shift), act), &reference);
+        assert!(d < 1e-3, "{what} {act:?}: differs by {d}");
     }
 }
 

@@ -135,7 +135,8 @@ impl Conv2d {
 }
 
 /// `act(bn(conv(x)))`. Inside [`no_grad`] with the running statistics, on tarun's kernels, a
-/// dense convolution's batch norm (and bias) is folded into it ([`kernels::conv2d_affine`]):
+/// convolution's batch norm (and bias) is folded into it ([`kernels::conv2d_affine`],
+/// [`kernels::depthwise_conv2d_affine`]):
 /// each output is finished as the convolution writes it, instead of in a second pass over a
 /// new activation.
 pub(crate) fn conv_bn(
@@ -145,11 +146,15 @@ pub(crate) fn conv_bn(
     ctx: &Ctx,
     act: Activation,
 ) -> Result<Tensor> {
-    if NO_GRAD.get() && !ctx.batch_stats && !conv.depthwise && use_kernels(x) {
+    if NO_GRAD.get() && !ctx.batch_stats && use_kernels(x) {
         let (scale, shift) = bn.running_affine(conv.bias.as_ref())?;
         let weight = param(&conv.weight);
-        let (stride, padding) = (conv.stride, conv.padding);
-        return kernels::conv2d_affine(x, &weight, stride, padding, (&scale, &shift), act);
+        let (stride, padding, affine) = (conv.stride, conv.padding, (&scale, &shift));
+        return if conv.depthwise {
+            kernels::depthwise_conv2d_affine(x, &weight, stride, padding, affine, act)
+        } else {
+            kernels::conv2d_affine(x, &weight, stride, padding, affine, act)
+        };
     }
     bn.forward_act(&conv.forward(x)?, ctx, act)
 }
