@@ -141,26 +141,31 @@ fn kernel_view(u: &[f32], xi: usize, c: usize) -> View<'_> {
 /// `C x T` matrices, `T = n * tiles`, tile `(ty, tx)` of image `i` in column
 /// `(i * rows + ty) * cols + tx`.
 ///
-/// Each plane is first split, padding included, into its even and odd padded columns (`ev`,
-/// `od`: `H + 2` rows of `cols + 1`): tile `tx` reads padded columns `2tx .. 2tx + 3`, which are
-/// `ev[tx], od[tx], ev[tx + 1], od[tx + 1]`, so every step below is a contiguous vector loop.
+/// Each plane, padding included, is first split by the parity of its padded rows and columns
+/// into four `(rows + 1) x (cols + 1)` quarters (`e`/`o`: even/odd rows; then columns). Tile
+/// `(ty, tx)` reads padded rows `2ty .. 2ty + 3`, which are even row `ty`, odd row `ty`, even
+/// row `ty + 1` and odd row `ty + 1`, and the same for columns: `B^T d` over the rows of all
+/// tiles is then eight flat vector operations per plane, and `(B^T d) B` one short contiguous
+/// loop per tile row.
 fn transform_input(imgs: &[f32], g: &Geom, n: usize, v: &mut [f32]) {
     let (th, tw) = tiles(g);
     let t_all = n * th * tw;
-    let (pw, rows, whole) = (tw + 1, 2 * th + 2, g.w / 2);
-    let (mut ev, mut od) = (vec![0f32; rows * pw], vec![0f32; rows * pw]);
-    let mut bt = vec![0f32; 8 * pw];
+    let (pw, q) = (tw + 1, (th + 1) * (tw + 1));
+    let whole = g.w / 2;
+    // The quarters [even rows: even, odd columns; odd rows: even, odd columns], whose padding
+    // entries are never written and stay zero; then `B^T d`: four rows of tiles per column
+    // parity, each `rows x (cols + 1)`.
+    let mut quarters = vec![0f32; 4 * q];
+    let mut bt = vec![0f32; 8 * th * pw];
     for i in 0..n {
         for c in 0..g.c {
             let plane = &imgs[(i * g.c + c) * g.h * g.w..][..g.h * g.w];
-            // Padded row r is input row r - 1; padded column 2j (`ev[j]`) is input column
-            // 2j - 1 and padded column 2j + 1 (`od[j]`) input column 2j. The padding rows
-            // (the first, and those past the last input row) stay zero from the start.
+            // Input row ih is padded row ih + 1: odd padded rows hold the even input rows. Input
+            // column iw is padded column iw + 1: even padded column 2j holds input column 2j - 1.
             for (ih, src) in plane.chunks_exact(g.w).enumerate() {
-                let (e, o) = (
-                    &mut ev[(ih + 1) * pw..][..pw],
-                    &mut od[(ih + 1) * pw..][..pw],
-                );
+                let (r, half) = ((ih + 1) / 2, if ih % 2 == 1 { 0 } else { 2 });
+                let (ev, od) = quarters[half * q..(half + 2) * q].split_at_mut(q);
+                let (e, o) = (&mut ev[r * pw..(r + 1) * pw], &mut od[r * pw..(r + 1) * pw]);
                 let mut pairs = src.chunks_exact(2);
                 for ((p, o), e) in pairs.by_ref().zip(&mut o[..whole]).zip(&mut e[1..=whole]) {
                     *o = p[0];
@@ -170,14 +175,30 @@ fn transform_input(imgs: &[f32], g: &Geom, n: usize, v: &mut [f32]) {
                     o[whole] = *last;
                 }
             }
-            for ty in 0..th {
-                let base = (i * th + ty) * tw;
-                let rows = 2 * ty * pw..(2 * ty + 4) * pw;
-                let (be, bo) = bt.split_at_mut(4 * pw);
-                rows_bt(&ev[rows.clone()], be, pw);
-                rows_bt(&od[rows], bo, pw);
-                for a in 0..4 {
-                    let (re, ro) = (&be[a * pw..(a + 1) * pw], &bo[a * pw..(a + 1) * pw]);
+            let len = th * pw;
+            for cols in 0..2 {
+                let (er, or) = (&quarters[cols * q..][..q], &quarters[(2 + cols) * q..][..q]);
+                let (e0, e1, o0, o1) =
+                    (&er[..len], &er[pw..pw + len], &or[..len], &or[pw..pw + len]);
+                let out = &mut bt[cols * 4 * len..(cols + 1) * 4 * len];
+                let (b0, rest) = out.split_at_mut(len);
+                let (b1, rest) = rest.split_at_mut(len);
+                let (b2, b3) = rest.split_at_mut(len);
+                for j in 0..len {
+                    b0[j] = e0[j] - e1[j];
+                    b1[j] = o0[j] + e1[j];
+                    b2[j] = e1[j] - o0[j];
+                    b3[j] = o0[j] - o1[j];
+                }
+            }
+            for a in 0..4 {
+                let (re, ro) = (
+                    &bt[a * len..(a + 1) * len],
+                    &bt[(4 + a) * len..(5 + a) * len],
+                );
+                for ty in 0..th {
+                    let base = (i * th + ty) * tw;
+                    let (re, ro) = (&re[ty * pw..(ty + 1) * pw], &ro[ty * pw..(ty + 1) * pw]);
                     let (e0, e1, o0, o1) = (&re[..tw], &re[1..], &ro[..tw], &ro[1..]);
                     let at = |b: usize| ((a * 4 + b) * g.c + c) * t_all + base;
                     let v0 = &mut v[at(0)..at(0) + tw];
@@ -199,23 +220,6 @@ fn transform_input(imgs: &[f32], g: &Geom, n: usize, v: &mut [f32]) {
                 }
             }
         }
-    }
-}
-
-/// `B^T d` on four padded rows of width `pw` (`d`): the rows `d0 - d2`, `d1 + d2`, `d2 - d1`,
-/// `d1 - d3` into `bt`.
-fn rows_bt(d: &[f32], bt: &mut [f32], pw: usize) {
-    let (d0, rest) = d.split_at(pw);
-    let (d1, rest) = rest.split_at(pw);
-    let (d2, d3) = rest.split_at(pw);
-    let (b0, rest) = bt.split_at_mut(pw);
-    let (b1, rest) = rest.split_at_mut(pw);
-    let (b2, b3) = rest.split_at_mut(pw);
-    for j in 0..pw {
-        b0[j] = d0[j] - d2[j];
-        b1[j] = d1[j] + d2[j];
-        b2[j] = d2[j] - d1[j];
-        b3[j] = d1[j] - d3[j];
     }
 }
 
