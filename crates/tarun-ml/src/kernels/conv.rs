@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use super::batchnorm::{Activation, plane_affine_in_place};
 use super::winograd::{self, Pass};
-use super::{View, f32_data, matmul, threads, with_scratch};
+use super::{View, f32_data, matmul, matmul_strided, threads, with_scratch};
 
 /// `x.conv2d(w, padding, stride, 1, 1)` for contiguous f32 NCHW tensors on the CPU, with a
 /// backward pass; square kernels only.
@@ -126,6 +126,12 @@ impl Geom {
     }
     fn pointwise(&self) -> bool {
         self.k == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    /// A pointwise convolution on a map of fewer than 64 positions, which
+    /// [`pointwise_by_position`] runs.
+    fn by_position(&self) -> bool {
+        self.pointwise() && self.out_hw() < 64
     }
 
     /// Images per group: at least 64 columns (the height of gemm's full AVX-512 microkernel,
@@ -401,6 +407,9 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
     if winograd::applies(g, Pass::Forward) {
         return winograd::forward(x, w, g, epi);
     }
+    if g.by_position() {
+        return pointwise_by_position(x, View::transposed(w, g.c), g, g.co, epi);
+    }
     let (hw, ckk) = (g.out_hw(), g.ckk());
     let mut y = vec![0f32; g.b * g.co * hw];
     if y.is_empty() {
@@ -444,10 +453,63 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
     y
 }
 
+/// A pointwise convolution on maps of fewer than 64 positions (MobileNetV2's 4x4, 2x2 and 1x1
+/// maps), one product per map position: for position `p`, the `p`-th entries of a group's
+/// images form a `gn x C` matrix inside NCHW (row stride `C*H*W`, column stride `H*W`), and
+/// `Y[:, :, p] = X[:, :, p] W^T`, read and written in place by gemm's strided operands. An
+/// image per product had only `H*W` columns (gemm's one-register edge kernel); grouping images
+/// copied them into a column matrix and back out. `src` has `c_in` channels and `wt` is the
+/// `c_in x c_out` kernel operand (`W^T` forward, `W` for the input gradient).
+fn pointwise_by_position(
+    src: &[f32],
+    wt: View,
+    g: &Geom,
+    c_out: usize,
+    epi: Option<&Epilogue>,
+) -> Vec<f32> {
+    let hw = g.out_hw();
+    let c_in = src.len() / (g.b * hw).max(1);
+    let mut y = vec![0f32; g.b * c_out * hw];
+    if y.is_empty() {
+        return y;
+    }
+    let gs = g.b.div_ceil(threads()).max(1);
+    let inner = if g.b < threads() { threads() } else { 1 };
+    y.par_chunks_mut(gs * c_out * hw)
+        .enumerate()
+        .for_each(|(gi, out)| {
+            let (n0, gn) = (gi * gs, out.len() / (c_out * hw));
+            for p in 0..hw {
+                let a = View {
+                    data: &src[n0 * c_in * hw + p..],
+                    rs: c_in * hw,
+                    cs: hw,
+                };
+                let dst = &mut out[p..];
+                matmul_strided(
+                    dst,
+                    (c_out * hw, hw),
+                    a,
+                    wt,
+                    (gn, c_out, c_in),
+                    false,
+                    inner,
+                );
+            }
+            if let Some(e) = epi {
+                e.apply(out, c_out, hw);
+            }
+        });
+    y
+}
+
 /// dL/dx from dL/dy.
 pub(crate) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
     if winograd::applies(g, Pass::InputGrad) {
         return winograd::input_grad(dy, w, g);
+    }
+    if g.by_position() {
+        return pointwise_by_position(dy, View::rows(w, g.c), g, g.c, None);
     }
     let (hw, ckk) = (g.out_hw(), g.ckk());
     let mut dx = vec![0f32; g.b * g.chw()];

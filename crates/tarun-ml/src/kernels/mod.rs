@@ -207,7 +207,21 @@ fn matmul(
     accumulate: bool,
     threads: usize,
 ) {
-    assert!(dst.len() >= m * n, "matmul: destination too small");
+    matmul_strided(dst, (n, 1), a, b, (m, n, k), accumulate, threads);
+}
+
+/// [`matmul`] into a `dst` of any row and column strides `(rs, cs)`.
+fn matmul_strided(
+    dst: &mut [f32],
+    (rs, cs): (usize, usize),
+    a: View,
+    b: View,
+    (m, n, k): (usize, usize, usize),
+    accumulate: bool,
+    threads: usize,
+) {
+    let fits = View { data: dst, rs, cs }.fits(m, n);
+    assert!(fits, "matmul: destination too small");
     assert!(
         a.fits(m, k) && b.fits(k, n),
         "matmul: operand out of bounds"
@@ -217,7 +231,11 @@ fn matmul(
     }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            for i in 0..m {
+                for j in 0..n {
+                    dst[i * rs + j * cs] = 0.0;
+                }
+            }
         }
         return;
     }
@@ -234,8 +252,8 @@ fn matmul(
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            cs as isize,
+            rs as isize,
             accumulate,
             a.data.as_ptr(),
             a.cs as isize,
