@@ -8,7 +8,9 @@
 //! * `dx`: `dcol = W^T dY`, folded back into the image (col2im, accumulating overlaps);
 //! * `dW^T = sum over groups of col dY^T`, one accumulator per thread, summed at the end.
 //!
-//! A stride-1, unpadded 1x1 convolution skips the unfolding: the image is its own column matrix.
+//! A stride-1, unpadded 1x1 convolution skips the unfolding: the image is its own column matrix;
+//! on maps under 64 positions it runs one strided product per position instead
+//! ([`pointwise_by_position`]).
 //! `col` is recomputed in backward rather than stored, so a convolution keeps only its input.
 //!
 //! 3x3 convolutions with stride 1 and padding 1 and enough channels, most of ResNet-18's and
@@ -20,13 +22,14 @@ use rayon::prelude::*;
 
 use super::batchnorm::{Activation, plane_affine_in_place};
 use super::winograd::{self, Pass};
-use super::{View, f32_data, matmul, matmul_strided, threads, with_scratch};
+use super::{View, f32_data, matmul, matmul_strided, sum_over_groups, threads, with_scratch};
 
 /// `x.conv2d(w, padding, stride, 1, 1)` for contiguous f32 NCHW tensors on the CPU, with a
 /// backward pass; square kernels only.
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
     let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
-    x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp(geom))
+    x.contiguous()?
+        .apply_op2(&w.contiguous()?, ConvOp(geom, None))
 }
 
 /// `act(conv2d(x, w) * scale + shift)`, per output channel, for inference: batch norm in
@@ -44,32 +47,7 @@ pub fn conv2d_affine(
     let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
     let epi = Epilogue::new("tarun-conv2d-affine", geom.co, (scale, shift), act)?;
     x.contiguous()?
-        .apply_op2_no_bwd(&w.contiguous()?, &ConvAffineOp(geom, epi))
-}
-
-/// `conv2d_affine(x, w)`: forward only.
-struct ConvAffineOp(Geom, Epilogue);
-
-impl CustomOp2 for ConvAffineOp {
-    fn name(&self) -> &'static str {
-        "tarun-conv2d-affine"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (
-            f32_data(xs, xl, self.name())?,
-            f32_data(ws, wl, self.name())?,
-        );
-        let g = &self.0;
-        let y = forward(x, w, g, Some(&self.1));
-        Ok((CpuStorage::F32(y), Shape::from((g.b, g.co, g.ho, g.wo))))
-    }
+        .apply_op2_no_bwd(&w.contiguous()?, &ConvOp(geom, Some(epi)))
 }
 
 /// The shapes of one convolution.
@@ -557,48 +535,22 @@ pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
         return winograd::kernel_grad(x, dy, g);
     }
     let (hw, ckk) = (g.out_hw(), g.ckk());
-    let zeros = || vec![0f32; g.co * ckk];
-    if g.b == 0 {
-        return zeros();
-    }
-    let gs = g.group();
-    let groups = g.b.div_ceil(gs);
-    let inner = if groups < threads() { threads() } else { 1 };
-    // Contiguous ranges of groups, one per thread, each summed in order, then the ranges summed
-    // in order: the same float additions whatever the scheduling, so training stays
-    // byte-deterministic for a given thread count (a `fold`/`reduce` would group them as work
-    // stealing happens to split the range).
-    let ranges = threads().min(groups);
-    let partials: Vec<Vec<f32>> = (0..ranges)
-        .into_par_iter()
-        .map(|r| {
-            let mut acc = zeros();
-            for gi in (r * groups / ranges)..((r + 1) * groups / ranges) {
-                let n0 = gi * gs;
-                let gn = gs.min(g.b - n0);
-                let (dyg_len, col_len) = grad_scratch(g, gn);
-                with_scratch(dyg_len, col_len, |dyg, col| {
-                    let rows = dy_rows(dy, g, n0, gn, dyg);
-                    let cols: &[f32] = if gn == 1 && g.pointwise() {
-                        &x[n0 * g.chw()..(n0 + 1) * g.chw()]
-                    } else {
-                        unfold_group(x, g, n0, gn, col);
-                        col
-                    };
-                    let (cv, dt) = (View::rows(cols, gn * hw), View::transposed(rows, gn * hw));
-                    matmul(&mut acc, cv, dt, (ckk, g.co, gn * hw), true, inner);
-                })
-            }
-            acc
+    let total = sum_over_groups((g.b, g.group()), ckk * g.co, |acc, n0, gn, inner| {
+        let (dyg_len, col_len) = grad_scratch(g, gn);
+        with_scratch(dyg_len, col_len, |dyg, col| {
+            let rows = dy_rows(dy, g, n0, gn, dyg);
+            let cols: &[f32] = if gn == 1 && g.pointwise() {
+                &x[n0 * g.chw()..(n0 + 1) * g.chw()]
+            } else {
+                unfold_group(x, g, n0, gn, col);
+                col
+            };
+            let (cv, dt) = (View::rows(cols, gn * hw), View::transposed(rows, gn * hw));
+            matmul(acc, cv, dt, (ckk, g.co, gn * hw), true, inner);
         })
-        .collect();
-    let mut partials = partials.into_iter();
-    let mut total = partials.next().unwrap_or_else(zeros);
-    for p in partials {
-        total.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
-    }
+    });
     // `total` is `C*k*k x Co`; the kernel is `Co x C*k*k`.
-    let mut dw = zeros();
+    let mut dw = vec![0f32; g.co * ckk];
     for (r, row) in total.chunks_exact(g.co).enumerate() {
         for (o, &v) in row.iter().enumerate() {
             dw[o * ckk + r] = v;
@@ -607,12 +559,16 @@ pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     dw
 }
 
-/// `conv2d(x, w)`: forward with its backward.
-struct ConvOp(Geom);
+/// `conv2d(x, w)` with its backward, or with an epilogue `conv2d_affine(x, w)`, inference only.
+struct ConvOp(Geom, Option<Epilogue>);
 
 impl CustomOp2 for ConvOp {
     fn name(&self) -> &'static str {
-        "tarun-conv2d"
+        if self.1.is_some() {
+            "tarun-conv2d-affine"
+        } else {
+            "tarun-conv2d"
+        }
     }
 
     fn cpu_fwd(
@@ -627,7 +583,7 @@ impl CustomOp2 for ConvOp {
             f32_data(ws, wl, self.name())?,
         );
         let g = &self.0;
-        let y = forward(x, w, g, None);
+        let y = forward(x, w, g, self.1.as_ref());
         Ok((CpuStorage::F32(y), Shape::from((g.b, g.co, g.ho, g.wo))))
     }
 
@@ -638,6 +594,9 @@ impl CustomOp2 for ConvOp {
         _y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        if self.1.is_some() {
+            candle_core::bail!("{}: inference only, no backward", self.name());
+        }
         let grad = grad.contiguous()?;
         // The stem's input is the image batch, which needs no gradient: skip its col2im.
         let dx = if x.track_op() {

@@ -33,6 +33,7 @@ pub use depthwise::{depthwise_conv2d, depthwise_conv2d_affine};
 pub use residual::add_relu;
 
 use candle_core::{CpuStorage, Layout, Result};
+use rayon::prelude::*;
 
 /// The contiguous `f32` data of a custom op's input.
 fn f32_data<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
@@ -269,6 +270,48 @@ fn matmul_strided(
             parallelism,
         );
     }
+}
+
+/// A kernel gradient's sum over a batch of `b` images in groups of `gs`: `add(acc, n0, gn,
+/// inner)` adds group `[n0, n0 + gn)` into a `len`-element accumulator, `inner` being the threads
+/// its products may use. Contiguous ranges of groups, one per thread, are each summed in order,
+/// then the ranges are summed in order: the same float additions whatever the scheduling, so
+/// training stays byte-deterministic for a given thread count (a `fold`/`reduce` would group
+/// them as work stealing happens to split the range).
+fn sum_over_groups(
+    (b, gs): (usize, usize),
+    len: usize,
+    add: impl Fn(&mut [f32], usize, usize, usize) + Sync,
+) -> Vec<f32> {
+    let groups = b.div_ceil(gs.max(1));
+    let inner = if groups < threads() { threads() } else { 1 };
+    let ranges = threads().min(groups);
+    let partials: Vec<Vec<f32>> = (0..ranges)
+        .into_par_iter()
+        .map(|r| {
+            let mut acc = vec![0f32; len];
+            for gi in (r * groups / ranges)..((r + 1) * groups / ranges) {
+                let n0 = gi * gs;
+                add(&mut acc, n0, gs.min(b - n0), inner);
+            }
+            acc
+        })
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut total = partials.next().unwrap_or_else(|| vec![0f32; len]);
+    let rest: Vec<Vec<f32>> = partials.collect();
+    total
+        .par_chunks_mut(1 << 14)
+        .enumerate()
+        .for_each(|(k, chunk)| {
+            for p in &rest {
+                chunk
+                    .iter_mut()
+                    .zip(&p[k << 14..])
+                    .for_each(|(a, b)| *a += b);
+            }
+        });
+    total
 }
 
 /// For a row of `w` inputs, `wo` outputs, stride `s` and padding `p`: the output columns
