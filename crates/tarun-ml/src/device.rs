@@ -141,7 +141,7 @@ const HUGE_PAGES: &str = "glibc.malloc.hugetlb=1";
 const USER_TUNABLES: &str = "TARUN_USER_GLIBC_TUNABLES";
 
 /// Replaces this process with itself (same pid, arguments and descriptors) with
-/// [`HUGE_PAGES`] added to `GLIBC_TUNABLES`, once. Nothing happens where the user already chose
+/// `HUGE_PAGES` added to `GLIBC_TUNABLES`, once. Nothing happens where the user already chose
 /// a `glibc.malloc.hugetlb` value, with `TARUN_HUGE_PAGES=0`, off glibc, or if `exec` fails (the
 /// run then goes on without huge pages).
 pub fn reexec_with_huge_pages() {

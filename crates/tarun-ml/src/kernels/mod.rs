@@ -55,7 +55,7 @@ thread_local! {
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Frees every thread's [`with_scratch`] buffers (the current one's and those of the rayon
+/// Frees every thread's `with_scratch` buffers (the current one's and those of the rayon
 /// pool it runs in): they keep their largest size, up to about 16 MB each, so a process that
 /// moves on to a smaller network (`tarun bench`'s rows) would otherwise carry them along.
 pub fn release_scratch() {
