@@ -180,16 +180,9 @@ fn transform_input(imgs: &[f32], g: &Geom, n: usize, v: &mut [f32]) {
                 let (er, or) = (&quarters[cols * q..][..q], &quarters[(2 + cols) * q..][..q]);
                 let (e0, e1, o0, o1) =
                     (&er[..len], &er[pw..pw + len], &or[..len], &or[pw..pw + len]);
-                let out = &mut bt[cols * 4 * len..(cols + 1) * 4 * len];
-                let (b0, rest) = out.split_at_mut(len);
-                let (b1, rest) = rest.split_at_mut(len);
-                let (b2, b3) = rest.split_at_mut(len);
-                for j in 0..len {
-                    b0[j] = e0[j] - e1[j];
-                    b1[j] = o0[j] + e1[j];
-                    b2[j] = e1[j] - o0[j];
-                    b3[j] = o0[j] - o1[j];
-                }
+                let at = |b: usize| (cols * 4 + b) * len;
+                let out = bt.get_disjoint_mut([0, 1, 2, 3].map(|b| at(b)..at(b) + len));
+                b_transpose([e0, o0, e1, o1], out.expect("four separate rows"));
             }
             for a in 0..4 {
                 let (re, ro) = (
@@ -201,25 +194,26 @@ fn transform_input(imgs: &[f32], g: &Geom, n: usize, v: &mut [f32]) {
                     let (re, ro) = (&re[ty * pw..(ty + 1) * pw], &ro[ty * pw..(ty + 1) * pw]);
                     let (e0, e1, o0, o1) = (&re[..tw], &re[1..], &ro[..tw], &ro[1..]);
                     let at = |b: usize| ((a * 4 + b) * g.c + c) * t_all + base;
-                    let v0 = &mut v[at(0)..at(0) + tw];
-                    v0.iter_mut()
-                        .enumerate()
-                        .for_each(|(t, x)| *x = e0[t] - e1[t]);
-                    let v1 = &mut v[at(1)..at(1) + tw];
-                    v1.iter_mut()
-                        .enumerate()
-                        .for_each(|(t, x)| *x = o0[t] + e1[t]);
-                    let v2 = &mut v[at(2)..at(2) + tw];
-                    v2.iter_mut()
-                        .enumerate()
-                        .for_each(|(t, x)| *x = e1[t] - o0[t]);
-                    let v3 = &mut v[at(3)..at(3) + tw];
-                    v3.iter_mut()
-                        .enumerate()
-                        .for_each(|(t, x)| *x = o0[t] - o1[t]);
+                    let out = v.get_disjoint_mut([0, 1, 2, 3].map(|b| at(b)..at(b) + tw));
+                    b_transpose([e0, o0, e1, o1], out.expect("four separate rows"));
                 }
             }
         }
+    }
+}
+
+/// `B^T d` along four equal-length vectors `d0..d3` (consecutive rows, or columns, of tiles):
+/// `out = [d0 - d2, d1 + d2, d2 - d1, d1 - d3]`, element by element.
+fn b_transpose([d0, d1, d2, d3]: [&[f32]; 4], [b0, b1, b2, b3]: [&mut [f32]; 4]) {
+    // Every slice cut to one length up front, so the loop runs without bounds checks.
+    let n = b0.len();
+    let (d0, d1, d2, d3) = (&d0[..n], &d1[..n], &d2[..n], &d3[..n]);
+    let (b1, b2, b3) = (&mut b1[..n], &mut b2[..n], &mut b3[..n]);
+    for j in 0..n {
+        b0[j] = d0[j] - d2[j];
+        b1[j] = d1[j] + d2[j];
+        b2[j] = d2[j] - d1[j];
+        b3[j] = d1[j] - d3[j];
     }
 }
 
