@@ -163,7 +163,7 @@ fn transform_input(imgs: &[f32], g: &Geom, n: usize, v: &mut [f32]) {
             // Input row ih is padded row ih + 1: odd padded rows hold the even input rows. Input
             // column iw is padded column iw + 1: even padded column 2j holds input column 2j - 1.
             for (ih, src) in plane.chunks_exact(g.w).enumerate() {
-                let (r, half) = ((ih + 1) / 2, if ih % 2 == 1 { 0 } else { 2 });
+                let (r, half) = (ih.div_ceil(2), if ih % 2 == 1 { 0 } else { 2 });
                 let (ev, od) = quarters[half * q..(half + 2) * q].split_at_mut(q);
                 let (e, o) = (&mut ev[r * pw..(r + 1) * pw], &mut od[r * pw..(r + 1) * pw]);
                 let mut pairs = src.chunks_exact(2);
