@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
-use tarun_ml::models::{Arch, Kernels, Network};
+use tarun_ml::models::{Arch, Kernels, Mode, Network};
 use tarun_ml::train::{Optimizer, OptimizerKind};
 
 use super::Result;
@@ -136,9 +136,10 @@ impl Subject {
     }
 
     fn train_step(&mut self) -> anyhow::Result<()> {
-        let logits = self.net.forward_t(&self.x, true)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &self.y)?;
-        self.opt.step(&loss.backward()?, 1e-4)?;
+        // The training step's own forward and backward (`Trainer` runs the same).
+        let taped = self.net.forward_taped(&self.x, Mode::TRAIN)?;
+        let loss = candle_nn::loss::cross_entropy(&taped.logits, &self.y)?;
+        self.opt.step(&taped.backward(&loss)?, 1e-4)?;
         // A GPU queues the work: the step is done when the device says so.
         self.device.synchronize()?;
         Ok(())

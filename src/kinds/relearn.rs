@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor};
 use tarun_core::engine::{Job, JobError};
 use tarun_core::manifest::Protocol;
 use tarun_ml::metrics::{self, AinEstimate, ConfusionMatrix, Logits, RelearnConfig, RelearnCurve};
-use tarun_ml::models::Network;
+use tarun_ml::models::{Mode, Network};
 use tarun_ml::train::{Optimizer, OptimizerKind};
 
 use super::data::{self, Dataset};
@@ -208,8 +208,8 @@ fn sgd_step(
     y: &Tensor,
     lr: f64,
 ) -> Result<(), JobError> {
-    let logits = net.forward_t(x, true).map_err(failed)?;
-    let loss = candle_nn::loss::cross_entropy(&logits, y).map_err(failed)?;
-    let grads = loss.backward().map_err(failed)?;
+    let taped = net.forward_taped(x, Mode::TRAIN).map_err(failed)?;
+    let loss = candle_nn::loss::cross_entropy(&taped.logits, y).map_err(failed)?;
+    let grads = taped.backward(&loss).map_err(failed)?;
     opt.step(&grads, lr).map_err(failed)
 }

@@ -139,4 +139,63 @@ fn every_network_agrees_with_stock_candle() {
     // depthwise convolution over a 1x1 map whose ReLU6 input was clamped gives exactly 0, so
     // MobileNet hits that point often and the two conventions differ there by design.
     compare(Arch::MobilenetV2, 0.25, false);
+    Kernels::force(Some(Kernels::Tarun));
+    for (arch, width) in [
+        (Arch::Resnet18, 0.25),
+        (Arch::Vgg11Bn, 0.125),
+        (Arch::MobilenetV2, 0.25),
+    ] {
+        taped_equals_graph(arch, width);
+    }
+    Kernels::force(None);
+}
+
+/// The gradients and running statistics of one training step (dropout on) with the body's
+/// backward on `kernels::Tape` and with all of it on Candle's graph: the same ops' gradients,
+/// added in the same pairs, so equal bit for bit.
+fn taped_equals_graph(arch: Arch, width: f64) {
+    let (x, y) = batch(6, 32);
+    let step = |taped: bool| {
+        let net = Network::new(arch, width, 10, 11, &Device::Cpu).unwrap();
+        let (logits, grads) = if taped {
+            let out = net.forward_taped(&x, Mode::TRAIN).unwrap();
+            let loss = candle_nn::loss::cross_entropy(&out.logits, &y).unwrap();
+            (out.logits.clone(), out.backward(&loss).unwrap())
+        } else {
+            let logits = net.forward_mode(&x, Mode::TRAIN).unwrap();
+            let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
+            let grads = loss.backward().unwrap();
+            (logits, grads)
+        };
+        // f32 to f64 is exact; the step counter is an integer.
+        let bits = |t: &Tensor| -> Vec<u64> {
+            let t = t.to_dtype(candle_core::DType::F64).unwrap();
+            let v: Vec<f64> = t.flatten_all().unwrap().to_vec1().unwrap();
+            v.iter().map(|f| f.to_bits()).collect()
+        };
+        let mut out: BTreeMap<String, Vec<u64>> = net
+            .named_trainable_vars()
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    bits(grads.get(&v).expect("every parameter has a gradient")),
+                )
+            })
+            .collect();
+        out.extend(
+            net.state_dict()
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| (format!("state {k}"), bits(&v))),
+        );
+        out.insert("logits".into(), bits(&logits));
+        out
+    };
+    let (taped, graph) = (step(true), step(false));
+    assert_eq!(taped.len(), graph.len());
+    for (key, g) in &graph {
+        let differ = taped[key].iter().zip(g).filter(|(a, b)| a != b).count();
+        assert_eq!(differ, 0, "{} {key}: {differ} values differ", arch.name());
+    }
 }

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 
 use multiversion::multiversion;
 
+use super::tape::{Backward, Tape, apply3, stack_rows};
 use super::{channel_planes, f32_data, lane_sum};
 
 /// The activation fused after the normalisation.
@@ -98,6 +99,18 @@ pub fn batch_norm(
     act: Activation,
     batch_stats: bool,
 ) -> Result<Tensor> {
+    batch_norm_on(x, (gamma, beta), stats, (eps, act, batch_stats), None)
+}
+
+/// [`batch_norm`] (with `(eps, act, batch_stats)` as one argument), recorded on `tape` when
+/// given instead of on Candle's graph.
+pub fn batch_norm_on(
+    x: &Tensor,
+    (gamma, beta): (&Tensor, &Tensor),
+    stats: &Tensor,
+    (eps, act, batch_stats): (f64, Activation, bool),
+    tape: Option<&Tape>,
+) -> Result<Tensor> {
     let (_, c, _, _) = x.dims4()?;
     if gamma.dims() != [c] || beta.dims() != [c] || stats.dims() != [2, c] {
         candle_core::bail!(
@@ -107,14 +120,13 @@ pub fn batch_norm(
             stats.dims()
         );
     }
-    let params = Tensor::stack(&[gamma, beta], 0)?;
+    let params = stack_rows(gamma, beta, tape)?;
     let op = BnOp {
         eps,
         act,
         batch_stats,
     };
-    x.contiguous()?
-        .apply_op3(&params, &stats.detach().contiguous()?, op)
+    apply3(x, &params, &stats.detach(), op, tape)
 }
 
 // The per-plane loops, each compiled for AVX2+FMA and SSE4.2 as well as the baseline.
@@ -330,6 +342,25 @@ impl CustomOp3 for BnOp {
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let inputs = [x.clone(), params.clone(), stats.clone()];
+        let needs = [x.track_op(), params.track_op(), false];
+        let mut g = self.backward(&inputs, y, grad, &needs)?.into_iter();
+        let mut next = || g.next().flatten();
+        Ok((next(), next(), next()))
+    }
+}
+
+impl Backward for BnOp {
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        y: &Tensor,
+        grad: &Tensor,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        let [x, params, stats] = inputs else {
+            candle_core::bail!("tarun-batch-norm: expects three inputs");
+        };
         let c = params.dim(1)?;
         let host = |t: &Tensor| -> Result<Vec<f32>> { t.flatten_all()?.to_vec1::<f32>() };
         let a = Affine::new(&host(params)?, &host(stats)?, c, self.eps);
@@ -341,13 +372,16 @@ impl CustomOp3 for BnOp {
             batch_stats: self.batch_stats,
         };
         let dparams = x.apply_op3_no_bwd(&grad, y, &reduce)?;
-        let sums = host(&dparams)?;
-        let input = BnGrad {
-            sums: Some(sums),
-            ..reduce
+        let dx = if needs[0] {
+            let input = BnGrad {
+                sums: Some(host(&dparams)?),
+                ..reduce
+            };
+            Some(x.apply_op3_no_bwd(&grad, y, &input)?)
+        } else {
+            None
         };
-        let dx = x.apply_op3_no_bwd(&grad, y, &input)?;
-        Ok((Some(dx), Some(dparams), None))
+        Ok(vec![dx, needs[1].then_some(dparams), None])
     }
 }
 

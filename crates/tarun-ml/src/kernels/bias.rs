@@ -10,15 +10,21 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::batchnorm::{bc_hw, plane_sum};
+use super::tape::{Backward, Tape, apply2, candle_bwd2};
 use super::{channel_planes, f32_data};
 
 /// `x + b.reshape((1, C, 1, 1))` for a contiguous f32 NCHW `x` and a `[C]` bias.
 pub fn add_channel_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    add_channel_bias_on(x, b, None)
+}
+
+/// [`add_channel_bias`], recorded on `tape` when given instead of on Candle's graph.
+pub fn add_channel_bias_on(x: &Tensor, b: &Tensor, tape: Option<&Tape>) -> Result<Tensor> {
     let (_, c, _, _) = x.dims4()?;
     if b.dims() != [c] {
         candle_core::bail!("tarun-bias: {c} channels, bias {:?}", b.dims());
     }
-    x.contiguous()?.apply_op2(&b.contiguous()?, AddBias)
+    apply2(x, b, AddBias, tape)
 }
 
 /// `out = inp + b[channel]` over one image's planes (of `hw` elements each). Per image, not per
@@ -62,14 +68,30 @@ impl CustomOp2 for AddBias {
 
     fn bwd(
         &self,
-        _x: &Tensor,
-        _b: &Tensor,
-        _y: &Tensor,
+        x: &Tensor,
+        b: &Tensor,
+        y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        candle_bwd2(self, x, b, y, grad)
+    }
+}
+
+impl Backward for AddBias {
+    fn backward(
+        &self,
+        _inputs: &[Tensor],
+        _y: &Tensor,
+        grad: &Tensor,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
         let grad = grad.contiguous()?;
-        let db = grad.apply_op1_no_bwd(&ChannelSums)?;
-        Ok((Some(grad), Some(db)))
+        let db = if needs[1] {
+            Some(grad.apply_op1_no_bwd(&ChannelSums)?)
+        } else {
+            None
+        };
+        Ok(vec![needs[0].then_some(grad), db])
     }
 }
 

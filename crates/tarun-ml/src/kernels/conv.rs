@@ -21,15 +21,26 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::batchnorm::{Activation, plane_affine_in_place};
+use super::tape::{Backward, Tape, apply2, candle_bwd2};
 use super::winograd::{self, Pass};
 use super::{View, f32_data, matmul, matmul_strided, sum_over_groups, threads, with_scratch};
 
 /// `x.conv2d(w, padding, stride, 1, 1)` for contiguous f32 NCHW tensors on the CPU, with a
 /// backward pass; square kernels only.
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    conv2d_on(x, w, stride, padding, None)
+}
+
+/// [`conv2d`], recorded on `tape` when given instead of on Candle's graph.
+pub fn conv2d_on(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    tape: Option<&Tape>,
+) -> Result<Tensor> {
     let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
-    x.contiguous()?
-        .apply_op2(&w.contiguous()?, ConvOp(geom, None))
+    apply2(x, w, ConvOp(geom, None), tape)
 }
 
 /// `act(conv2d(x, w) * scale + shift)`, per output channel, for inference: batch norm in
@@ -591,21 +602,40 @@ impl CustomOp2 for ConvOp {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        candle_bwd2(self, x, w, y, grad)
+    }
+}
+
+impl Backward for ConvOp {
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _y: &Tensor,
+        grad: &Tensor,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
         if self.1.is_some() {
             candle_core::bail!("{}: inference only, no backward", self.name());
         }
+        let [x, w] = inputs else {
+            candle_core::bail!("{}: expects two inputs", self.name());
+        };
         let grad = grad.contiguous()?;
         // The stem's input is the image batch, which needs no gradient: skip its col2im.
-        let dx = if x.track_op() {
+        let dx = if needs[0] {
             Some(grad.apply_op2_no_bwd(w, &ConvGrad::Input(self.0))?)
         } else {
             None
         };
-        let dw = x.apply_op2_no_bwd(&grad, &ConvGrad::Kernel(self.0))?;
-        Ok((dx, Some(dw)))
+        let dw = if needs[1] {
+            Some(x.apply_op2_no_bwd(&grad, &ConvGrad::Kernel(self.0))?)
+        } else {
+            None
+        };
+        Ok(vec![dx, dw])
     }
 }
 

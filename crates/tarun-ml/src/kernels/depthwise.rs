@@ -20,14 +20,25 @@ use multiversion::multiversion;
 
 use super::batchnorm::Activation;
 use super::conv::Epilogue;
+use super::tape::{Backward, Tape, apply2, candle_bwd2};
 use super::{channel_planes, dot, f32_data, threads, with_scratch};
 
 /// Depthwise `x.conv2d(w, padding, stride, 1, channels)` for contiguous f32 NCHW tensors on the
 /// CPU, with a backward pass. `w` is `[C, 1, k, k]`.
 pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    depthwise_conv2d_on(x, w, stride, padding, None)
+}
+
+/// [`depthwise_conv2d`], recorded on `tape` when given instead of on Candle's graph.
+pub fn depthwise_conv2d_on(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    tape: Option<&Tape>,
+) -> Result<Tensor> {
     let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
-    x.contiguous()?
-        .apply_op2(&w.contiguous()?, DwOp::Forward(geom))
+    apply2(x, w, DwOp::Forward(geom), tape)
 }
 
 /// `act(depthwise_conv2d(x, w) * scale + shift)` per channel, for inference: batch norm in
@@ -499,15 +510,35 @@ impl CustomOp2 for DwOp {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let DwOp::Forward(g) = self else {
-            candle_core::bail!("{}: no second derivative", self.name());
+        candle_bwd2(self, x, w, y, grad)
+    }
+}
+
+impl Backward for DwOp {
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _y: &Tensor,
+        grad: &Tensor,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (DwOp::Forward(g), [x, w]) = (self, inputs) else {
+            candle_core::bail!("{}: no backward", self.name());
         };
         let grad = grad.contiguous()?;
-        let dx = grad.apply_op2_no_bwd(w, &DwOp::InputGrad(*g))?;
-        let dw = x.apply_op2_no_bwd(&grad, &DwOp::KernelGrad(*g))?;
-        Ok((Some(dx), Some(dw)))
+        let dx = if needs[0] {
+            Some(grad.apply_op2_no_bwd(w, &DwOp::InputGrad(*g))?)
+        } else {
+            None
+        };
+        let dw = if needs[1] {
+            Some(x.apply_op2_no_bwd(&grad, &DwOp::KernelGrad(*g))?)
+        } else {
+            None
+        };
+        Ok(vec![dx, dw])
     }
 }

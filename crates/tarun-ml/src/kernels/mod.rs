@@ -13,6 +13,8 @@
 //!   pass, with a fused backward; in evaluation mode it uses the running statistics.
 //! * [`add_relu`]: ResNet's `relu(a + b)` block exit in one pass each way.
 //! * [`add_channel_bias`]: a convolution's bias, with a per-plane sum for its gradient.
+//! * [`Tape`]: the backward pass of a network's body over these ops, run without Candle's graph
+//!   (the `_on` variants of the functions above record on it).
 //!
 //! Every kernel runs on the rayon pool (sized to the machine) and works on contiguous `f32`
 //! NCHW tensors; the wrappers make inputs contiguous. Off the CPU, and with
@@ -24,13 +26,16 @@ mod bias;
 mod conv;
 mod depthwise;
 mod residual;
+mod tape;
 mod winograd;
 
-pub use batchnorm::{Activation, batch_norm, batch_norm_stats};
-pub use bias::add_channel_bias;
-pub use conv::{conv2d, conv2d_affine};
-pub use depthwise::{depthwise_conv2d, depthwise_conv2d_affine};
-pub use residual::add_relu;
+pub use batchnorm::{Activation, batch_norm, batch_norm_on, batch_norm_stats};
+pub use bias::{add_channel_bias, add_channel_bias_on};
+pub use conv::{conv2d, conv2d_affine, conv2d_on};
+pub use depthwise::{depthwise_conv2d, depthwise_conv2d_affine, depthwise_conv2d_on};
+pub use residual::{add_relu, add_relu_on};
+pub use tape::Tape;
+pub(crate) use tape::{add, max_pool2x2};
 
 use candle_core::{CpuStorage, Layout, Result};
 use rayon::prelude::*;

@@ -7,6 +7,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::f32_data;
+use super::tape::{Backward, Tape, apply2, candle_bwd2};
 
 /// Elements per parallel task: large enough to amortise scheduling.
 const CHUNK: usize = 1 << 14;
@@ -14,11 +15,15 @@ const CHUNK: usize = 1 << 14;
 /// `(a + b).relu()` for two contiguous f32 tensors of one shape, with PyTorch's gradient (none
 /// where the output is 0).
 pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    add_relu_on(a, b, None)
+}
+
+/// [`add_relu`], recorded on `tape` when given instead of on Candle's graph.
+pub fn add_relu_on(a: &Tensor, b: &Tensor, tape: Option<&Tape>) -> Result<Tensor> {
     if a.dims() != b.dims() {
         candle_core::bail!("tarun-add-relu: shapes {:?} and {:?}", a.dims(), b.dims());
     }
-    a.contiguous()?
-        .apply_op2(&b.contiguous()?, AddRelu::Forward)
+    apply2(a, b, AddRelu::Forward, tape)
 }
 
 enum AddRelu {
@@ -69,12 +74,24 @@ impl CustomOp2 for AddRelu {
 
     fn bwd(
         &self,
-        _a: &Tensor,
-        _b: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        candle_bwd2(self, a, b, y, grad)
+    }
+}
+
+impl Backward for AddRelu {
+    fn backward(
+        &self,
+        _inputs: &[Tensor],
+        y: &Tensor,
+        grad: &Tensor,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
         let g = y.apply_op2_no_bwd(&grad.contiguous()?, &AddRelu::Mask)?;
-        Ok((Some(g.clone()), Some(g)))
+        Ok(needs.iter().map(|&n| n.then(|| g.clone())).collect())
     }
 }

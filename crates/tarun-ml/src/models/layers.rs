@@ -23,11 +23,25 @@ pub(crate) struct Ctx<'a> {
     pub batch_stats: bool,
     /// Drop activations; `None` disables dropout.
     pub dropout_rng: Option<&'a mut ChaCha8Rng>,
+    /// Where the body's ops record their backward instead of Candle's graph (training on
+    /// tarun's kernels; see [`kernels::Tape`]).
+    pub tape: Option<&'a kernels::Tape>,
+}
+
+impl Ctx<'_> {
+    /// The body's output `y` as the head's input: on a tape, the variable that hands the head's
+    /// gradient back to it ([`kernels::Tape::output`]).
+    pub fn body_output(&self, y: &Tensor) -> Result<Tensor> {
+        match self.tape {
+            Some(t) => t.output(y),
+            None => Ok(y.clone()),
+        }
+    }
 }
 
 thread_local! {
     /// Set while [`no_grad`] runs: parameters enter the forward pass detached.
-    static NO_GRAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    pub(crate) static NO_GRAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Runs `f` with every parameter and buffer detached as the layers read it ([`param`]), so that
@@ -115,11 +129,13 @@ impl Conv2d {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// The convolution (and bias), recorded on `tape` when given (tarun's kernels only).
+    pub fn forward(&self, x: &Tensor, tape: Option<&kernels::Tape>) -> Result<Tensor> {
         let weight = &param(&self.weight);
+        let (stride, padding) = (self.stride, self.padding);
         let y = match (use_kernels(x), self.depthwise) {
-            (true, true) => kernels::depthwise_conv2d(x, weight, self.stride, self.padding)?,
-            (true, false) => kernels::conv2d(x, weight, self.stride, self.padding)?,
+            (true, true) => kernels::depthwise_conv2d_on(x, weight, stride, padding, tape)?,
+            (true, false) => kernels::conv2d_on(x, weight, stride, padding, tape)?,
             (false, true) => {
                 let groups = x.dim(1)?;
                 x.conv2d(weight, self.padding, self.stride, 1, groups)?
@@ -127,7 +143,7 @@ impl Conv2d {
             (false, false) => x.conv2d(weight, self.padding, self.stride, 1, 1)?,
         };
         match &self.bias {
-            Some(bias) if use_kernels(x) => kernels::add_channel_bias(&y, &param(bias)),
+            Some(bias) if use_kernels(x) => kernels::add_channel_bias_on(&y, &param(bias), tape),
             Some(bias) => y.broadcast_add(&param(bias).reshape((1, (), 1, 1))?),
             None => Ok(y),
         }
@@ -156,7 +172,7 @@ pub(crate) fn conv_bn(
             kernels::conv2d_affine(x, &weight, stride, padding, affine, act)
         };
     }
-    bn.forward_act(&conv.forward(x)?, ctx, act)
+    bn.forward_act(&conv.forward(x, ctx.tape)?, ctx, act)
 }
 
 /// Whether tarun's CPU kernels run this op: on the CPU, unless `TARUN_KERNELS=candle`.
@@ -233,7 +249,8 @@ impl BatchNorm2d {
             )?
         };
         let (weight, bias) = (param(&self.weight), param(&self.bias));
-        kernels::batch_norm(x, &weight, &bias, &stats, BN_EPS, act, ctx.batch_stats)
+        let options = (BN_EPS, act, ctx.batch_stats);
+        kernels::batch_norm_on(x, (&weight, &bias), &stats, options, ctx.tape)
     }
 
     /// Evaluation mode as one scale and shift per channel, with a preceding bias `b` folded in:
@@ -393,6 +410,7 @@ mod tests {
         Ctx {
             batch_stats: train,
             dropout_rng: None,
+            tape: None,
         }
     }
 
@@ -508,6 +526,7 @@ mod tests {
         let mut train = Ctx {
             batch_stats: true,
             dropout_rng: Some(&mut rng),
+            tape: None,
         };
         let y: Vec<f32> = dropout(&x, 0.5, &mut train).unwrap().to_vec1().unwrap();
         assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));

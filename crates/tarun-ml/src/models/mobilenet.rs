@@ -135,7 +135,11 @@ impl InvertedResidual {
         };
         let y = self.depthwise.forward(&y, ctx)?;
         let y = conv_bn(&self.project, &self.project_bn, &y, ctx, Activation::None)?;
-        if self.residual { x + y } else { Ok(y) }
+        if self.residual {
+            crate::kernels::add(x, &y, ctx.tape)
+        } else {
+            Ok(y)
+        }
     }
 }
 
@@ -188,7 +192,8 @@ impl MobileNetV2 {
         for block in &self.blocks {
             y = block.forward(&y, ctx)?;
         }
-        let y = global_avg_pool(&self.last.forward(&y, ctx)?)?;
+        let y = self.last.forward(&y, ctx)?;
+        let y = global_avg_pool(&ctx.body_output(&y)?)?;
         self.classifier.forward(&dropout(&y, DROPOUT, ctx)?)
     }
 }

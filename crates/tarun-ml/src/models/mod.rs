@@ -24,11 +24,32 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;
 
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use store::EntryKind;
+
+use crate::kernels::Tape;
+
+/// The logits of [`Network::forward_taped`], with the tape (if any) their backward continues on.
+pub struct Taped {
+    pub logits: Tensor,
+    tape: Option<Tape>,
+}
+
+impl Taped {
+    /// The gradients of `loss` (computed from [`Taped::logits`]) for every variable, like
+    /// `loss.backward()`.
+    pub fn backward(&self, loss: &Tensor) -> Result<GradStore> {
+        let mut grads = loss.backward()?;
+        if let Some(tape) = &self.tape {
+            tape.backward(&mut grads)?;
+        }
+        Ok(grads)
+    }
+}
 
 /// 0: follow `TARUN_KERNELS`; 1: tarun's; 2: Candle's (see [`Kernels::force`]).
 static OVERRIDE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
@@ -343,6 +364,22 @@ impl Network {
 
     /// Logits with batch norm and dropout controlled separately.
     pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_with(x, mode, None)
+    }
+
+    /// [`Network::forward_mode`] for a training step: on the CPU with tarun's kernels the
+    /// convolutional body records its ops on a [`Tape`], whose backward runs them without
+    /// Candle's graph (see `kernels::Tape`); [`Taped::backward`] then gives the same gradients
+    /// as `loss.backward()` would, faster. Elsewhere it is `forward_mode` and `loss.backward()`.
+    pub fn forward_taped(&self, x: &Tensor, mode: Mode) -> Result<Taped> {
+        let taped =
+            x.device().is_cpu() && Kernels::selected() == Kernels::Tarun && !layers::NO_GRAD.get();
+        let tape = taped.then(Tape::new);
+        let logits = self.forward_with(x, mode, tape.as_ref())?;
+        Ok(Taped { logits, tape })
+    }
+
+    fn forward_with(&self, x: &Tensor, mode: Mode, tape: Option<&Tape>) -> Result<Tensor> {
         let mut guard = if mode.dropout {
             // A poisoned lock only means another forward panicked; the RNG state is still valid.
             Some(self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner()))
@@ -352,6 +389,7 @@ impl Network {
         let mut ctx = layers::Ctx {
             batch_stats: mode.batch_stats,
             dropout_rng: guard.as_deref_mut(),
+            tape,
         };
         let y = match &self.body {
             Body::Resnet18(m) => m.forward(x, &mut ctx)?,

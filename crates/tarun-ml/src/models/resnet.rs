@@ -76,7 +76,7 @@ impl BasicBlock {
             None => x.clone(),
         };
         if x.device().is_cpu() && super::Kernels::selected() == super::Kernels::Tarun {
-            crate::kernels::add_relu(&y, &identity)
+            crate::kernels::add_relu_on(&y, &identity, ctx.tape)
         } else {
             (y + identity)?.relu()
         }
@@ -135,6 +135,6 @@ impl ResNet18 {
         for block in &self.blocks {
             y = block.forward(&y, ctx)?;
         }
-        self.fc.forward(&global_avg_pool(&y)?)
+        self.fc.forward(&global_avg_pool(&ctx.body_output(&y)?)?)
     }
 }

@@ -109,9 +109,13 @@ impl Vgg11Bn {
         for f in &self.features {
             y = match f {
                 Feature::ConvBnRelu(conv, bn) => conv_bn(conv, bn, &y, ctx, Activation::Relu)?,
-                Feature::MaxPool => max_pool2x2(&y)?,
+                Feature::MaxPool => match ctx.tape {
+                    Some(tape) => crate::kernels::max_pool2x2(&y, tape)?,
+                    None => max_pool2x2(&y)?,
+                },
             };
         }
+        let y = ctx.body_output(&y)?;
         let y = dropout(&self.first_linear(&y)?.relu()?, DROPOUT, ctx)?;
         let y = dropout(&self.fc3.forward(&y)?.relu()?, DROPOUT, ctx)?;
         self.fc6.forward(&y)

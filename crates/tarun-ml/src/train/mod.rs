@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::models::{ModelError, Network};
+use crate::models::{Mode, ModelError, Network};
 pub use objective::{Objective, RandomLabelRule, random_labels};
 pub use optim::{Optimizer, OptimizerKind};
 
@@ -324,15 +324,16 @@ impl Run<'_> {
         epoch: u64,
         step: u64,
     ) -> Result<(f32, u64)> {
-        let logits = self.net.forward_t(x, true)?;
+        let taped = self.net.forward_taped(x, Mode::TRAIN)?;
+        let logits = &taped.logits;
         let loss = match self.cfg.objective {
-            Objective::Ce => candle_nn::loss::cross_entropy(&logits, y)?,
-            Objective::GradientAscent => candle_nn::loss::cross_entropy(&logits, y)?.neg()?,
+            Objective::Ce => candle_nn::loss::cross_entropy(logits, y)?,
+            Objective::GradientAscent => candle_nn::loss::cross_entropy(logits, y)?.neg()?,
             Objective::RandomLabels { rule } => {
                 let k = self.net.num_classes() as u32;
                 let wrong = random_labels(&y.to_vec1::<u32>()?, k, rule, self.label_rng);
                 let wrong = Tensor::from_vec(wrong, y.dims(), y.device())?;
-                candle_nn::loss::cross_entropy(&logits, &wrong)?
+                candle_nn::loss::cross_entropy(logits, &wrong)?
             }
         };
         let value = loss.to_scalar::<f32>()?;
@@ -343,7 +344,7 @@ impl Run<'_> {
                 loss: value,
             });
         }
-        let grads = loss.backward()?;
+        let grads = taped.backward(&loss)?;
         self.opt.step(&grads, lr)?;
         if !self.net.buffers_finite()? {
             return Err(TrainError::NonFiniteStatistics { epoch, step });
