@@ -166,30 +166,49 @@ impl Geom {
     }
 }
 
-/// For input columns `iw = 0, 1, ...` of one image in a block of `jn`: the offset of padded
-/// column `iw + pad` within a row of the sub-planes' buffer (its sub-plane's start plus its
-/// column there), counted up instead of divided per element.
-#[inline(always)]
-fn phase_cols(g: &Geom, jn: usize) -> impl Iterator<Item = usize> {
-    let (s, (hq, wq)) = (g.stride, g.phase_dims());
-    let (mut b, mut q) = (g.pad % s, g.pad / s);
-    std::iter::from_fn(move || {
-        let at = b * jn * hq * wq + q;
-        b += 1;
-        if b == s {
-            (b, q) = (0, q + 1);
-        }
-        Some(at)
-    })
+/// Rows shorter than this are moved element by element through [`Maps`]: a `memcpy` call per
+/// row of 2-8 elements (MobileNetV2's small maps) cost more than the copy.
+const SHORT_ROW: usize = 16;
+
+/// Index tables for one geometry, for moving planes of short rows and of stride 2 or more
+/// element by element (per row, the copies were all call and loop overhead; per element, the
+/// divisions that place an element in its sub-plane were most of MobileNetV2's depthwise
+/// time). For each element of an input plane: its sub-plane `a*s + b` and its offset
+/// `r*Wq + q` within one image's part of it ([`split_phases`]); for each element of an output
+/// plane, its offset `oh*Wq + ow` within one image's part of the wide output.
+struct Maps {
+    phase: Vec<u32>,
+    input: Vec<u32>,
+    output: Vec<u32>,
 }
 
-/// Where row `ih` of image `j` (of a block of `jn`) starts in the sub-planes' buffer, before
-/// its column offsets.
-#[inline(always)]
-fn phase_row(g: &Geom, jn: usize, j: usize, ih: usize) -> usize {
-    let (s, (hq, wq)) = (g.stride, g.phase_dims());
-    let r = ih + g.pad;
-    (r % s) * s * jn * hq * wq + (j * hq + r / s) * wq
+impl Maps {
+    fn new(g: &Geom) -> Self {
+        let (s, wq) = (g.stride, g.phase_dims().1);
+        let (mut phase, mut input) = (Vec::new(), Vec::new());
+        if s > 1 || g.w < SHORT_ROW {
+            for ih in 0..g.h {
+                let r = ih + g.pad;
+                for iw in 0..g.w {
+                    let q = iw + g.pad;
+                    phase.push(((r % s) * s + q % s) as u32);
+                    input.push(((r / s) * wq + q / s) as u32);
+                }
+            }
+        }
+        let output = if g.wo < SHORT_ROW {
+            (0..g.ho)
+                .flat_map(|oh| (0..g.wo).map(move |ow| (oh * wq + ow) as u32))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self {
+            phase,
+            input,
+            output,
+        }
+    }
 }
 
 /// Pads `jn` input planes by `pad` zeros on every side and splits each into `stride^2` polyphase
@@ -197,18 +216,27 @@ fn phase_row(g: &Geom, jn: usize, j: usize, ih: usize) -> usize {
 /// `(r*s + a, q*s + b)` at row `j*Hq + r`, column `q`, of sub-plane buffer `(a, b)` (the images
 /// stacked). For stride 1 these are the padded planes. Every element of `ph` is written.
 #[inline(always)]
-fn split_phases<'a>(planes: impl Iterator<Item = &'a [f32]>, g: &Geom, jn: usize, ph: &mut [f32]) {
+fn split_phases<'a>(
+    planes: impl Iterator<Item = &'a [f32]>,
+    g: &Geom,
+    jn: usize,
+    maps: &Maps,
+    ph: &mut [f32],
+) {
     ph.fill(0.0);
+    let (hq, wq) = g.phase_dims();
+    let sub = jn * hq * wq;
     for (j, x) in planes.enumerate() {
-        for (ih, row) in x.chunks_exact(g.w).enumerate() {
-            let base = phase_row(g, jn, j, ih);
-            if g.stride == 1 {
-                ph[base + g.pad..base + g.pad + g.w].copy_from_slice(row);
-                continue;
+        if maps.input.is_empty() {
+            for (ih, row) in x.chunks_exact(g.w).enumerate() {
+                let at = (j * hq + ih + g.pad) * wq + g.pad;
+                ph[at..at + g.w].copy_from_slice(row);
             }
-            for (v, at) in row.iter().zip(phase_cols(g, jn)) {
-                ph[base + at] = *v;
-            }
+            continue;
+        }
+        let img = j * hq * wq;
+        for ((v, &a), &o) in x.iter().zip(&maps.phase).zip(&maps.input) {
+            ph[a as usize * sub + img + o as usize] = *v;
         }
     }
 }
@@ -216,16 +244,18 @@ fn split_phases<'a>(planes: impl Iterator<Item = &'a [f32]>, g: &Geom, jn: usize
 /// The inverse of [`split_phases`] for the gradient, for image `j` of the block: plane element
 /// `(ih, iw)` from padded `(ih + pad, iw + pad)`.
 #[inline(always)]
-fn join_phases(ph: &[f32], g: &Geom, jn: usize, j: usize, x: &mut [f32]) {
-    for (ih, row) in x.chunks_exact_mut(g.w).enumerate() {
-        let base = phase_row(g, jn, j, ih);
-        if g.stride == 1 {
-            row.copy_from_slice(&ph[base + g.pad..base + g.pad + g.w]);
-            continue;
+fn join_phases(ph: &[f32], g: &Geom, (j, jn): (usize, usize), maps: &Maps, x: &mut [f32]) {
+    let (hq, wq) = g.phase_dims();
+    if maps.input.is_empty() {
+        for (ih, row) in x.chunks_exact_mut(g.w).enumerate() {
+            let at = (j * hq + ih + g.pad) * wq + g.pad;
+            row.copy_from_slice(&ph[at..at + g.w]);
         }
-        for (v, at) in row.iter_mut().zip(phase_cols(g, jn)) {
-            *v = ph[base + at];
-        }
+        return;
+    }
+    let (sub, img) = (jn * hq * wq, j * hq * wq);
+    for ((v, &a), &o) in x.iter_mut().zip(&maps.phase).zip(&maps.input) {
+        *v = ph[a as usize * sub + img + o as usize];
     }
 }
 
@@ -297,18 +327,23 @@ fn block_forward(
     g: &Geom,
     (c, jn): (usize, usize),
     y: &mut [f32],
-    ph: &mut [f32],
-    acc: &mut [f32],
+    (maps, ph, acc): (&Maps, &mut [f32], &mut [f32]),
 ) {
-    split_phases(channel_planes(x, c, g.c, g.in_plane(), jn), g, jn, ph);
+    split_phases(channel_planes(x, c, g.c, g.in_plane(), jn), g, jn, maps, ph);
     let (taps, count) = tap_list(g, jn, w);
     correlate(acc, ph, &taps[..count]);
     let (hq, wq) = g.phase_dims();
     for j in 0..jn {
         let out = &mut y[(j * g.c + c) * g.out_plane()..(j * g.c + c + 1) * g.out_plane()];
-        for (oh, row) in out.chunks_exact_mut(g.wo).enumerate() {
-            let at = (j * hq + oh) * wq;
-            row.copy_from_slice(&acc[at..at + g.wo]);
+        let img = &acc[j * hq * wq..];
+        if maps.output.is_empty() {
+            for (oh, row) in out.chunks_exact_mut(g.wo).enumerate() {
+                row.copy_from_slice(&img[oh * wq..oh * wq + g.wo]);
+            }
+        } else {
+            for (v, &o) in out.iter_mut().zip(&maps.output) {
+                *v = img[o as usize];
+            }
         }
     }
 }
@@ -325,8 +360,7 @@ fn block_input_grad(
     g: &Geom,
     (c, jn): (usize, usize),
     dx: &mut [f32],
-    ph: &mut [f32],
-    wide: &mut [f32],
+    (maps, ph, wide): (&Maps, &mut [f32], &mut [f32]),
 ) {
     widen(channel_planes(dy, c, g.c, g.out_plane(), jn), g, wide);
     let ((hq, wq), lead) = (g.phase_dims(), g.lead());
@@ -344,7 +378,7 @@ fn block_input_grad(
     }
     for j in 0..jn {
         let out = &mut dx[(j * g.c + c) * g.in_plane()..(j * g.c + c + 1) * g.in_plane()];
-        join_phases(ph, g, jn, j, out);
+        join_phases(ph, g, (j, jn), maps, out);
     }
 }
 
@@ -357,10 +391,9 @@ fn block_kernel_grad(
     g: &Geom,
     (c, jn): (usize, usize),
     dw: &mut [f64],
-    ph: &mut [f32],
-    wide: &mut [f32],
+    (maps, ph, wide): (&Maps, &mut [f32], &mut [f32]),
 ) {
-    split_phases(channel_planes(x, c, g.c, g.in_plane(), jn), g, jn, ph);
+    split_phases(channel_planes(x, c, g.c, g.in_plane(), jn), g, jn, maps, ph);
     widen(channel_planes(dy, c, g.c, g.out_plane(), jn), g, wide);
     let n = g.sweep(jn);
     let wide = &wide[g.lead()..g.lead() + n];
@@ -375,8 +408,9 @@ fn blocks(jn: usize, total: usize) -> impl Iterator<Item = (usize, usize)> {
 }
 
 /// A block function: (source planes of the block, channel's taps, geometry, (channel, images),
-/// destination planes of the block, sub-planes scratch, wide scratch).
-type BlockFn = fn(&[f32], &[f32], &Geom, (usize, usize), &mut [f32], &mut [f32], &mut [f32]);
+/// destination planes of the block, (index tables, sub-planes scratch, wide scratch)).
+type BlockFn =
+    fn(&[f32], &[f32], &Geom, (usize, usize), &mut [f32], (&Maps, &mut [f32], &mut [f32]));
 
 /// The forward and the input gradient: `block` for every channel of every block of images, the
 /// blocks in parallel, from planes of `from` elements to planes of `to` elements, with a wide
@@ -397,6 +431,7 @@ fn per_block(
         return dst;
     }
     let jn = g.block(g.b.div_ceil(threads()));
+    let maps = Maps::new(g);
     dst.par_chunks_mut(jn * g.c * to)
         .enumerate()
         .for_each(|(i, out)| {
@@ -405,7 +440,7 @@ fn per_block(
             with_scratch(jn_here * g.phases_len(), wide(jn_here), |ph, buf| {
                 for c in 0..g.c {
                     let wc = &w[c * kk..(c + 1) * kk];
-                    block(src, wc, g, (c, jn_here), out, ph, buf);
+                    block(src, wc, g, (c, jn_here), out, (&maps, &mut *ph, &mut *buf));
                     if let Some(e) = epi {
                         for j in 0..jn_here {
                             e.apply_plane(&mut out[(j * g.c + c) * to..(j * g.c + c + 1) * to], c);
@@ -442,13 +477,14 @@ fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
         return dw;
     }
     let jn = g.block(g.b);
+    let maps = Maps::new(g);
     dw.par_chunks_mut(kk).enumerate().for_each(|(c, out)| {
         let mut acc = vec![0f64; kk];
         for (n0, jn_here) in blocks(jn, g.b) {
             let x = &x[n0 * g.c * ip..(n0 + jn_here) * g.c * ip];
             let dy = &dy[n0 * g.c * op..(n0 + jn_here) * g.c * op];
             with_scratch(jn_here * g.phases_len(), g.wide_len(jn_here), |ph, wide| {
-                block_kernel_grad(x, dy, g, (c, jn_here), &mut acc, ph, wide)
+                block_kernel_grad(x, dy, g, (c, jn_here), &mut acc, (&maps, ph, wide))
             });
         }
         out.iter_mut().zip(&acc).for_each(|(o, a)| *o = *a as f32);
