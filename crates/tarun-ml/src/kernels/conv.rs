@@ -20,7 +20,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::batchnorm::{Activation, plane_affine_in_place};
+use super::batchnorm::{Activation, image_affine_in_place, plane_affine_in_place};
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
 use super::winograd::{self, Pass};
 use super::{View, f32_data, matmul, matmul_strided, sum_over_groups, threads, with_scratch};
@@ -354,7 +354,13 @@ pub(crate) struct Epilogue {
     scale: Vec<f32>,
     shift: Vec<f32>,
     act: Activation,
+    /// `scale` and `shift` repeated over the planes of one image, for small planes
+    /// ([`Epilogue::apply`]), built on first use.
+    per_element: std::sync::OnceLock<(Vec<f32>, Vec<f32>)>,
 }
+
+/// Planes smaller than this get the epilogue image by image ([`image_affine_in_place`]).
+pub(super) const SMALL_PLANE: usize = 16;
 
 impl Epilogue {
     /// From tensors of one scale and one shift per output channel (`channels`).
@@ -375,7 +381,12 @@ impl Epilogue {
                 shift.len()
             );
         }
-        Ok(Self { scale, shift, act })
+        Ok(Self {
+            scale,
+            shift,
+            act,
+            per_element: std::sync::OnceLock::new(),
+        })
     }
 
     /// Applies itself to one output plane of channel `c`.
@@ -385,6 +396,20 @@ impl Epilogue {
 
     /// Applies itself to `out`, whole images of `co` planes of `hw` outputs.
     pub(super) fn apply(&self, out: &mut [f32], co: usize, hw: usize) {
+        if (1..SMALL_PLANE).contains(&hw) && co == self.scale.len() {
+            let (scale, shift) = self.per_element.get_or_init(|| {
+                let repeat = |v: &[f32]| -> Vec<f32> {
+                    v.iter().flat_map(|&x| std::iter::repeat_n(x, hw)).collect()
+                };
+                (repeat(&self.scale), repeat(&self.shift))
+            });
+            if scale.len() == co * hw {
+                for img in out.chunks_exact_mut(co * hw) {
+                    image_affine_in_place(img, scale, shift, self.act);
+                }
+                return;
+            }
+        }
         for (i, plane) in out.chunks_exact_mut(hw.max(1)).enumerate() {
             self.apply_plane(plane, i % co);
         }

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use multiversion::multiversion;
 
 use super::batchnorm::Activation;
-use super::conv::Epilogue;
+use super::conv::{Epilogue, SMALL_PLANE};
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
 use super::{channel_planes, dot, f32_data, threads, with_scratch};
 
@@ -438,14 +438,19 @@ fn per_block(
             let (n0, jn_here) = (i * jn, out.len() / (g.c * to));
             let src = &src[n0 * g.c * from..(n0 + jn_here) * g.c * from];
             with_scratch(jn_here * g.phases_len(), wide(jn_here), |ph, buf| {
+                // Small planes get the epilogue image by image once the block is done.
+                let per_plane = epi.filter(|_| to >= SMALL_PLANE);
                 for c in 0..g.c {
                     let wc = &w[c * kk..(c + 1) * kk];
                     block(src, wc, g, (c, jn_here), out, (&maps, &mut *ph, &mut *buf));
-                    if let Some(e) = epi {
+                    if let Some(e) = per_plane {
                         for j in 0..jn_here {
                             e.apply_plane(&mut out[(j * g.c + c) * to..(j * g.c + c + 1) * to], c);
                         }
                     }
+                }
+                if let (Some(e), None) = (epi, per_plane) {
+                    e.apply(out, g.c, to);
                 }
             });
         });
