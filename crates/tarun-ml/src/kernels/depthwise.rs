@@ -166,48 +166,67 @@ impl Geom {
     }
 }
 
-/// Rows shorter than this are moved element by element through [`Maps`]: a `memcpy` call per
-/// row of 2-8 elements (MobileNetV2's small maps) cost more than the copy.
-const SHORT_ROW: usize = 16;
+/// Copies `rows` rows of `w` elements from `src` (row stride `ss`) into `dst` (row stride
+/// `ds`). The narrow rows of MobileNetV2's small maps (1, 2, 4 and 8 elements) are copied with
+/// fixed-size moves: a `memcpy` call per row cost more than the copy.
+#[inline(always)]
+fn copy_rows(src: &[f32], ss: usize, dst: &mut [f32], ds: usize, (rows, w): (usize, usize)) {
+    #[inline(always)]
+    fn fixed<const W: usize>(src: &[f32], ss: usize, dst: &mut [f32], ds: usize, rows: usize) {
+        for r in 0..rows {
+            let row: &[f32; W] = src[r * ss..r * ss + W].try_into().expect("W elements");
+            dst[r * ds..r * ds + W].copy_from_slice(row);
+        }
+    }
+    match w {
+        1 => fixed::<1>(src, ss, dst, ds, rows),
+        2 => fixed::<2>(src, ss, dst, ds, rows),
+        4 => fixed::<4>(src, ss, dst, ds, rows),
+        8 => fixed::<8>(src, ss, dst, ds, rows),
+        _ => {
+            for r in 0..rows {
+                dst[r * ds..r * ds + w].copy_from_slice(&src[r * ss..r * ss + w]);
+            }
+        }
+    }
+}
 
-/// Index tables for one geometry, for moving planes of short rows and of stride 2 or more
-/// element by element (per row, the copies were all call and loop overhead; per element, the
-/// divisions that place an element in its sub-plane were most of MobileNetV2's depthwise
-/// time). For each element of an input plane: its sub-plane `a*s + b` and its offset
-/// `r*Wq + q` within one image's part of it ([`split_phases`]); for each element of an output
-/// plane, its offset `oh*Wq + ow` within one image's part of the wide output.
+/// For a stride of 2 or more and blocks of `jn` images: for each element of an input plane,
+/// its place in the sub-planes' buffer relative to its image's part ([`split_phases`]): in
+/// sub-plane `a*s + b`, at `r*Wq + q`. Computing that per element (two divisions each) was most
+/// of MobileNetV2's depthwise time; a table per block size leaves a load and an add.
 struct Maps {
-    phase: Vec<u32>,
+    jn: usize,
     input: Vec<u32>,
-    output: Vec<u32>,
 }
 
 impl Maps {
-    fn new(g: &Geom) -> Self {
-        let (s, wq) = (g.stride, g.phase_dims().1);
-        let (mut phase, mut input) = (Vec::new(), Vec::new());
-        if s > 1 || g.w < SHORT_ROW {
+    fn new(g: &Geom, jn: usize) -> Self {
+        let (s, (hq, wq)) = (g.stride, g.phase_dims());
+        let mut input = Vec::new();
+        if s > 1 {
+            input.reserve(g.h * g.w);
             for ih in 0..g.h {
                 let r = ih + g.pad;
                 for iw in 0..g.w {
                     let q = iw + g.pad;
-                    phase.push(((r % s) * s + q % s) as u32);
-                    input.push(((r / s) * wq + q / s) as u32);
+                    let phase = (r % s) * s + q % s;
+                    let at = phase * jn * hq * wq + (r / s) * wq + q / s;
+                    input.push(u32::try_from(at).expect("sub-planes under 16 GB"));
                 }
             }
         }
-        let output = if g.wo < SHORT_ROW {
-            (0..g.ho)
-                .flat_map(|oh| (0..g.wo).map(move |ow| (oh * wq + ow) as u32))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Self {
-            phase,
-            input,
-            output,
-        }
+        Self { jn, input }
+    }
+
+    /// The tables for blocks of `jn` images out of `total` (the last block may be shorter).
+    fn for_blocks(g: &Geom, jn: usize, total: usize) -> [Self; 2] {
+        [Self::new(g, jn), Self::new(g, total % jn)]
+    }
+
+    /// The table of the two for a block of `jn` images.
+    fn pick(maps: &[Self; 2], jn: usize) -> &Self {
+        if maps[0].jn == jn { &maps[0] } else { &maps[1] }
     }
 }
 
@@ -225,18 +244,16 @@ fn split_phases<'a>(
 ) {
     ph.fill(0.0);
     let (hq, wq) = g.phase_dims();
-    let sub = jn * hq * wq;
     for (j, x) in planes.enumerate() {
-        if maps.input.is_empty() {
-            for (ih, row) in x.chunks_exact(g.w).enumerate() {
-                let at = (j * hq + ih + g.pad) * wq + g.pad;
-                ph[at..at + g.w].copy_from_slice(row);
-            }
+        if g.stride == 1 {
+            let at = (j * hq + g.pad) * wq + g.pad;
+            copy_rows(x, g.w, &mut ph[at..], wq, (g.h, g.w));
             continue;
         }
-        let img = j * hq * wq;
-        for ((v, &a), &o) in x.iter().zip(&maps.phase).zip(&maps.input) {
-            ph[a as usize * sub + img + o as usize] = *v;
+        debug_assert_eq!(maps.jn, jn);
+        let img = &mut ph[j * hq * wq..];
+        for (v, &at) in x.iter().zip(&maps.input) {
+            img[at as usize] = *v;
         }
     }
 }
@@ -246,16 +263,15 @@ fn split_phases<'a>(
 #[inline(always)]
 fn join_phases(ph: &[f32], g: &Geom, (j, jn): (usize, usize), maps: &Maps, x: &mut [f32]) {
     let (hq, wq) = g.phase_dims();
-    if maps.input.is_empty() {
-        for (ih, row) in x.chunks_exact_mut(g.w).enumerate() {
-            let at = (j * hq + ih + g.pad) * wq + g.pad;
-            row.copy_from_slice(&ph[at..at + g.w]);
-        }
+    if g.stride == 1 {
+        let at = (j * hq + g.pad) * wq + g.pad;
+        copy_rows(&ph[at..], wq, x, g.w, (g.h, g.w));
         return;
     }
-    let (sub, img) = (jn * hq * wq, j * hq * wq);
-    for ((v, &a), &o) in x.iter_mut().zip(&maps.phase).zip(&maps.input) {
-        *v = ph[a as usize * sub + img + o as usize];
+    debug_assert_eq!(maps.jn, jn);
+    let img = &ph[j * hq * wq..];
+    for (v, &at) in x.iter_mut().zip(&maps.input) {
+        *v = img[at as usize];
     }
 }
 
@@ -266,10 +282,8 @@ fn widen<'a>(dys: impl Iterator<Item = &'a [f32]>, g: &Geom, wide: &mut [f32]) {
     let ((hq, wq), lead) = (g.phase_dims(), g.lead());
     wide.fill(0.0);
     for (j, dy) in dys.enumerate() {
-        for (oh, row) in dy.chunks_exact(g.wo).enumerate() {
-            let at = lead + (j * hq + oh) * wq;
-            wide[at..at + g.wo].copy_from_slice(row);
-        }
+        let at = lead + j * hq * wq;
+        copy_rows(dy, g.wo, &mut wide[at..], wq, (g.ho, g.wo));
     }
 }
 
@@ -335,16 +349,7 @@ fn block_forward(
     let (hq, wq) = g.phase_dims();
     for j in 0..jn {
         let out = &mut y[(j * g.c + c) * g.out_plane()..(j * g.c + c + 1) * g.out_plane()];
-        let img = &acc[j * hq * wq..];
-        if maps.output.is_empty() {
-            for (oh, row) in out.chunks_exact_mut(g.wo).enumerate() {
-                row.copy_from_slice(&img[oh * wq..oh * wq + g.wo]);
-            }
-        } else {
-            for (v, &o) in out.iter_mut().zip(&maps.output) {
-                *v = img[o as usize];
-            }
-        }
+        copy_rows(&acc[j * hq * wq..], wq, out, g.wo, (g.ho, g.wo));
     }
 }
 
@@ -431,7 +436,7 @@ fn per_block(
         return dst;
     }
     let jn = g.block(g.b.div_ceil(threads()));
-    let maps = Maps::new(g);
+    let maps = Maps::for_blocks(g, jn, g.b);
     dst.par_chunks_mut(jn * g.c * to)
         .enumerate()
         .for_each(|(i, out)| {
@@ -442,7 +447,8 @@ fn per_block(
                 let per_plane = epi.filter(|_| to >= SMALL_PLANE);
                 for c in 0..g.c {
                     let wc = &w[c * kk..(c + 1) * kk];
-                    block(src, wc, g, (c, jn_here), out, (&maps, &mut *ph, &mut *buf));
+                    let maps = Maps::pick(&maps, jn_here);
+                    block(src, wc, g, (c, jn_here), out, (maps, &mut *ph, &mut *buf));
                     if let Some(e) = per_plane {
                         for j in 0..jn_here {
                             e.apply_plane(&mut out[(j * g.c + c) * to..(j * g.c + c + 1) * to], c);
@@ -482,14 +488,15 @@ fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
         return dw;
     }
     let jn = g.block(g.b);
-    let maps = Maps::new(g);
+    let maps = Maps::for_blocks(g, jn, g.b);
     dw.par_chunks_mut(kk).enumerate().for_each(|(c, out)| {
         let mut acc = vec![0f64; kk];
         for (n0, jn_here) in blocks(jn, g.b) {
             let x = &x[n0 * g.c * ip..(n0 + jn_here) * g.c * ip];
             let dy = &dy[n0 * g.c * op..(n0 + jn_here) * g.c * op];
             with_scratch(jn_here * g.phases_len(), g.wide_len(jn_here), |ph, wide| {
-                block_kernel_grad(x, dy, g, (c, jn_here), &mut acc, (&maps, ph, wide))
+                let maps = Maps::pick(&maps, jn_here);
+                block_kernel_grad(x, dy, g, (c, jn_here), &mut acc, (maps, ph, wide))
             });
         }
         out.iter_mut().zip(&acc).for_each(|(o, a)| *o = *a as f32);
