@@ -16,11 +16,12 @@
 //! 3x3 convolutions with stride 1 and padding 1 and enough channels, most of ResNet-18's and
 //! VGG-11-BN's work, run each pass by Winograd's F(2x2, 3x3) instead ([`super::winograd`]).
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::batchnorm::{Activation, image_affine_in_place, plane_affine_in_place};
+use super::residual::add_act_in_place;
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
 use super::winograd::{self, Pass};
 use super::{View, f32_data, matmul, matmul_strided, sum_over_groups, threads, with_scratch};
@@ -59,6 +60,61 @@ pub fn conv2d_affine(
     let epi = Epilogue::new("tarun-conv2d-affine", geom.co, (scale, shift), act)?;
     x.contiguous()?
         .apply_op2_no_bwd(&w.contiguous()?, &ConvOp(geom, Some(epi)))
+}
+
+/// `act(conv2d(x, w) * scale + shift + residual)` for inference: [`conv2d_affine`] with a
+/// residual (ResNet's identity path, shaped like the output) added before the activation, in
+/// the same pass instead of an [`super::add_relu`] over a new activation. No backward.
+pub fn conv2d_affine_residual(
+    x: &Tensor,
+    w: &Tensor,
+    (stride, padding): (usize, usize),
+    (scale, shift): (&Tensor, &Tensor),
+    residual: &Tensor,
+    act: Activation,
+) -> Result<Tensor> {
+    let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
+    let out = [geom.b, geom.co, geom.ho, geom.wo];
+    if residual.dims() != out {
+        candle_core::bail!(
+            "tarun-conv2d-affine-residual: residual {:?}, output {out:?}",
+            residual.dims()
+        );
+    }
+    let epi = Epilogue::new("tarun-conv2d-affine-residual", geom.co, (scale, shift), act)?;
+    x.contiguous()?.apply_op3_no_bwd(
+        &w.contiguous()?,
+        &residual.contiguous()?,
+        &ConvResidual(geom, epi),
+    )
+}
+
+/// [`conv2d_affine_residual`]'s op on (x, w, residual).
+struct ConvResidual(Geom, Epilogue<'static>);
+
+impl CustomOp3 for ConvResidual {
+    fn name(&self) -> &'static str {
+        "tarun-conv2d-affine-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, r) = (
+            f32_data(xs, xl, self.name())?,
+            f32_data(ws, wl, self.name())?,
+            f32_data(rs, rl, self.name())?,
+        );
+        let g = &self.0;
+        let y = forward(x, w, g, Some(&self.1.with_residual(r)));
+        Ok((CpuStorage::F32(y), Shape::from((g.b, g.co, g.ho, g.wo))))
+    }
 }
 
 /// The shapes of one convolution.
@@ -350,19 +406,22 @@ fn grad_scratch(g: &Geom, gn: usize) -> (usize, usize) {
 /// A per-output-channel `act(y * scale + shift)` applied to each group of outputs right after
 /// the convolution writes them, while they are in cache: batch norm's evaluation-mode affine
 /// (and a bias) folded into the convolution, for inference ([`conv2d_affine`]).
-pub(crate) struct Epilogue {
+pub(crate) struct Epilogue<'r> {
     scale: Vec<f32>,
     shift: Vec<f32>,
     act: Activation,
     /// `scale` and `shift` repeated over the planes of one image, for small planes
     /// ([`Epilogue::apply`]), built on first use.
     per_element: std::sync::OnceLock<(Vec<f32>, Vec<f32>)>,
+    /// The whole batch's residual, shaped like the output and added before the activation
+    /// (ResNet's identity path, [`conv2d_affine_residual`]).
+    residual: Option<&'r [f32]>,
 }
 
 /// Planes smaller than this get the epilogue image by image ([`image_affine_in_place`]).
 pub(super) const SMALL_PLANE: usize = 16;
 
-impl Epilogue {
+impl Epilogue<'_> {
     /// From tensors of one scale and one shift per output channel (`channels`).
     pub(super) fn new(
         op: &str,
@@ -386,16 +445,43 @@ impl Epilogue {
             shift,
             act,
             per_element: std::sync::OnceLock::new(),
+            residual: None,
         })
     }
 
-    /// Applies itself to one output plane of channel `c`.
+    /// This epilogue with `residual` added before the activation.
+    fn with_residual<'r>(&self, residual: &'r [f32]) -> Epilogue<'r> {
+        Epilogue {
+            scale: self.scale.clone(),
+            shift: self.shift.clone(),
+            act: self.act,
+            per_element: std::sync::OnceLock::new(),
+            residual: Some(residual),
+        }
+    }
+
+    /// Applies itself to one output plane of channel `c` (no residual).
     pub(super) fn apply_plane(&self, plane: &mut [f32], c: usize) {
+        debug_assert!(self.residual.is_none(), "apply_plane has no residual");
         plane_affine_in_place(plane, (self.scale[c], self.shift[c]), self.act);
     }
 
-    /// Applies itself to `out`, whole images of `co` planes of `hw` outputs.
-    pub(super) fn apply(&self, out: &mut [f32], co: usize, hw: usize) {
+    /// Applies itself to `out`, whole images (from image `first` of the batch on) of `co` planes
+    /// of `hw` outputs.
+    pub(super) fn apply(&self, out: &mut [f32], first: usize, co: usize, hw: usize) {
+        // With a residual, the activation comes after adding it.
+        let act = match self.residual {
+            Some(_) => Activation::None,
+            None => self.act,
+        };
+        self.affine(out, co, hw, act);
+        if let Some(r) = self.residual {
+            let at = first * co * hw;
+            add_act_in_place(out, &r[at..at + out.len()], self.act);
+        }
+    }
+
+    fn affine(&self, out: &mut [f32], co: usize, hw: usize, act: Activation) {
         if (1..SMALL_PLANE).contains(&hw) && co == self.scale.len() {
             let (scale, shift) = self.per_element.get_or_init(|| {
                 let repeat = |v: &[f32]| -> Vec<f32> {
@@ -405,13 +491,13 @@ impl Epilogue {
             });
             if scale.len() == co * hw {
                 for img in out.chunks_exact_mut(co * hw) {
-                    image_affine_in_place(img, scale, shift, self.act);
+                    image_affine_in_place(img, scale, shift, act);
                 }
                 return;
             }
         }
         for (i, plane) in out.chunks_exact_mut(hw.max(1)).enumerate() {
-            self.apply_plane(plane, i % co);
+            plane_affine_in_place(plane, (self.scale[i % co], self.shift[i % co]), act);
         }
     }
 }
@@ -440,7 +526,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
                 let img = &x[n0 * g.chw()..(n0 + 1) * g.chw()];
                 matmul(out, wv, View::rows(img, hw), (g.co, hw, ckk), false, inner);
                 if let Some(e) = epi {
-                    e.apply(out, g.co, hw);
+                    e.apply(out, n0, g.co, hw);
                 }
                 return;
             }
@@ -461,7 +547,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
                 }
             });
             if let Some(e) = epi {
-                e.apply(out, g.co, hw);
+                e.apply(out, n0, g.co, hw);
             }
         });
     y
@@ -511,7 +597,7 @@ fn pointwise_by_position(
                 );
             }
             if let Some(e) = epi {
-                e.apply(out, c_out, hw);
+                e.apply(out, n0, c_out, hw);
             }
         });
     y
@@ -596,7 +682,7 @@ pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
 }
 
 /// `conv2d(x, w)` with its backward, or with an epilogue `conv2d_affine(x, w)`, inference only.
-struct ConvOp(Geom, Option<Epilogue>);
+struct ConvOp(Geom, Option<Epilogue<'static>>);
 
 impl CustomOp2 for ConvOp {
     fn name(&self) -> &'static str {

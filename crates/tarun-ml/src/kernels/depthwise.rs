@@ -456,7 +456,7 @@ fn per_block(
                     }
                 }
                 if let (Some(e), None) = (epi, per_plane) {
-                    e.apply(out, g.c, to);
+                    e.apply(out, n0, g.c, to);
                 }
             });
         });
@@ -508,7 +508,7 @@ fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
 /// (x, dy); `ForwardAffine` is the forward with an epilogue, without backward.
 enum DwOp {
     Forward(Geom),
-    ForwardAffine(Geom, Epilogue),
+    ForwardAffine(Geom, Epilogue<'static>),
     InputGrad(Geom),
     KernelGrad(Geom),
 }

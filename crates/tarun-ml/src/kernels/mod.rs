@@ -31,7 +31,7 @@ mod winograd;
 
 pub use batchnorm::{Activation, batch_norm, batch_norm_on, batch_norm_stats};
 pub use bias::{add_channel_bias, add_channel_bias_on};
-pub use conv::{conv2d, conv2d_affine, conv2d_on};
+pub use conv::{conv2d, conv2d_affine, conv2d_affine_residual, conv2d_on};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_affine, depthwise_conv2d_on};
 pub use residual::{add_relu, add_relu_on};
 pub use tape::Tape;

@@ -6,6 +6,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use super::batchnorm::Activation;
 use super::f32_data;
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
 
@@ -40,6 +41,23 @@ fn chunk(op: &AddRelu, out: &mut [f32], a: &[f32], b: &[f32]) {
     match op {
         AddRelu::Forward => it.for_each(|((o, &a), &b)| *o = (a + b).max(0.0)),
         AddRelu::Mask => it.for_each(|((o, &a), &b)| *o = if a > 0.0 { b } else { 0.0 }),
+    }
+}
+
+/// `out = act(out + r)` in place: a residual added in a convolution's epilogue
+/// ([`super::conv2d_affine_residual`]).
+#[multiversion(targets = "simd")]
+pub(super) fn add_act_in_place(out: &mut [f32], r: &[f32], act: Activation) {
+    match act {
+        Activation::None => out.iter_mut().zip(r).for_each(|(o, &r)| *o += r),
+        Activation::Relu => out
+            .iter_mut()
+            .zip(r)
+            .for_each(|(o, &r)| *o = (*o + r).max(0.0)),
+        Activation::Relu6 => {
+            let f = |v: f32| Activation::Relu6.apply(v);
+            out.iter_mut().zip(r).for_each(|(o, &r)| *o = f(*o + r))
+        }
     }
 }
 

@@ -169,6 +169,43 @@ fn conv2d_affine_is_conv_then_scale_shift_and_activation() {
     }
 }
 
+/// The fused residual against the fused convolution, then the residual added and the activation
+/// applied with Candle's ops: the same additions in the same order, so equal to the bit.
+#[test]
+fn conv2d_affine_residual_adds_before_the_activation() {
+    for (i, &(b, c, h, w, co, k, s, p)) in CONV_CASES.iter().enumerate() {
+        let x = random(&[b, c, h, w], i as u64);
+        let wt = random(&[co, c, k, k], 100 + i as u64);
+        let y = conv2d(&x, &wt, s, p).unwrap();
+        let r = random(y.dims(), 400 + i as u64);
+        let scale = random(&[co], 200 + i as u64);
+        let shift = random(&[co], 300 + i as u64);
+        let affine = (scale.as_tensor(), shift.as_tensor());
+        let plain = conv2d_affine(&x, &wt, s, p, affine, Activation::None).unwrap();
+        let sum = (&plain + r.as_tensor()).unwrap();
+        for act in [Activation::None, Activation::Relu, Activation::Relu6] {
+            let reference = match act {
+                Activation::None => sum.clone(),
+                Activation::Relu => sum.relu().unwrap(),
+                Activation::Relu6 => sum.clamp(0f32, 6f32).unwrap(),
+            };
+            let fused = conv2d_affine_residual(&x, &wt, (s, p), affine, &r, act).unwrap();
+            assert_eq!(max_diff(&fused, &reference), 0.0, "conv case {i} {act:?}");
+        }
+    }
+    let x = random(&[2, 3, 5, 5], 1);
+    let wt = random(&[4, 3, 3, 3], 2);
+    let (scale, shift) = (random(&[4], 3), random(&[4], 4));
+    let wrong = random(&[2, 4, 5, 4], 5);
+    let affine = (scale.as_tensor(), shift.as_tensor());
+    let err = conv2d_affine_residual(&x, &wt, (1, 1), affine, &wrong, Activation::Relu);
+    assert!(
+        err.unwrap_err()
+            .to_string()
+            .contains("residual [2, 4, 5, 4]")
+    );
+}
+
 /// `fused(affine, act)` against `act(y * scale + shift)` with Candle's ops, for a random
 /// per-channel scale and shift and every activation.
 fn check_affine(

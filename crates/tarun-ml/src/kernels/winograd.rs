@@ -362,7 +362,7 @@ fn convolve(x: &[f32], u: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> 
                 transform_output(m, g, gn, out);
             });
             if let Some(e) = epi {
-                e.apply(out, g.co, hw);
+                e.apply(out, n0, g.co, hw);
             }
         });
     y

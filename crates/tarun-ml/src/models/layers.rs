@@ -175,6 +175,37 @@ pub(crate) fn conv_bn(
     bn.forward_act(&conv.forward(x, ctx.tape)?, ctx, act)
 }
 
+/// `relu(bn(conv(x)) + identity)`, ResNet's block exit. For inference on tarun's kernels (as in
+/// [`conv_bn`]) the identity is added in the convolution's epilogue
+/// ([`kernels::conv2d_affine_residual`]) instead of in a pass over a new activation.
+pub(crate) fn conv_bn_add_relu(
+    conv: &Conv2d,
+    bn: &BatchNorm2d,
+    x: &Tensor,
+    identity: &Tensor,
+    ctx: &Ctx,
+) -> Result<Tensor> {
+    if NO_GRAD.get() && !ctx.batch_stats && use_kernels(x) && !conv.depthwise {
+        let (scale, shift) = bn.running_affine(conv.bias.as_ref())?;
+        let geometry = (conv.stride, conv.padding);
+        let weight = param(&conv.weight);
+        return kernels::conv2d_affine_residual(
+            x,
+            &weight,
+            geometry,
+            (&scale, &shift),
+            identity,
+            Activation::Relu,
+        );
+    }
+    let y = conv_bn(conv, bn, x, ctx, Activation::None)?;
+    if use_kernels(x) {
+        kernels::add_relu_on(&y, identity, ctx.tape)
+    } else {
+        (y + identity)?.relu()
+    }
+}
+
 /// Whether tarun's CPU kernels run this op: on the CPU, unless `TARUN_KERNELS=candle`.
 fn use_kernels(x: &Tensor) -> bool {
     x.device().is_cpu() && super::Kernels::selected() == super::Kernels::Tarun

@@ -9,7 +9,8 @@ use candle_core::{Result, Tensor};
 
 use super::ModelError;
 use super::layers::{
-    BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, conv_bn, global_avg_pool,
+    BatchNorm2d, Conv2d, ConvSpec, Ctx, Linear, WeightInit, conv_bn, conv_bn_add_relu,
+    global_avg_pool,
 };
 use super::scale;
 use super::store::Builder;
@@ -70,16 +71,11 @@ impl BasicBlock {
 
     fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let y = conv_bn(&self.conv1, &self.bn1, x, ctx, Activation::Relu)?;
-        let y = conv_bn(&self.conv2, &self.bn2, &y, ctx, Activation::None)?;
         let identity = match &self.downsample {
             Some((c, bn)) => conv_bn(c, bn, x, ctx, Activation::None)?,
             None => x.clone(),
         };
-        if x.device().is_cpu() && super::Kernels::selected() == super::Kernels::Tarun {
-            crate::kernels::add_relu_on(&y, &identity, ctx.tape)
-        } else {
-            (y + identity)?.relu()
-        }
+        conv_bn_add_relu(&self.conv2, &self.bn2, &y, &identity, ctx)
     }
 }
 
