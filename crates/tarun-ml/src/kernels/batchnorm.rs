@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use multiversion::multiversion;
 
 use super::tape::{Backward, Tape, apply3, stack_rows};
-use super::{channel_planes, f32_data, lane_sum};
+use super::{channel_planes, f32_data, lane_sum, zeroed};
 
 /// The activation fused after the normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,7 +340,7 @@ impl CustomOp3 for BnOp {
         );
         let (_, c, hw) = bc_hw(xl, self.name())?;
         let a = Affine::new(params, stats, c, self.eps);
-        let mut y = vec![0f32; x.len()];
+        let mut y = zeroed(x.len());
         if hw > 0 {
             y.par_chunks_mut(hw)
                 .zip(x.par_chunks(hw))
@@ -455,7 +455,7 @@ impl CustomOp3 for BnGrad {
             return Ok((CpuStorage::F32(out), Shape::from((2, c))));
         };
         let n = (b * hw).max(1) as f32;
-        let mut dx = vec![0f32; x.len()];
+        let mut dx = zeroed(x.len());
         if hw > 0 {
             dx.par_chunks_mut(hw).enumerate().for_each(|(i, out)| {
                 let ch = i % c;

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::batchnorm::{bc_hw, plane_sum};
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
-use super::{channel_planes, f32_data};
+use super::{channel_planes, f32_data, zeroed};
 
 /// `x + b.reshape((1, C, 1, 1))` for a contiguous f32 NCHW `x` and a `[C]` bias.
 pub fn add_channel_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -57,7 +57,7 @@ impl CustomOp2 for AddBias {
             f32_data(bs, bl, self.name())?,
         );
         let (_, c, hw) = bc_hw(xl, self.name())?;
-        let mut y = vec![0f32; x.len()];
+        let mut y = zeroed(x.len());
         if hw * c > 0 {
             y.par_chunks_mut(c * hw)
                 .zip(x.par_chunks(c * hw))

@@ -24,7 +24,9 @@ use super::batchnorm::{Activation, image_affine_in_place, plane_affine_in_place}
 use super::residual::add_act_in_place;
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
 use super::winograd::{self, Pass};
-use super::{View, f32_data, matmul, matmul_strided, sum_over_groups, threads, with_scratch};
+use super::{
+    View, f32_data, matmul, matmul_strided, sum_over_groups, threads, with_scratch, zeroed,
+};
 
 /// `x.conv2d(w, padding, stride, 1, 1)` for contiguous f32 NCHW tensors on the CPU, with a
 /// backward pass; square kernels only.
@@ -511,7 +513,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
         return pointwise_by_position(x, View::transposed(w, g.c), g, g.co, epi);
     }
     let (hw, ckk) = (g.out_hw(), g.ckk());
-    let mut y = vec![0f32; g.b * g.co * hw];
+    let mut y = zeroed(g.b * g.co * hw);
     if y.is_empty() {
         return y;
     }
@@ -569,7 +571,7 @@ fn pointwise_by_position(
 ) -> Vec<f32> {
     let hw = g.out_hw();
     let c_in = src.len() / (g.b * hw).max(1);
-    let mut y = vec![0f32; g.b * c_out * hw];
+    let mut y = zeroed(g.b * c_out * hw);
     if y.is_empty() {
         return y;
     }
@@ -612,7 +614,7 @@ pub(crate) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
         return pointwise_by_position(dy, View::rows(w, g.c), g, g.c, None);
     }
     let (hw, ckk) = (g.out_hw(), g.ckk());
-    let mut dx = vec![0f32; g.b * g.chw()];
+    let mut dx = zeroed(g.b * g.chw());
     if dx.is_empty() {
         return dx;
     }

@@ -21,7 +21,7 @@ use multiversion::multiversion;
 use super::batchnorm::Activation;
 use super::conv::{Epilogue, SMALL_PLANE};
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
-use super::{channel_planes, dot, f32_data, threads, with_scratch};
+use super::{channel_planes, dot, f32_data, threads, with_scratch, zeroed};
 
 /// Depthwise `x.conv2d(w, padding, stride, 1, channels)` for contiguous f32 NCHW tensors on the
 /// CPU, with a backward pass. `w` is `[C, 1, k, k]`.
@@ -431,7 +431,7 @@ fn per_block(
     epi: Option<&Epilogue>,
 ) -> Vec<f32> {
     let kk = g.k * g.k;
-    let mut dst = vec![0f32; g.b * g.c * to];
+    let mut dst = zeroed(g.b * g.c * to);
     if dst.is_empty() {
         return dst;
     }

@@ -7,8 +7,8 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::batchnorm::Activation;
-use super::f32_data;
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
+use super::{f32_data, zeroed};
 
 /// Elements per parallel task: large enough to amortise scheduling.
 const CHUNK: usize = 1 << 14;
@@ -83,7 +83,7 @@ impl CustomOp2 for AddRelu {
         if a.len() != b.len() {
             candle_core::bail!("{}: {} and {} elements", self.name(), a.len(), b.len());
         }
-        let mut out = vec![0f32; a.len()];
+        let mut out = zeroed(a.len());
         out.par_chunks_mut(CHUNK)
             .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
             .for_each(|(o, (a, b))| chunk(self, o, a, b));

@@ -24,7 +24,7 @@
 use rayon::prelude::*;
 
 use super::conv::{Epilogue, Geom};
-use super::{View, matmul, sum_over_groups, threads, with_scratch};
+use super::{View, matmul, sum_over_groups, threads, with_scratch, zeroed};
 
 /// The passes of a convolution, which choose between Winograd and im2col separately (each is
 /// the exact gradient of the same convolution, whichever way the others ran).
@@ -340,7 +340,7 @@ pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
 /// The forward convolution with the kernel already transformed.
 fn convolve(x: &[f32], u: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
     let (hw, (th, tw)) = (g.out_hw(), tiles(g));
-    let mut y = vec![0f32; g.b * g.co * hw];
+    let mut y = zeroed(g.b * g.co * hw);
     if y.is_empty() {
         return y;
     }
