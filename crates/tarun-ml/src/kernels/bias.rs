@@ -86,11 +86,9 @@ impl Backward for AddBias {
         needs: &[bool],
     ) -> Result<Vec<Option<Tensor>>> {
         let grad = grad.contiguous()?;
-        let db = if needs[1] {
-            Some(grad.apply_op1_no_bwd(&ChannelSums)?)
-        } else {
-            None
-        };
+        let db = needs[1]
+            .then(|| grad.apply_op1_no_bwd(&ChannelSums))
+            .transpose()?;
         Ok(vec![needs[0].then_some(grad), db])
     }
 }

@@ -738,16 +738,12 @@ impl Backward for ConvOp {
         };
         let grad = grad.contiguous()?;
         // The stem's input is the image batch, which needs no gradient: skip its col2im.
-        let dx = if needs[0] {
-            Some(grad.apply_op2_no_bwd(w, &ConvGrad::Input(self.0))?)
-        } else {
-            None
-        };
-        let dw = if needs[1] {
-            Some(x.apply_op2_no_bwd(&grad, &ConvGrad::Kernel(self.0))?)
-        } else {
-            None
-        };
+        let dx = needs[0]
+            .then(|| grad.apply_op2_no_bwd(w, &ConvGrad::Input(self.0)))
+            .transpose()?;
+        let dw = needs[1]
+            .then(|| x.apply_op2_no_bwd(&grad, &ConvGrad::Kernel(self.0)))
+            .transpose()?;
         Ok(vec![dx, dw])
     }
 }

@@ -577,16 +577,12 @@ impl Backward for DwOp {
             candle_core::bail!("{}: no backward", self.name());
         };
         let grad = grad.contiguous()?;
-        let dx = if needs[0] {
-            Some(grad.apply_op2_no_bwd(w, &DwOp::InputGrad(*g))?)
-        } else {
-            None
-        };
-        let dw = if needs[1] {
-            Some(x.apply_op2_no_bwd(&grad, &DwOp::KernelGrad(*g))?)
-        } else {
-            None
-        };
+        let dx = needs[0]
+            .then(|| grad.apply_op2_no_bwd(w, &DwOp::InputGrad(*g)))
+            .transpose()?;
+        let dw = needs[1]
+            .then(|| x.apply_op2_no_bwd(&grad, &DwOp::KernelGrad(*g)))
+            .transpose()?;
         Ok(vec![dx, dw])
     }
 }
