@@ -35,7 +35,7 @@ pub use conv::{conv2d, conv2d_affine, conv2d_affine_residual, conv2d_on};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_affine, depthwise_conv2d_on};
 pub use residual::{add_relu, add_relu_on};
 pub use tape::Tape;
-pub(crate) use tape::{add, max_pool2x2};
+pub(crate) use tape::{add, fold_columns, max_pool2x2};
 
 use candle_core::{CpuStorage, Layout, Result};
 use rayon::prelude::*;

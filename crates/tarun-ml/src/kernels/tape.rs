@@ -50,8 +50,9 @@ pub struct Tape {
     nodes: RefCell<Vec<Node>>,
     /// The outputs of recorded ops: with the variables, the tensors that need a gradient.
     produced: RefCell<HashSet<TensorId>>,
-    /// The body's output and the variable standing for it on Candle's graph.
-    output: RefCell<Option<(TensorId, Var)>>,
+    /// The tensors handed over to Candle's graph ([`Tape::output`]), each with the variable
+    /// standing for it there.
+    outputs: RefCell<Vec<(TensorId, Var)>>,
 }
 
 impl Tape {
@@ -83,26 +84,25 @@ impl Tape {
         Ok(c)
     }
 
-    /// Hands the body's output `y` over to Candle's graph as a new variable (a copy), whose
-    /// gradient [`Tape::backward`] takes up.
+    /// Hands `y` (the body's output, or a recorded op's) over to Candle's graph as a new
+    /// variable (a copy), whose gradient [`Tape::backward`] takes up.
     pub fn output(&self, y: &Tensor) -> Result<Tensor> {
         let var = Var::from_tensor(y)?;
         let t = var.as_tensor().clone();
-        *self.output.borrow_mut() = Some((y.id(), var));
+        self.outputs.borrow_mut().push((y.id(), var));
         Ok(t)
     }
 
     /// Runs the recorded ops' backward passes from the output variable's gradient in `grads`
     /// (removed from it) and adds the parameters' gradients to `grads`. The tape is empty after.
     pub fn backward(&self, grads: &mut GradStore) -> Result<()> {
-        let Some((out_id, var)) = self.output.borrow_mut().take() else {
-            return Ok(());
-        };
         let mut nodes = std::mem::take(&mut *self.nodes.borrow_mut());
-        let Some(g) = grads.remove(var.as_tensor()) else {
-            return Ok(());
-        };
-        let mut acc: HashMap<TensorId, Tensor> = HashMap::from([(out_id, g)]);
+        let mut acc: HashMap<TensorId, Tensor> = HashMap::new();
+        for (id, var) in std::mem::take(&mut *self.outputs.borrow_mut()) {
+            if let Some(g) = grads.remove(var.as_tensor()) {
+                add_into(&mut acc, id, g)?;
+            }
+        }
         while let Some(node) = nodes.pop() {
             let Some(g) = acc.remove(&node.out.id()) else {
                 continue;
@@ -214,6 +214,38 @@ pub(crate) fn stack_rows(gamma: &Tensor, beta: &Tensor, tape: Option<&Tape>) -> 
             let y = Tensor::stack(&[gamma.detach(), beta.detach()], 0)?;
             Ok(t.record(Rows, vec![gamma.clone(), beta.clone()], y))
         }
+    }
+}
+
+/// `w` (`rows x (cols * group)`) summed over each run of `group` consecutive columns, recorded on
+/// `tape`: VGG-11-BN's first classifier weight folded over the 49 copies of a 1x1 map. On
+/// Candle's graph the backward of that sum and reshape went through four transient
+/// weight-sized (411 MB at width 1) buffers per step, each mapped and page-faulted afresh;
+/// here the gradient, the column gradient repeated, is one.
+pub(crate) fn fold_columns(w: &Tensor, group: usize, tape: &Tape) -> Result<Tensor> {
+    let (rows, cols) = w.dims2()?;
+    if group == 0 || cols % group != 0 {
+        candle_core::bail!("fold_columns: {cols} columns are not runs of {group}");
+    }
+    let y = w.detach().reshape((rows, cols / group, group))?.sum(2)?;
+    Ok(tape.record(Fold(group), vec![w.clone()], y))
+}
+
+struct Fold(usize);
+
+impl Backward for Fold {
+    fn backward(
+        &self,
+        _: &[Tensor],
+        y: &Tensor,
+        g: &Tensor,
+        _: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (rows, cols) = y.dims2()?;
+        let spread = g
+            .reshape((rows, cols, 1))?
+            .broadcast_as((rows, cols, self.0))?;
+        Ok(vec![Some(spread.reshape((rows, cols * self.0))?)])
     }
 }
 

@@ -116,7 +116,7 @@ impl Vgg11Bn {
             };
         }
         let y = ctx.body_output(&y)?;
-        let y = dropout(&self.first_linear(&y)?.relu()?, DROPOUT, ctx)?;
+        let y = dropout(&self.first_linear(&y, ctx)?.relu()?, DROPOUT, ctx)?;
         let y = dropout(&self.fc3.forward(&y)?.relu()?, DROPOUT, ctx)?;
         self.fc6.forward(&y)
     }
@@ -127,13 +127,19 @@ impl Vgg11Bn {
     /// `W · replicate(x)` equals `(W summed over its 49 replicated columns) · x`. Summing the
     /// weight reads it once instead of a [B, 25088] x [25088, 4096] product, and the gradient with
     /// respect to the full 25,088-wide weight is unchanged (the sum's backward broadcasts it).
-    fn first_linear(&self, x: &Tensor) -> Result<Tensor> {
+    /// On a tape (training on tarun's kernels) the fold is recorded there
+    /// ([`crate::kernels::fold_columns`]), which builds its weight gradient in one buffer.
+    fn first_linear(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         if h == 1 && w == 1 {
             let out = self.fc0.weight.dim(0)?;
-            let folded = param(&self.fc0.weight)
-                .reshape((out, c, POOL * POOL))?
-                .sum(D::Minus1)?;
+            let weight = param(&self.fc0.weight);
+            let folded = match ctx.tape {
+                Some(tape) => {
+                    tape.output(&crate::kernels::fold_columns(&weight, POOL * POOL, tape)?)?
+                }
+                None => weight.reshape((out, c, POOL * POOL))?.sum(D::Minus1)?,
+            };
             let x = x.reshape((b, c))?;
             return x
                 .matmul(&folded.t()?)?
