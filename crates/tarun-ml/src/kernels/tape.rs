@@ -79,7 +79,7 @@ impl Tape {
     pub(crate) fn contiguous(&self, t: &Tensor) -> Result<Tensor> {
         let c = t.contiguous()?;
         if c.id() != t.id() && self.needs(t) {
-            return Ok(self.record(Identity, vec![t.clone()], c));
+            return Ok(self.record(Share, vec![t.clone()], c));
         }
         Ok(c)
     }
@@ -200,7 +200,7 @@ pub(crate) fn candle_bwd2(
 pub(crate) fn add(a: &Tensor, b: &Tensor, tape: Option<&Tape>) -> Result<Tensor> {
     let y = (a + b)?;
     Ok(match tape {
-        Some(t) => t.record(Sum, vec![a.clone(), b.clone()], y),
+        Some(t) => t.record(Share, vec![a.clone(), b.clone()], y),
         None => y,
     })
 }
@@ -261,31 +261,19 @@ pub(crate) fn max_pool2x2(x: &Tensor, tape: &Tape) -> Result<Tensor> {
     Ok(tape.record(MaxPool, vec![x.clone()], y))
 }
 
-struct Identity;
+/// The output's gradient passed unchanged to each of its inputs: a copy (one input) or a sum
+/// (two).
+struct Share;
 
-impl Backward for Identity {
+impl Backward for Share {
     fn backward(
         &self,
-        _: &[Tensor],
+        inputs: &[Tensor],
         _: &Tensor,
         g: &Tensor,
         _: &[bool],
     ) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(g.clone())])
-    }
-}
-
-struct Sum;
-
-impl Backward for Sum {
-    fn backward(
-        &self,
-        _: &[Tensor],
-        _: &Tensor,
-        g: &Tensor,
-        _: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(g.clone()), Some(g.clone())])
+        Ok(inputs.iter().map(|_| Some(g.clone())).collect())
     }
 }
 
