@@ -21,6 +21,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::batchnorm::{Activation, image_affine_in_place, plane_affine_in_place};
+use super::direct;
 use super::residual::add_act_in_place;
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
 use super::winograd::{self, Pass};
@@ -452,7 +453,7 @@ impl Epilogue<'_> {
     }
 
     /// This epilogue with `residual` added before the activation.
-    fn with_residual<'r>(&self, residual: &'r [f32]) -> Epilogue<'r> {
+    pub(super) fn with_residual<'r>(&self, residual: &'r [f32]) -> Epilogue<'r> {
         Epilogue {
             scale: self.scale.clone(),
             shift: self.shift.clone(),
@@ -509,6 +510,14 @@ pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
     if winograd::applies(g, Pass::Forward) {
         return winograd::forward(x, w, g, epi);
     }
+    if direct::applies(g) {
+        return direct::forward(x, w, g, epi);
+    }
+    gemm_forward(x, w, g, epi)
+}
+
+/// [`forward`] by im2col + GEMM (or one product per map position, [`pointwise_by_position`]).
+pub(crate) fn gemm_forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
     if g.by_position() {
         return pointwise_by_position(x, View::transposed(w, g.c), g, g.co, epi);
     }
@@ -610,6 +619,14 @@ pub(crate) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
     if winograd::applies(g, Pass::InputGrad) {
         return winograd::input_grad(dy, w, g);
     }
+    if let Some(dx) = direct::input_grad(dy, w, g) {
+        return dx;
+    }
+    gemm_input_grad(dy, w, g)
+}
+
+/// [`input_grad`] as `W^T dY` and col2im (or one product per map position).
+pub(crate) fn gemm_input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
     if g.by_position() {
         return pointwise_by_position(dy, View::rows(w, g.c), g, g.c, None);
     }

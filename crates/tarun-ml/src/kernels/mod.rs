@@ -25,6 +25,7 @@ mod batchnorm;
 mod bias;
 mod conv;
 mod depthwise;
+mod direct;
 mod residual;
 mod tape;
 mod winograd;

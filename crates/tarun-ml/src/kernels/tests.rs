@@ -286,12 +286,12 @@ fn winograd_matches_im2col_in_every_pass() {
         let what = format!("case {n} {:?}", (b, c, h, w, co));
         close(
             &winograd::forward(&x, &wt, &g, None),
-            &conv::forward(&x, &wt, &g, None),
+            &conv::gemm_forward(&x, &wt, &g, None),
             &format!("{what} forward"),
         );
         close(
             &winograd::input_grad(&dy, &wt, &g),
-            &conv::input_grad(&dy, &wt, &g),
+            &conv::gemm_input_grad(&dy, &wt, &g),
             &format!("{what} input gradient"),
         );
         close(
@@ -496,5 +496,82 @@ fn channel_bias_matches_candle_broadcast_add() {
             1e-6,
             &format!("bias {shape:?}"),
         );
+    }
+}
+
+/// The direct "same" convolution against im2col + GEMM, with and without an epilogue (affine,
+/// residual, activation), on the shapes its tiling finds awkward: maps whose positions are not
+/// a multiple of 16 (a vector crosses rows, the last one is partial), maps of one vector per
+/// image (several images per tile), output channels not a multiple of the 8 per tile, batches
+/// that leave a ragged last group, 1x1 to 7x7 kernels, non-square maps and the 3-channel stem.
+/// On a CPU without AVX-512 the kernel does not run and neither does this test.
+#[test]
+fn direct_convolution_matches_im2col() {
+    if !direct::available() {
+        eprintln!("no AVX-512 here: the direct convolution is not used, not tested");
+        return;
+    }
+    // (batch, channels in, height, width, channels out, kernel)
+    let cases = [
+        (2, 3, 32, 32, 16, 3),
+        (3, 16, 8, 8, 12, 3),
+        (5, 7, 4, 4, 9, 3),
+        (2, 5, 7, 9, 8, 3),
+        (4, 4, 5, 5, 3, 5),
+        (3, 6, 6, 6, 17, 7),
+        (2, 9, 4, 6, 5, 1),
+        (7, 2, 16, 1, 4, 3),
+        (3, 20, 3, 17, 24, 3),
+    ];
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-5 * scale, "{what}[{i}]: {x} vs {y}");
+        }
+    };
+    let vec = |shape: &[usize], seed: u64| -> Vec<f32> {
+        let v = random(shape, seed).as_tensor().flatten_all().unwrap();
+        v.to_vec1::<f32>().unwrap()
+    };
+    for (n, &(b, c, h, w, co, k)) in cases.iter().enumerate() {
+        let g = conv::Geom::new(&[b, c, h, w], &[co, c, k, k], 1, k / 2).unwrap();
+        assert!(
+            direct::applies(&g) || b < threads() || h * w < 16,
+            "case {n}"
+        );
+        let (x, wt) = (
+            vec(&[b, c, h, w], n as u64),
+            vec(&[co, c, k, k], 50 + n as u64),
+        );
+        let what = format!("case {n} {:?}", (b, c, h, w, co, k));
+        let reference = conv::gemm_forward(&x, &wt, &g, None);
+        close(&direct::forward(&x, &wt, &g, None), &reference, &what);
+        let dy = vec(&[b, co, h, w], 90 + n as u64);
+        if let Some(dx) = direct::input_grad(&dy, &wt, &g) {
+            let reference = conv::gemm_input_grad(&dy, &wt, &g);
+            close(&dx, &reference, &format!("{what} input gradient"));
+        } else {
+            assert!(
+                b < threads() || h * w < 16,
+                "{what}: no direct input gradient"
+            );
+        }
+        let (scale, shift) = (random(&[co], 60 + n as u64), random(&[co], 70 + n as u64));
+        let r = vec(&[b, co, h, w], 80 + n as u64);
+        let epi = conv::Epilogue::new(
+            "test",
+            co,
+            (scale.as_tensor(), shift.as_tensor()),
+            Activation::Relu,
+        )
+        .unwrap();
+        for epi in [epi.with_residual(&r), epi] {
+            close(
+                &direct::forward(&x, &wt, &g, Some(&epi)),
+                &conv::gemm_forward(&x, &wt, &g, Some(&epi)),
+                &format!("{what} with an epilogue"),
+            );
+        }
     }
 }
