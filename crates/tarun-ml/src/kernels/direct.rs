@@ -136,7 +136,7 @@ pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
     }
     let gn = group(hw, g.b);
     let full = Plan::new(g, gn);
-    let rest = (g.b % gn != 0).then(|| Plan::new(g, g.b % gn));
+    let rest = (!g.b.is_multiple_of(gn)).then(|| Plan::new(g, g.b % gn));
     let packed = pack_weights(w, g);
     y.par_chunks_mut(gn * g.co * hw)
         .enumerate()
