@@ -22,21 +22,29 @@ const NV: usize = 3;
 /// Lanes per vector.
 const L: usize = 16;
 
-/// Whether the direct kernel runs `g` here: a "same" convolution of a small odd kernel, on a
-/// CPU with AVX-512, with at least one image per thread (the tiles split over images) and maps
-/// of at least 16 positions (a 2x2 map filled a quarter of each vector: 50 against im2col's 120
-/// GFLOP/s).
+/// Whether the direct kernel runs `g` here: a convolution of a kernel of 3x3 to 7x7 at stride 1
+/// with "same" padding or at stride 2 with an output of half the input (rounded up), on a CPU
+/// with AVX-512, with at least one image per thread (the tiles split over images) and output
+/// maps of at least 16 positions (a 2x2 map filled a quarter of each vector: 50 against
+/// im2col's 120 GFLOP/s). 1x1 convolutions are one GEMM without im2col and stay there (the
+/// direct kernel measured 5-45 % slower on MobileNetV2's and ResNet-18's).
 pub(super) fn applies(g: &Geom) -> bool {
-    let shape = g.k % 2 == 1
-        && g.k <= 7
-        && g.stride == 1
-        && g.pad == g.k / 2
-        && g.ho == g.h
-        && g.wo == g.w
+    let (hp, wp) = phase_dims(g);
+    let shape = (3..=7).contains(&g.k)
+        && g.pad < g.k
+        && (g.stride == 1 || g.stride == 2)
+        && (g.ho, g.wo) == (hp, wp)
         && g.b >= threads()
-        && g.h * g.w >= L
+        && g.ho * g.wo >= L
         && g.c.min(g.co) <= 128;
     shape && enabled()
+}
+
+/// The size of the input's phases at the convolution's stride `s`: phase `(ry, rx)` holds the
+/// input's rows `s i + ry` and columns `s j + rx`, and a tap `(ki, kj)` reads one phase shifted
+/// (see [`Plan::new`]). At stride 1 the one phase is the input.
+fn phase_dims(g: &Geom) -> (usize, usize) {
+    (g.h.div_ceil(g.stride), g.w.div_ceil(g.stride))
 }
 
 /// [`available`], unless `TARUN_NO_DIRECT` is set (for measuring this kernel against im2col +
@@ -61,7 +69,8 @@ pub(super) fn available() -> bool {
 /// Where a group's tiles read and write, relative to the group's first image: for tile `i`,
 /// slot `v` and tap `t`, the input offset `x_off[(i * taps + t) * NV + v]` and its lane mask;
 /// the output offset (channel 0) and store mask of slot `v` in `out[i * NV + v]`. Unused
-/// slots of the last tile have empty masks.
+/// slots of the last tile have empty masks. The input is the group's phases (at stride 1, its
+/// images): `[image][phase][channel][Hp x Wp]`.
 struct Plan {
     taps: usize,
     x_off: Vec<isize>,
@@ -71,7 +80,9 @@ struct Plan {
 
 impl Plan {
     fn new(g: &Geom, gn: usize) -> Self {
-        let (hw, taps) = (g.h * g.w, g.k * g.k);
+        let (hp, wp) = phase_dims(g);
+        let (hw, taps, s) = (g.ho * g.wo, g.k * g.k, g.stride as isize);
+        let image = g.stride * g.stride * g.c * hp * wp;
         let slots: Vec<(usize, usize)> = (0..gn)
             .flat_map(|i| (0..hw).step_by(L).map(move |p| (i, p)))
             .collect();
@@ -82,26 +93,51 @@ impl Plan {
             x_mask: vec![0; tiles * taps * NV],
             out: vec![(0, 0); tiles * NV],
         };
-        let r = g.pad as isize;
-        for (s, &(i, p)) in slots.iter().enumerate() {
-            let (tile, v) = (s / NV, s % NV);
+        // Tap `(ki, kj)` reads input row `s oh + ki - pad = s (oh + dy) + ry`: phase row
+        // `oh + dy` of phase `(ry, rx)`.
+        let split = |a: usize| {
+            let a = a as isize - g.pad as isize;
+            (a.div_euclid(s), a.rem_euclid(s) as usize)
+        };
+        for (slot, &(i, p)) in slots.iter().enumerate() {
+            let (tile, v) = (slot / NV, slot % NV);
             let lanes = (hw - p).min(L);
-            plan.out[s] = (i * g.co * hw + p, ((1u32 << lanes) - 1) as u16);
+            plan.out[slot] = (i * g.co * hw + p, ((1u32 << lanes) - 1) as u16);
             for t in 0..taps {
-                let (dy, dx) = ((t / g.k) as isize - r, (t % g.k) as isize - r);
+                let ((dy, ry), (dx, rx)) = (split(t / g.k), split(t % g.k));
+                let phase = (ry * g.stride + rx) * g.c * hp * wp;
                 let mut mask = 0u16;
                 for l in 0..lanes {
-                    let (oh, ow) = (((p + l) / g.w) as isize, ((p + l) % g.w) as isize);
+                    let (oh, ow) = (((p + l) / wp) as isize, ((p + l) % wp) as isize);
                     let (ih, iw) = (oh + dy, ow + dx);
-                    if (0..g.h as isize).contains(&ih) && (0..g.w as isize).contains(&iw) {
+                    if (0..hp as isize).contains(&ih) && (0..wp as isize).contains(&iw) {
                         mask |= 1 << l;
                     }
                 }
                 let at = (tile * taps + t) * NV + v;
-                plan.x_off[at] = (i * g.c * hw + p) as isize + dy * g.w as isize + dx;
+                plan.x_off[at] = (i * image + phase + p) as isize + dy * wp as isize + dx;
                 plan.x_mask[at] = mask;
             }
         }
+        plan
+    }
+
+    /// [`Plan::new`], kept for the next call with the same shapes: building it took 2 % of a
+    /// ResNet-18 width 0.25 batch 32 inference pass, every pass asking for the same few.
+    fn cached(g: &Geom, gn: usize) -> std::sync::Arc<Plan> {
+        type Key = (usize, usize, usize, usize, usize, usize, usize, usize);
+        static PLANS: std::sync::Mutex<Vec<(Key, std::sync::Arc<Plan>)>> =
+            std::sync::Mutex::new(Vec::new());
+        let key = (g.c, g.co, g.h, g.w, g.k, g.stride, g.pad, gn);
+        let mut plans = PLANS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, plan)) = plans.iter().find(|(k, _)| *k == key) {
+            return plan.clone();
+        }
+        let plan = std::sync::Arc::new(Plan::new(g, gn));
+        if plans.len() >= 64 {
+            plans.remove(0);
+        }
+        plans.push((key, plan.clone()));
         plan
     }
 
@@ -115,44 +151,90 @@ impl Plan {
 fn pack_weights(w: &[f32], g: &Geom) -> Vec<f32> {
     let (taps, blocks) = (g.k * g.k, g.co.div_ceil(CB));
     let mut packed = vec![0f32; blocks * taps * g.c * CB];
-    for o in 0..g.co {
-        let (blk, j) = (o / CB, o % CB);
-        for c in 0..g.c {
-            for t in 0..taps {
-                packed[((blk * taps + t) * g.c + c) * CB + j] = w[(o * g.c + c) * taps + t];
+    // Block by block on all threads (the last stage's kernels are 147K weights, packed for
+    // every call), each written in order.
+    packed
+        .par_chunks_mut(taps * g.c * CB)
+        .enumerate()
+        .for_each(|(blk, block)| {
+            for o in blk * CB..(blk * CB + CB).min(g.co) {
+                let j = o - blk * CB;
+                for t in 0..taps {
+                    let dst = &mut block[t * g.c * CB..(t + 1) * g.c * CB];
+                    for (c, v) in dst.iter_mut().skip(j).step_by(CB).enumerate() {
+                        *v = w[(o * g.c + c) * taps + t];
+                    }
+                }
             }
-        }
-    }
+        });
     packed
 }
 
 /// The forward convolution of `x` (`B x C x H x W`) by `w` (`Co x C x k x k`), followed by `epi`
 /// if given. Only where [`applies`] holds.
 pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
-    let hw = g.h * g.w;
+    let hw = g.ho * g.wo;
     let mut y = zeroed(g.b * g.co * hw);
     if y.is_empty() {
         return y;
     }
     let gn = group(hw, g.b);
-    let full = Plan::new(g, gn);
-    let rest = (!g.b.is_multiple_of(gn)).then(|| Plan::new(g, g.b % gn));
+    let full = Plan::cached(g, gn);
+    let rest = (!g.b.is_multiple_of(gn)).then(|| Plan::cached(g, g.b % gn));
     let packed = pack_weights(w, g);
+    let (hp, wp) = phase_dims(g);
+    let image = g.stride * g.stride * g.c * hp * wp;
     y.par_chunks_mut(gn * g.co * hw)
         .enumerate()
         .for_each(|(gi, out)| {
-            let n0 = gi * gn;
+            let (n0, count) = (gi * gn, out.len() / (g.co * hw));
             let plan = match &rest {
-                Some(p) if out.len() < gn * g.co * hw => p,
-                _ => &full,
+                Some(p) if count < gn => &**p,
+                _ => &*full,
             };
-            let xg = &x[n0 * g.c * hw..];
-            run_group(xg, &packed, g, plan, out);
+            let xg = &x[n0 * g.chw()..(n0 + count) * g.chw()];
+            if g.stride == 1 {
+                run_group(xg, &packed, g, plan, out);
+            } else {
+                super::with_scratch(count * image, 0, |phases, _| {
+                    split_phases(xg, g, phases);
+                    run_group(phases, &packed, g, plan, out);
+                });
+            }
             if let Some(e) = epi {
                 e.apply(out, n0, g.co, hw);
             }
         });
     y
+}
+
+/// Copies images `x` into their phases at the stride, `[image][phase][channel][Hp x Wp]`, with
+/// zeros where a phase runs past the input (odd sizes): one pass over the input where im2col
+/// copied it `k k / s^2` times.
+fn split_phases(x: &[f32], g: &Geom, phases: &mut [f32]) {
+    let (hp, wp) = phase_dims(g);
+    let s = g.stride;
+    let mut dst = phases.chunks_exact_mut(wp);
+    for img in x.chunks_exact(g.chw()) {
+        for ry in 0..s {
+            for rx in 0..s {
+                for plane in img.chunks_exact(g.h * g.w) {
+                    for i in 0..hp {
+                        let row = dst.next().expect("phases sized to the group");
+                        let src = s * i + ry;
+                        if src >= g.h {
+                            row.fill(0.0);
+                            continue;
+                        }
+                        let src = &plane[src * g.w..(src + 1) * g.w];
+                        for (j, v) in row.iter_mut().enumerate() {
+                            *v = src.get(s * j + rx).copied().unwrap_or(0.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// dL/dx of the forward convolution `g`, where the direct kernel runs it: for a "same"
@@ -161,7 +243,7 @@ pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
 /// and its channels swapped (taps `t` and `k k - 1 - t` have opposite shifts).
 pub(super) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Option<Vec<f32>> {
     let back = Geom::new(&[g.b, g.co, g.h, g.w], &[g.c, g.co, g.k, g.k], 1, g.pad).ok()?;
-    if !(applies(g) && applies(&back)) {
+    if !(g.stride == 1 && applies(g) && applies(&back)) {
         return None;
     }
     let taps = g.k * g.k;
@@ -176,18 +258,16 @@ pub(super) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Option<Vec<f32>> {
     Some(forward(dy, &turned, &back, None))
 }
 
-/// Images per group: of `1..=NV`, the fewest that leave the smallest share of the last tile's
-/// slots empty (an 8x8 map is four vectors: one image a group left two of six slots empty,
-/// three fill four tiles), within one group per thread.
+/// Images per group: the number, up to `2 NV`, whose groups the threads finish soonest, counted
+/// in tiles per thread (the groups spread evenly, the last tile of a group maybe part empty);
+/// the fewest of equals. An 8x8 map is four vectors: one image a group leaves two of six
+/// slots empty, three fill four tiles; at batch 32 on two threads, three 32x32 images a group
+/// made 11 groups, six for one thread and five for the other, where two made 16.
 fn group(hw: usize, b: usize) -> usize {
     let vectors = hw.div_ceil(L);
-    let waste = |gn: usize| {
-        let slots = gn * vectors;
-        (slots.div_ceil(NV) * NV - slots) as f64 / slots as f64
-    };
-    let most = NV.min(b.div_ceil(threads())).max(1);
-    (1..=most)
-        .min_by(|&a, &b| waste(a).total_cmp(&waste(b)))
+    let cost = |gn: usize| b.div_ceil(gn).div_ceil(threads()) * (gn * vectors).div_ceil(NV);
+    (1..=(2 * NV).min(b).max(1))
+        .min_by_key(|&gn| (cost(gn), gn))
         .unwrap_or(1)
 }
 
@@ -195,7 +275,8 @@ fn group(hw: usize, b: usize) -> usize {
 fn run_group(x: &[f32], packed: &[f32], g: &Geom, plan: &Plan, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        let hw = g.h * g.w;
+        let (hp, wp) = phase_dims(g);
+        let hw = g.ho * g.wo;
         let block = plan.taps * g.c * CB;
         for (blk, wb) in packed.chunks_exact(block).enumerate() {
             let channels = (g.co - blk * CB).min(CB);
@@ -211,7 +292,7 @@ fn run_group(x: &[f32], packed: &[f32], g: &Geom, plan: &Plan, out: &mut [f32]) 
                     tile_avx512(
                         x,
                         wb,
-                        (g.c, hw),
+                        (g.c, hp * wp, hw),
                         (offs, masks),
                         (dst, blk * CB * hw, channels),
                         out,
@@ -228,14 +309,14 @@ fn run_group(x: &[f32], packed: &[f32], g: &Geom, plan: &Plan, out: &mut [f32]) 
 }
 
 /// One tile: [`CB`] output channels by [`NV`] vectors of 16 outputs, summed over the `C` input
-/// channels (stride `hw` in `x`) and the taps, tap by tap so that each slot's offset and mask
+/// channels (stride `x_cs` in `x`, `hw` in `out`) and the taps, tap by tap so that each slot's offset and mask
 /// stay in registers over the channel loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_avx512(
     x: &[f32],
     w: &[f32],
-    (c, hw): (usize, usize),
+    (c, x_cs, hw): (usize, usize, usize),
     (offs, masks): (&[isize], &[u16]),
     (dst, out_base, channels): (&[(usize, u16)], usize, usize),
     out: &mut [f32],
@@ -250,7 +331,7 @@ unsafe fn tile_avx512(
         let mask: [u16; NV] = std::array::from_fn(|v| masks[t * NV + v]);
         let wt = &w[t * c * CB..(t + 1) * c * CB];
         for (ci, wc) in wt.chunks_exact(CB).enumerate() {
-            let base = xp.wrapping_add(ci * hw);
+            let base = xp.wrapping_add(ci * x_cs);
             // SAFETY: see `run_group`: unmasked lanes are in bounds, masked ones not accessed.
             let xv: [__m512; NV] = std::array::from_fn(|v| unsafe {
                 _mm512_maskz_loadu_ps(mask[v], base.wrapping_offset(off[v]))

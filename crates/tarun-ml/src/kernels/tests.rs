@@ -511,17 +511,21 @@ fn direct_convolution_matches_im2col() {
         eprintln!("no AVX-512 here: the direct convolution is not used, not tested");
         return;
     }
-    // (batch, channels in, height, width, channels out, kernel)
+    // (batch, channels in, height, width, channels out, kernel, stride, padding)
     let cases = [
-        (2, 3, 32, 32, 16, 3),
-        (3, 16, 8, 8, 12, 3),
-        (5, 7, 4, 4, 9, 3),
-        (2, 5, 7, 9, 8, 3),
-        (4, 4, 5, 5, 3, 5),
-        (3, 6, 6, 6, 17, 7),
-        (2, 9, 4, 6, 5, 1),
-        (7, 2, 16, 1, 4, 3),
-        (3, 20, 3, 17, 24, 3),
+        (2, 3, 32, 32, 16, 3, 1, 1),
+        (3, 16, 8, 8, 12, 3, 1, 1),
+        (5, 7, 4, 4, 9, 3, 1, 1),
+        (2, 5, 7, 9, 8, 3, 1, 1),
+        (4, 4, 5, 5, 3, 5, 1, 2),
+        (3, 6, 6, 6, 17, 7, 1, 3),
+        (2, 9, 4, 6, 5, 1, 1, 0),
+        (7, 2, 16, 1, 4, 3, 1, 1),
+        (3, 20, 3, 17, 24, 3, 1, 1),
+        (3, 6, 16, 16, 10, 3, 2, 1), // stride 2 (ResNet's downsampling)
+        (2, 5, 9, 11, 7, 3, 2, 1),   // stride 2 on odd sizes: phases past the input
+        (3, 8, 8, 8, 9, 1, 2, 0),    // 1x1 stride 2 (not run so, but the same code)
+        (2, 4, 13, 10, 6, 5, 2, 2),  // 5x5 stride 2
     ];
     let close = |a: &[f32], b: &[f32], what: &str| {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
@@ -534,31 +538,32 @@ fn direct_convolution_matches_im2col() {
         let v = random(shape, seed).as_tensor().flatten_all().unwrap();
         v.to_vec1::<f32>().unwrap()
     };
-    for (n, &(b, c, h, w, co, k)) in cases.iter().enumerate() {
-        let g = conv::Geom::new(&[b, c, h, w], &[co, c, k, k], 1, k / 2).unwrap();
+    for (n, &(b, c, h, w, co, k, s, p)) in cases.iter().enumerate() {
+        let g = conv::Geom::new(&[b, c, h, w], &[co, c, k, k], s, p).unwrap();
+        let (ho, wo) = (g.ho, g.wo);
         assert!(
-            direct::applies(&g) || b < threads() || h * w < 16,
+            direct::applies(&g) || k == 1 || b < threads() || ho * wo < 16,
             "case {n}"
         );
         let (x, wt) = (
             vec(&[b, c, h, w], n as u64),
             vec(&[co, c, k, k], 50 + n as u64),
         );
-        let what = format!("case {n} {:?}", (b, c, h, w, co, k));
+        let what = format!("case {n} {:?}", (b, c, h, w, co, k, s, p));
         let reference = conv::gemm_forward(&x, &wt, &g, None);
         close(&direct::forward(&x, &wt, &g, None), &reference, &what);
-        let dy = vec(&[b, co, h, w], 90 + n as u64);
+        let dy = vec(&[b, co, ho, wo], 90 + n as u64);
         if let Some(dx) = direct::input_grad(&dy, &wt, &g) {
             let reference = conv::gemm_input_grad(&dy, &wt, &g);
             close(&dx, &reference, &format!("{what} input gradient"));
         } else {
             assert!(
-                b < threads() || h * w < 16,
+                s > 1 || k == 1 || b < threads() || h * w < 16,
                 "{what}: no direct input gradient"
             );
         }
         let (scale, shift) = (random(&[co], 60 + n as u64), random(&[co], 70 + n as u64));
-        let r = vec(&[b, co, h, w], 80 + n as u64);
+        let r = vec(&[b, co, ho, wo], 80 + n as u64);
         let epi = conv::Epilogue::new(
             "test",
             co,
