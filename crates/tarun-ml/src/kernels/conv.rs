@@ -675,6 +675,14 @@ pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     if winograd::applies(g, Pass::KernelGrad) {
         return winograd::kernel_grad(x, dy, g);
     }
+    if let Some(dw) = direct::kernel_grad(x, dy, g) {
+        return dw;
+    }
+    gemm_kernel_grad(x, dy, g)
+}
+
+/// [`kernel_grad`] by im2col + GEMM.
+pub(crate) fn gemm_kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     let (hw, ckk) = (g.out_hw(), g.ckk());
     let total = sum_over_groups((g.b, g.group()), ckk * g.co, |acc, n0, gn, inner| {
         let (dyg_len, col_len) = grad_scratch(g, gn);

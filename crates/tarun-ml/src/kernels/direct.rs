@@ -258,6 +258,219 @@ pub(super) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Option<Vec<f32>> {
     Some(forward(dy, &turned, &back, None))
 }
 
+/// dL/dW of the convolution `g`, where the direct forward runs it:
+/// `dW[o][c][t] = sum_(n, p) dY[n][o][p] X[n][c][s p + t]`, with the input channels in the
+/// vector lanes. Each image's input is first laid out `H' x W' x C'` (padded rows and columns,
+/// channels rounded up to 16, zeros around), so that every tap of every output position reads
+/// whole vectors of channels; a block of output channels, taps and channel vectors keeps its
+/// 24 sums in registers over all of an image's positions, one broadcast of `dY` per output
+/// channel and position. im2col + GEMM wrote the input out nine times (`col`) and had gemm
+/// pack it again.
+pub(super) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Option<Vec<f32>> {
+    let (cv, taps) = (g.c.div_ceil(L), g.k * g.k);
+    let cp = cv * L;
+    // The 3-channel stem would fill 3 of 16 lanes (1.6x slower than im2col + GEMM).
+    if !applies(g) || 2 * g.c <= cp {
+        return None;
+    }
+    let padded = (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * cp;
+    let hw = g.ho * g.wo;
+    let total = super::sum_over_groups((g.b, 1), taps * g.co * cp, |acc, n0, count, _| {
+        for n in n0..n0 + count {
+            super::with_scratch(padded + L, 0, |xt, _| {
+                // Rows of whole cache lines: loads split across two lines cost twice.
+                let start = xt.as_ptr().align_offset(64).min(L);
+                let xt = &mut xt[start..start + padded];
+                channels_last_padded(&x[n * g.chw()..(n + 1) * g.chw()], g, cp, xt);
+                let dyn_ = &dy[n * g.co * hw..(n + 1) * g.co * hw];
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `applies` checked AVX-512; every load is inside `xt` (the padded
+                // layout covers every tap of every output position) or `dy` (channel indices
+                // clamped to the last), every sum lands inside `acc`.
+                unsafe {
+                    if cv.is_multiple_of(4) {
+                        grad_image::<6, 1, 4>(xt, dyn_, g, cp, acc);
+                    } else if cv.is_multiple_of(2) {
+                        grad_image::<4, 3, 2>(xt, dyn_, g, cp, acc);
+                    } else {
+                        grad_image::<8, 3, 1>(xt, dyn_, g, cp, acc);
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (xt, dyn_, &acc);
+            });
+        }
+    });
+    // `total` is `[t][o][c']`; the kernel is `[o][c][t]`.
+    let mut dw = vec![0f32; g.co * g.c * taps];
+    for (t, plane) in total.chunks_exact(g.co * cp).enumerate() {
+        for (o, row) in plane.chunks_exact(cp).enumerate() {
+            for (c, &v) in row[..g.c].iter().enumerate() {
+                dw[(o * g.c + c) * taps + t] = v;
+            }
+        }
+    }
+    Some(dw)
+}
+
+/// One image `C x H x W` into `xt`, `(H + 2 pad) x (W + 2 pad) x cp`, zeros around and in the
+/// channels past `C`. Whole 16 x 16 blocks (16 channels by 16 columns of a row) are transposed
+/// in registers: element by element, the copy took half as long as the gradient itself.
+fn channels_last_padded(x: &[f32], g: &Geom, cp: usize, xt: &mut [f32]) {
+    let wpad = g.w + 2 * g.pad;
+    let row_len = wpad * cp;
+    if cp != g.c {
+        xt.fill(0.0);
+    } else {
+        // Only the border: `pad` rows above and below, `pad` columns left and right.
+        let (top, bottom) = (g.pad * row_len, (g.h + g.pad) * row_len);
+        xt[..top].fill(0.0);
+        xt[bottom..].fill(0.0);
+        for row in xt[top..bottom].chunks_exact_mut(row_len) {
+            row[..g.pad * cp].fill(0.0);
+            row[(g.pad + g.w) * cp..].fill(0.0);
+        }
+    }
+    let blocked = g.c.is_multiple_of(L) && g.w.is_multiple_of(L);
+    for ih in 0..g.h {
+        let dst = &mut xt[(ih + g.pad) * row_len + g.pad * cp..][..g.w * cp];
+        #[cfg(target_arch = "x86_64")]
+        if blocked {
+            for c0 in (0..g.c).step_by(L) {
+                for w0 in (0..g.w).step_by(L) {
+                    let src = &x[(c0 * g.h + ih) * g.w + w0..];
+                    // SAFETY: `applies` checked AVX-512; the 16 rows read are `src[c * H W..]
+                    // [..16]` for `c < 16`, inside the image as `c0 + 16 <= C` and `w0 + 16 <=
+                    // W`, and the 16 written are `dst[(w0 + j) * cp + c0..][..16]`.
+                    unsafe { transpose16(src, g.h * g.w, &mut dst[w0 * cp + c0..], cp) };
+                }
+            }
+            continue;
+        }
+        let _ = blocked;
+        for c in 0..g.c {
+            let src = &x[(c * g.h + ih) * g.w..][..g.w];
+            for (iw, &v) in src.iter().enumerate() {
+                dst[iw * cp + c] = v;
+            }
+        }
+    }
+}
+
+/// `dst[j * ld_dst + i] = src[i * ld_src + j]` for `i, j < 16`: the 16 x 16 transpose of
+/// unpacks and 128-bit lane shuffles.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(src: &[f32], ld_src: usize, dst: &mut [f32], ld_dst: usize) {
+    use std::arch::x86_64::*;
+    assert!(src.len() > 15 * ld_src + 15 && dst.len() > 15 * ld_dst + 15);
+    // SAFETY: the assertion bounds every row read and written.
+    let mut r: [__m512; 16] =
+        std::array::from_fn(|i| unsafe { _mm512_loadu_ps(src.as_ptr().add(i * ld_src)) });
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    let pd = |a: __m512, b: __m512, hi: bool| {
+        let (a, b) = (_mm512_castps_pd(a), _mm512_castps_pd(b));
+        _mm512_castpd_ps(if hi {
+            _mm512_unpackhi_pd(a, b)
+        } else {
+            _mm512_unpacklo_pd(a, b)
+        })
+    };
+    for q in 0..4 {
+        let (a, b) = (t[4 * q], t[4 * q + 2]);
+        let (c, d) = (t[4 * q + 1], t[4 * q + 3]);
+        r[4 * q] = pd(a, b, false);
+        r[4 * q + 1] = pd(a, b, true);
+        r[4 * q + 2] = pd(c, d, false);
+        r[4 * q + 3] = pd(c, d, true);
+    }
+    for h in 0..2 {
+        for i in 0..4 {
+            let (a, b) = (r[8 * h + i], r[8 * h + 4 + i]);
+            t[8 * h + i] = _mm512_shuffle_f32x4::<0x88>(a, b);
+            t[8 * h + 4 + i] = _mm512_shuffle_f32x4::<0xdd>(a, b);
+        }
+    }
+    for i in 0..8 {
+        r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[8 + i]);
+        r[8 + i] = _mm512_shuffle_f32x4::<0xdd>(t[i], t[8 + i]);
+    }
+    for (j, v) in r.iter().enumerate() {
+        // SAFETY: see the assertion.
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(j * ld_dst), *v) };
+    }
+}
+
+/// One image's kernel gradient into `acc` (`[t][o][cp]`), in blocks of `OB` output channels,
+/// `TB` taps and `CVB` vectors of input channels (`OB TB CVB = 24` sums). Output channels and
+/// taps past the last are clamped to it and their sums dropped; `cp / 16` is a multiple of
+/// `CVB`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn grad_image<const OB: usize, const TB: usize, const CVB: usize>(
+    xt: &[f32],
+    dy: &[f32],
+    g: &Geom,
+    cp: usize,
+    acc: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let (taps, hw, wpad) = (g.k * g.k, g.ho * g.wo, g.w + 2 * g.pad);
+    let s = g.stride;
+    debug_assert!(xt.len() >= (g.h + 2 * g.pad) * wpad * cp && dy.len() == g.co * hw);
+    let (xp, yp) = (xt.as_ptr(), dy.as_ptr());
+    for o0 in (0..g.co).step_by(OB) {
+        let ys: [usize; OB] = std::array::from_fn(|j| (o0 + j).min(g.co - 1) * hw);
+        for t0 in (0..taps).step_by(TB) {
+            let tv: [usize; TB] = std::array::from_fn(|i| (t0 + i).min(taps - 1));
+            let toff: [usize; TB] =
+                std::array::from_fn(|i| ((tv[i] / g.k) * wpad + tv[i] % g.k) * cp);
+            for c0 in (0..cp / L).step_by(CVB) {
+                let mut sum = [[[_mm512_setzero_ps(); CVB]; TB]; OB];
+                for oh in 0..g.ho {
+                    let row = s * oh * wpad * cp + c0 * L;
+                    for ow in 0..g.wo {
+                        let at = row + s * ow * cp;
+                        // SAFETY: see `kernel_grad`.
+                        let xv: [[__m512; CVB]; TB] = std::array::from_fn(|i| {
+                            std::array::from_fn(|v| unsafe {
+                                _mm512_loadu_ps(xp.add(at + toff[i] + v * L))
+                            })
+                        });
+                        let p = oh * g.wo + ow;
+                        for j in 0..OB {
+                            // SAFETY: see `kernel_grad`.
+                            let d = _mm512_set1_ps(unsafe { *yp.add(ys[j] + p) });
+                            for i in 0..TB {
+                                for v in 0..CVB {
+                                    sum[j][i][v] = _mm512_fmadd_ps(d, xv[i][v], sum[j][i][v]);
+                                }
+                            }
+                        }
+                    }
+                }
+                for (j, per_tap) in sum.iter().enumerate().take(g.co - o0) {
+                    for (i, vecs) in per_tap.iter().enumerate().take(taps - t0) {
+                        for (v, &add) in vecs.iter().enumerate() {
+                            let at = ((t0 + i) * g.co + o0 + j) * cp + (c0 + v) * L;
+                            let dst = &mut acc[at..at + L];
+                            // SAFETY: `dst` holds 16 floats.
+                            unsafe {
+                                let cur = _mm512_loadu_ps(dst.as_ptr());
+                                _mm512_storeu_ps(dst.as_mut_ptr(), _mm512_add_ps(cur, add));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Images per group: the number, up to `2 NV`, whose groups the threads finish soonest, counted
 /// in tiles per thread (the groups spread evenly, the last tile of a group maybe part empty);
 /// the fewest of equals. An 8x8 map is four vectors: one image a group leaves two of six

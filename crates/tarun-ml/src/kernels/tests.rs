@@ -296,7 +296,7 @@ fn winograd_matches_im2col_in_every_pass() {
         );
         close(
             &winograd::kernel_grad(&x, &dy, &g),
-            &conv::kernel_grad(&x, &dy, &g),
+            &conv::gemm_kernel_grad(&x, &dy, &g),
             &format!("{what} kernel gradient"),
         );
     }
@@ -526,6 +526,9 @@ fn direct_convolution_matches_im2col() {
         (2, 5, 9, 11, 7, 3, 2, 1),   // stride 2 on odd sizes: phases past the input
         (3, 8, 8, 8, 9, 1, 2, 0),    // 1x1 stride 2 (not run so, but the same code)
         (2, 4, 13, 10, 6, 5, 2, 2),  // 5x5 stride 2
+        (2, 64, 5, 5, 7, 3, 1, 1),   // four vectors of input channels (the gradient's blocks)
+        (2, 40, 6, 4, 5, 3, 2, 1),   // three vectors of input channels, the last part empty
+        (2, 32, 5, 32, 6, 3, 1, 1),  // the gradient's input copy by 16 x 16 blocks
     ];
     let close = |a: &[f32], b: &[f32], what: &str| {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
@@ -563,6 +566,15 @@ fn direct_convolution_matches_im2col() {
             );
         }
         let (scale, shift) = (random(&[co], 60 + n as u64), random(&[co], 70 + n as u64));
+        if let Some(dw) = direct::kernel_grad(&x, &dy, &g) {
+            let reference = conv::gemm_kernel_grad(&x, &dy, &g);
+            close(&dw, &reference, &format!("{what} kernel gradient"));
+        } else {
+            assert!(
+                k == 1 || 2 * c <= c.div_ceil(16) * 16 || b < threads() || ho * wo < 16,
+                "{what}: no direct kernel gradient"
+            );
+        }
         let r = vec(&[b, co, ho, wo], 80 + n as u64);
         let epi = conv::Epilogue::new(
             "test",
