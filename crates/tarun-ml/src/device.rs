@@ -99,22 +99,23 @@ fn accelerator_info(name: &str) -> (String, Option<u64>) {
 ///   is inside the job's own rayon pool.
 /// * glibc serves every allocation above 128 KiB with a fresh `mmap` and returns it on `free`,
 ///   so every op's output was page-faulted in again, zeroed by the kernel, with TLB shoot-downs
-///   between the threads. A fixed 256 MiB threshold and a lazier trim keep the freed memory for
+///   between the threads. A fixed 1 GiB threshold and a lazier trim keep the freed memory for
 ///   reuse (the resident peak is the same; it is just not handed back between steps). On
 ///   ResNet-18 width 0.25 batch 32 training (2 threads): page faults fell from 103,000 to 22,000
-///   per run and images/second rose about 40 % (docs/performance.md). The threshold was 32 MiB
-///   (older glibc refuses more, and then it stays there) until glibc 2.36 was seen to take
-///   more: ResNet-18 width 1 batch 128's 33.5 MB activations
-///   were then mapped and zeroed afresh by every op (11 % of the step in the kernel's
-///   `clear_page`); at 256 MiB they are reused and the row trains about 12 % faster. Higher (1 GiB)
-///   put VGG-11-BN's 411 MB weight gradients on the heap too, where they fragmented it: 6-11 %
-///   more peak memory for no speed.
-/// * Buffers above that threshold (VGG-11-BN's 411 MB weight gradients) are still mapped afresh
-///   for every op, 4 KiB page by page: 3.7 million page faults and TLB shoot-downs in one
-///   `tarun bench` row of VGG-11-BN width 1. glibc's `glibc.malloc.hugetlb=1`
-///   tunable asks for transparent huge pages on those mappings (24,000 faults; training 23 ->
-///   42 images/second there), but glibc reads tunables only at start-up, so the process runs
-///   itself again with it added (see [`reexec_with_huge_pages`]).
+///   per run and images/second rose about 40 % (docs/performance.md). At 32 MiB (older glibc
+///   refuses more, and then it stays there) ResNet-18 width 1 batch 128's 33.5 MB activations
+///   were mapped and zeroed afresh by every op (11 % of the step in the kernel's `clear_page`);
+///   at 256 MiB VGG-11-BN's 411 MB classifier weight gradient, built anew every step, still
+///   was: `clear_page` 28 % of a width 1 batch 32 step even on huge pages. At 1 GiB it is reused
+///   too: VGG-11-BN width 1 trains 10-15 % faster, with the same peak (+0-1.4 %). (Before the
+///   classifier's fold moved onto the tape, 1 GiB had cost 6-11 % more peak memory for no
+///   speed: four such buffers a step fragmented the heap.)
+/// * Buffers above that threshold are still mapped afresh for every op, 4 KiB page by page.
+///   glibc's `glibc.malloc.hugetlb=1` tunable asks for transparent huge pages on those mappings
+///   (VGG-11-BN width 1, when its gradients were mapped: 3.7 million page faults in one
+///   `tarun bench` row, 24,000 with it; training 23 -> 42 images/second), but glibc reads
+///   tunables only at start-up, so the process runs itself again with it added (see
+///   [`reexec_with_huge_pages`]).
 pub fn tune_process() {
     reexec_with_huge_pages();
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
@@ -125,8 +126,11 @@ pub fn tune_process() {
     // SAFETY: mallopt only changes glibc's allocation thresholds; it is called before any thread
     // exists and the values are in range.
     unsafe {
-        if libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20) == 0 {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        // The largest this glibc accepts of 1 GiB, 256 MiB and 32 MiB.
+        for threshold in [1 << 30, 256 << 20, 32 << 20] {
+            if libc::mallopt(libc::M_MMAP_THRESHOLD, threshold) != 0 {
+                break;
+            }
         }
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TOP_PAD, 64 << 20);
