@@ -25,6 +25,7 @@ use std::collections::{HashMap, HashSet};
 
 use candle_core::backprop::GradStore;
 use candle_core::{CustomOp2, CustomOp3, Result, Tensor, TensorId, Var};
+use rayon::prelude::*;
 
 /// An op's backward pass, given its inputs, output and the output's gradient: the inputs'
 /// gradients, `None` where there is none or where `needs` says it is not wanted.
@@ -241,11 +242,29 @@ impl Backward for Fold {
         g: &Tensor,
         _: &[bool],
     ) -> Result<Vec<Option<Tensor>>> {
+        // Each column's gradient repeated over its run, written once on all threads into a
+        // buffer that is not zeroed first: the broadcast-and-reshape this replaces was Candle's
+        // element-by-element strided copy, 17 % of a VGG-11-BN width 1 batch 32 step.
         let (rows, cols) = y.dims2()?;
-        let spread = g
-            .reshape((rows, cols, 1))?
-            .broadcast_as((rows, cols, self.0))?;
-        Ok(vec![Some(spread.reshape((rows, cols * self.0))?)])
+        let group = self.0;
+        let g = g.flatten_all()?.to_vec1::<f32>()?;
+        let n = rows * cols * group;
+        let mut spread: Vec<f32> = Vec::with_capacity(n);
+        spread.spare_capacity_mut()[..n]
+            .par_chunks_mut((cols * group).max(1))
+            .zip(g.par_chunks(cols.max(1)))
+            .for_each(|(dst, src)| {
+                for (run, &v) in dst.chunks_exact_mut(group).zip(src) {
+                    run.iter_mut().for_each(|x| {
+                        x.write(v);
+                    });
+                }
+            });
+        // SAFETY: the loop above wrote all `n` elements (`rows` chunks of `cols` runs of
+        // `group`).
+        unsafe { spread.set_len(n) };
+        let spread = Tensor::from_vec(spread, (rows, cols * group), y.device())?;
+        Ok(vec![Some(spread)])
     }
 }
 
