@@ -1,14 +1,21 @@
-//! A direct "same" convolution (stride 1, odd `k`, padding `k / 2`) on AVX-512, without an
-//! im2col matrix: the 3x3 convolutions of ResNet-18 and VGG-11-BN on 16-128 channels.
+//! A direct convolution on AVX-512, without an im2col matrix: the 3x3 convolutions of
+//! ResNet-18 and VGG-11-BN on 16-128 channels ("same" at stride 1, and stride 2), forward and
+//! both gradients.
 //!
 //! im2col + GEMM copies each input element nine times into the column matrix, and gemm then
 //! packs that matrix once more; on ResNet-18 width 0.25 (16-32 channels, 32x32 and 16x16 maps)
-//! the copies were a fifth of an inference pass and the GEMM ran at 120-150 GFLOP/s. Here each
-//! kernel tap `(dy, dx)` is a shift of the whole flattened plane by `dy W + dx` (as in
-//! `conv::im2col_same`), so a vector of 16 consecutive outputs reads 16 consecutive inputs,
-//! with a lane mask for those that fall off a row or off the plane: a masked load straight from
-//! the NCHW input. A tile is [`NV`] such vectors (several images' on small maps) times [`CB`]
-//! output channels, 24 accumulators in registers over the whole `C k k` reduction, stored once.
+//! the copies were a fifth of an inference pass and the GEMM ran at 120-150 GFLOP/s.
+//!
+//! * **Forward:** each kernel tap `(dy, dx)` is a shift of the whole flattened plane by
+//!   `dy W + dx` (as in `conv::im2col_same`), so a vector of 16 consecutive outputs reads 16
+//!   consecutive inputs, with a lane mask for those that fall off a row or off the plane: a
+//!   masked load straight from the NCHW input. A tile is [`NV`] such vectors (several images'
+//!   on small maps) times [`CB`] output channels, 24 accumulators in registers over the whole
+//!   `C k k` reduction, stored once. At stride 2 the input is first split into its four phases
+//!   (even and odd rows and columns), where each tap is again a shift ([`split_phases`]).
+//! * **Input gradient** (stride 1): the same kernel on `dY` with the kernel turned.
+//! * **Kernel gradient:** the input channels in the vector lanes over a padded channels-last
+//!   copy of each image ([`kernel_grad`]).
 
 use rayon::prelude::*;
 
