@@ -28,6 +28,17 @@ fn main() -> Result<()> {
         "infer" => false,
         other => return Err(format!("phase must be infer or train, got {other}").into()),
     };
+    // Inside a pool, as `tarun run` runs every node and `tarun bench` every row.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tarun_ml::device::with_threads(threads, || {
+        run(arch, width, batch, train, steps).map_err(|e| e.to_string())
+    })?;
+    Ok(())
+}
+
+/// Builds the network and times its steps; prints the median.
+fn run(arch: Arch, width: f64, batch: usize, train: bool, steps: usize) -> Result<()> {
+    let phase = if train { "train" } else { "infer" };
     let net = Network::new(arch, width, 10, 0, &Device::Cpu)?;
     let x = Tensor::randn(0f32, 1., (batch, 3, 32, 32), &Device::Cpu)?;
     let y = Tensor::new(
