@@ -18,7 +18,6 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use multiversion::multiversion;
-use rayon::prelude::*;
 
 use super::batchnorm::{Activation, image_affine_in_place, plane_affine_in_place};
 use super::direct;
@@ -26,7 +25,7 @@ use super::residual::add_act_in_place;
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
 use super::winograd::{self, Pass};
 use super::{
-    View, f32_data, matmul, matmul_strided, sum_over_groups, threads, with_scratch, zeroed,
+    View, f32_data, matmul, matmul_strided, par_filled, sum_over_groups, threads, with_scratch,
 };
 
 /// `x.conv2d(w, padding, stride, 1, 1)` for contiguous f32 NCHW tensors on the CPU, with a
@@ -522,46 +521,43 @@ pub(crate) fn gemm_forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue
         return pointwise_by_position(x, View::transposed(w, g.c), g, g.co, epi);
     }
     let (hw, ckk) = (g.out_hw(), g.ckk());
-    let mut y = zeroed(g.b * g.co * hw);
-    if y.is_empty() {
-        return y;
+    let total = g.b * g.co * hw;
+    if total == 0 {
+        return Vec::new();
     }
     let gs = g.group();
     let inner = if g.b < threads() { threads() } else { 1 };
-    y.par_chunks_mut(gs * g.co * hw)
-        .enumerate()
-        .for_each(|(gi, out)| {
-            let (n0, gn) = (gi * gs, out.len() / (g.co * hw));
-            let wv = View::rows(w, ckk);
-            if gn == 1 && g.pointwise() {
-                let img = &x[n0 * g.chw()..(n0 + 1) * g.chw()];
-                matmul(out, wv, View::rows(img, hw), (g.co, hw, ckk), false, inner);
-                if let Some(e) = epi {
-                    e.apply(out, n0, g.co, hw);
-                }
-                return;
-            }
-            let tmp_len = if gn == 1 { 0 } else { g.co * gn * hw };
-            with_scratch(ckk * gn * hw, tmp_len, |col, tmp| {
-                unfold_group(x, g, n0, gn, col);
-                let cv = View::rows(col, gn * hw);
-                if gn == 1 {
-                    matmul(out, wv, cv, (g.co, hw, ckk), false, inner);
-                    return;
-                }
-                matmul(tmp, wv, cv, (g.co, gn * hw, ckk), false, inner);
-                for i in 0..gn {
-                    for o in 0..g.co {
-                        let src = &tmp[o * gn * hw + i * hw..o * gn * hw + (i + 1) * hw];
-                        out[(i * g.co + o) * hw..(i * g.co + o + 1) * hw].copy_from_slice(src);
-                    }
-                }
-            });
+    par_filled(total, gs * g.co * hw, |gi, out| {
+        let (n0, gn) = (gi * gs, out.len() / (g.co * hw));
+        let wv = View::rows(w, ckk);
+        if gn == 1 && g.pointwise() {
+            let img = &x[n0 * g.chw()..(n0 + 1) * g.chw()];
+            matmul(out, wv, View::rows(img, hw), (g.co, hw, ckk), false, inner);
             if let Some(e) = epi {
                 e.apply(out, n0, g.co, hw);
             }
+            return;
+        }
+        let tmp_len = if gn == 1 { 0 } else { g.co * gn * hw };
+        with_scratch(ckk * gn * hw, tmp_len, |col, tmp| {
+            unfold_group(x, g, n0, gn, col);
+            let cv = View::rows(col, gn * hw);
+            if gn == 1 {
+                matmul(out, wv, cv, (g.co, hw, ckk), false, inner);
+                return;
+            }
+            matmul(tmp, wv, cv, (g.co, gn * hw, ckk), false, inner);
+            for i in 0..gn {
+                for o in 0..g.co {
+                    let src = &tmp[o * gn * hw + i * hw..o * gn * hw + (i + 1) * hw];
+                    out[(i * g.co + o) * hw..(i * g.co + o + 1) * hw].copy_from_slice(src);
+                }
+            }
         });
-    y
+        if let Some(e) = epi {
+            e.apply(out, n0, g.co, hw);
+        }
+    })
 }
 
 /// A pointwise convolution on maps of fewer than 64 positions (MobileNetV2's 4x4, 2x2 and 1x1
@@ -580,38 +576,35 @@ fn pointwise_by_position(
 ) -> Vec<f32> {
     let hw = g.out_hw();
     let c_in = src.len() / (g.b * hw).max(1);
-    let mut y = zeroed(g.b * c_out * hw);
-    if y.is_empty() {
-        return y;
+    let total = g.b * c_out * hw;
+    if total == 0 {
+        return Vec::new();
     }
     let gs = g.b.div_ceil(threads()).max(1);
     let inner = if g.b < threads() { threads() } else { 1 };
-    y.par_chunks_mut(gs * c_out * hw)
-        .enumerate()
-        .for_each(|(gi, out)| {
-            let (n0, gn) = (gi * gs, out.len() / (c_out * hw));
-            for p in 0..hw {
-                let a = View {
-                    data: &src[n0 * c_in * hw + p..],
-                    rs: c_in * hw,
-                    cs: hw,
-                };
-                let dst = &mut out[p..];
-                matmul_strided(
-                    dst,
-                    (c_out * hw, hw),
-                    a,
-                    wt,
-                    (gn, c_out, c_in),
-                    false,
-                    inner,
-                );
-            }
-            if let Some(e) = epi {
-                e.apply(out, n0, c_out, hw);
-            }
-        });
-    y
+    par_filled(total, gs * c_out * hw, |gi, out| {
+        let (n0, gn) = (gi * gs, out.len() / (c_out * hw));
+        for p in 0..hw {
+            let a = View {
+                data: &src[n0 * c_in * hw + p..],
+                rs: c_in * hw,
+                cs: hw,
+            };
+            let dst = &mut out[p..];
+            matmul_strided(
+                dst,
+                (c_out * hw, hw),
+                a,
+                wt,
+                (gn, c_out, c_in),
+                false,
+                inner,
+            );
+        }
+        if let Some(e) = epi {
+            e.apply(out, n0, c_out, hw);
+        }
+    })
 }
 
 /// dL/dx from dL/dy.
@@ -631,37 +624,34 @@ pub(crate) fn gemm_input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
         return pointwise_by_position(dy, View::rows(w, g.c), g, g.c, None);
     }
     let (hw, ckk) = (g.out_hw(), g.ckk());
-    let mut dx = zeroed(g.b * g.chw());
-    if dx.is_empty() {
-        return dx;
+    let total = g.b * g.chw();
+    if total == 0 {
+        return Vec::new();
     }
     let gs = g.group();
     let inner = if g.b < threads() { threads() } else { 1 };
     let wt = View::transposed(w, ckk);
-    dx.par_chunks_mut(gs * g.chw())
-        .enumerate()
-        .for_each(|(gi, out)| {
-            let (n0, gn) = (gi * gs, out.len() / g.chw());
-            let (dyg_len, dcol_len) = grad_scratch(g, gn);
-            with_scratch(dyg_len, dcol_len, |dyg, dcol| {
-                let dv = View::rows(dy_rows(dy, g, n0, gn, dyg), gn * hw);
-                if gn == 1 && g.pointwise() {
-                    matmul(out, wt, dv, (ckk, hw, g.co), false, inner);
-                    return;
-                }
-                matmul(dcol, wt, dv, (ckk, gn * hw, g.co), false, inner);
-                for i in 0..gn {
-                    col2im(
-                        &mut *dcol,
-                        gn * hw,
-                        i * hw,
-                        g,
-                        &mut out[i * g.chw()..(i + 1) * g.chw()],
-                    );
-                }
-            })
-        });
-    dx
+    par_filled(total, gs * g.chw(), |gi, out| {
+        let (n0, gn) = (gi * gs, out.len() / g.chw());
+        let (dyg_len, dcol_len) = grad_scratch(g, gn);
+        with_scratch(dyg_len, dcol_len, |dyg, dcol| {
+            let dv = View::rows(dy_rows(dy, g, n0, gn, dyg), gn * hw);
+            if gn == 1 && g.pointwise() {
+                matmul(out, wt, dv, (ckk, hw, g.co), false, inner);
+                return;
+            }
+            matmul(dcol, wt, dv, (ckk, gn * hw, g.co), false, inner);
+            for i in 0..gn {
+                col2im(
+                    &mut *dcol,
+                    gn * hw,
+                    i * hw,
+                    g,
+                    &mut out[i * g.chw()..(i + 1) * g.chw()],
+                );
+            }
+        })
+    })
 }
 
 /// dL/dW from the input and dL/dy.

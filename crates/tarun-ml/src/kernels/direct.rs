@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use super::conv::{Epilogue, Geom};
-use super::{threads, zeroed};
+use super::{par_filled, threads};
 
 /// Output channels per tile: one broadcast weight each.
 const CB: usize = 8;
@@ -181,9 +181,9 @@ fn pack_weights(w: &[f32], g: &Geom) -> Vec<f32> {
 /// if given. Only where [`applies`] holds.
 pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
     let hw = g.ho * g.wo;
-    let mut y = zeroed(g.b * g.co * hw);
-    if y.is_empty() {
-        return y;
+    let total = g.b * g.co * hw;
+    if total == 0 {
+        return Vec::new();
     }
     let gn = group(hw, g.b);
     let full = Plan::cached(g, gn);
@@ -191,28 +191,25 @@ pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
     let packed = pack_weights(w, g);
     let (hp, wp) = phase_dims(g);
     let image = g.stride * g.stride * g.c * hp * wp;
-    y.par_chunks_mut(gn * g.co * hw)
-        .enumerate()
-        .for_each(|(gi, out)| {
-            let (n0, count) = (gi * gn, out.len() / (g.co * hw));
-            let plan = match &rest {
-                Some(p) if count < gn => &**p,
-                _ => &*full,
-            };
-            let xg = &x[n0 * g.chw()..(n0 + count) * g.chw()];
-            if g.stride == 1 {
-                run_group(xg, &packed, g, plan, out);
-            } else {
-                super::with_scratch(count * image, 0, |phases, _| {
-                    split_phases(xg, g, phases);
-                    run_group(phases, &packed, g, plan, out);
-                });
-            }
-            if let Some(e) = epi {
-                e.apply(out, n0, g.co, hw);
-            }
-        });
-    y
+    par_filled(total, gn * g.co * hw, |gi, out| {
+        let (n0, count) = (gi * gn, out.len() / (g.co * hw));
+        let plan = match &rest {
+            Some(p) if count < gn => &**p,
+            _ => &*full,
+        };
+        let xg = &x[n0 * g.chw()..(n0 + count) * g.chw()];
+        if g.stride == 1 {
+            run_group(xg, &packed, g, plan, out);
+        } else {
+            super::with_scratch(count * image, 0, |phases, _| {
+                split_phases(xg, g, phases);
+                run_group(phases, &packed, g, plan, out);
+            });
+        }
+        if let Some(e) = epi {
+            e.apply(out, n0, g.co, hw);
+        }
+    })
 }
 
 /// Copies images `x` into their phases at the stride, `[image][phase][channel][Hp x Wp]`, with

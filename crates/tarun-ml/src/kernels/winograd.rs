@@ -24,7 +24,7 @@
 use rayon::prelude::*;
 
 use super::conv::{Epilogue, Geom};
-use super::{View, matmul, sum_over_groups, threads, with_scratch, zeroed};
+use super::{View, matmul, par_filled, sum_over_groups, threads, with_scratch};
 
 /// The passes of a convolution, which choose between Winograd and im2col separately (each is
 /// the exact gradient of the same convolution, whichever way the others ran).
@@ -75,11 +75,12 @@ fn group(g: &Geom) -> usize {
 /// With `flipped`, the kernel is taken rotated by 180 degrees with its channels swapped (`w` is
 /// `C x Co x 3 x 3`): a "same" convolution's input gradient.
 fn transform_kernel(w: &[f32], co: usize, c: usize, flipped: bool) -> Vec<f32> {
-    let mut u = vec![0f32; 16 * co * c];
     if c == 0 {
-        return u;
+        return vec![0f32; 16 * co * c];
     }
-    u.par_chunks_mut(16 * c).enumerate().for_each(|(o, u)| {
+    // Written on all threads as it is computed (ResNet-18 width 1's last stage: 16.8 MB a
+    // convolution, for every inference pass, which a serial `memset` first zeroed).
+    par_filled(16 * co * c, 16 * c, |o, u| {
         let mut taps = vec![0f32; 9 * c];
         for ci in 0..c {
             for t in 0..9 {
@@ -113,8 +114,7 @@ fn transform_kernel(w: &[f32], co: usize, c: usize, flipped: bool) -> Vec<f32> {
                 u[r * 4 * c..(r + 1) * 4 * c].chunks_exact_mut(c).collect(),
             );
         }
-    });
-    u
+    })
 }
 
 /// `G` applied along three vectors `[a, b, d]`: `out = [a, (a + b + d)/2, (a - b + d)/2, d]`.
@@ -340,32 +340,29 @@ pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
 /// The forward convolution with the kernel already transformed.
 fn convolve(x: &[f32], u: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
     let (hw, (th, tw)) = (g.out_hw(), tiles(g));
-    let mut y = zeroed(g.b * g.co * hw);
-    if y.is_empty() {
-        return y;
+    let total = g.b * g.co * hw;
+    if total == 0 {
+        return Vec::new();
     }
     let gs = group(g);
     let inner = if g.b < threads() { threads() } else { 1 };
-    y.par_chunks_mut(gs * g.co * hw)
-        .enumerate()
-        .for_each(|(gi, out)| {
-            let (n0, gn) = (gi * gs, out.len() / (g.co * hw));
-            let t = gn * th * tw;
-            with_scratch(16 * g.c * t, 16 * g.co * t, |v, m| {
-                transform_input(&x[n0 * g.chw()..(n0 + gn) * g.chw()], g, gn, v);
-                for xi in 0..16 {
-                    let uv = kernel_view(u, xi, g.c);
-                    let vv = View::rows(&v[xi * g.c * t..(xi + 1) * g.c * t], t);
-                    let dst = &mut m[xi * g.co * t..(xi + 1) * g.co * t];
-                    matmul(dst, uv, vv, (g.co, t, g.c), false, inner);
-                }
-                transform_output(m, g, gn, out);
-            });
-            if let Some(e) = epi {
-                e.apply(out, n0, g.co, hw);
+    par_filled(total, gs * g.co * hw, |gi, out| {
+        let (n0, gn) = (gi * gs, out.len() / (g.co * hw));
+        let t = gn * th * tw;
+        with_scratch(16 * g.c * t, 16 * g.co * t, |v, m| {
+            transform_input(&x[n0 * g.chw()..(n0 + gn) * g.chw()], g, gn, v);
+            for xi in 0..16 {
+                let uv = kernel_view(u, xi, g.c);
+                let vv = View::rows(&v[xi * g.c * t..(xi + 1) * g.c * t], t);
+                let dst = &mut m[xi * g.co * t..(xi + 1) * g.co * t];
+                matmul(dst, uv, vv, (g.co, t, g.c), false, inner);
             }
+            transform_output(m, g, gn, out);
         });
-    y
+        if let Some(e) = epi {
+            e.apply(out, n0, g.co, hw);
+        }
+    })
 }
 
 /// dL/dx from dL/dy: the forward on `dy` with the kernel flipped and its channels swapped.
