@@ -14,6 +14,21 @@ fn random(shape: &[usize], seed: u64) -> Var {
     Var::from_tensor(&Tensor::from_vec(v, shape, &Device::Cpu).unwrap()).unwrap()
 }
 
+/// [`random`] as a flat vector, for the kernels' slice-level functions.
+fn random_vec(shape: &[usize], seed: u64) -> Vec<f32> {
+    let v = random(shape, seed).as_tensor().flatten_all().unwrap();
+    v.to_vec1::<f32>().unwrap()
+}
+
+/// `a` equals `b` within `1e-5` of `b`'s largest magnitude (at least 1), element by element.
+fn close(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-5 * scale, "{what}[{i}]: {x} vs {y}");
+    }
+}
+
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
     (a - b)
@@ -259,13 +274,6 @@ fn winograd_matches_im2col_in_every_pass() {
         (5, 6, 3, 3, 4),
         (4, 2, 16, 15, 3),
     ];
-    let close = |a: &[f32], b: &[f32], what: &str| {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= 1e-5 * scale, "{what}[{i}]: {x} vs {y}");
-        }
-    };
     for (n, &(b, c, h, w, co)) in cases.iter().enumerate() {
         let g = conv::Geom::new(&[b, c, h, w], &[co, c, 3, 3], 1, 1).unwrap();
         for pass in [winograd::Pass::Forward, winograd::Pass::KernelGrad] {
@@ -274,23 +282,9 @@ fn winograd_matches_im2col_in_every_pass() {
                 "case {n} would not test im2col"
             );
         }
-        let x = random(&[b, c, h, w], n as u64)
-            .as_tensor()
-            .flatten_all()
-            .unwrap();
-        let wt = random(&[co, c, 3, 3], 50 + n as u64)
-            .as_tensor()
-            .flatten_all()
-            .unwrap();
-        let dy = random(&[b, co, h, w], 90 + n as u64)
-            .as_tensor()
-            .flatten_all()
-            .unwrap();
-        let (x, wt, dy) = (
-            x.to_vec1::<f32>().unwrap(),
-            wt.to_vec1::<f32>().unwrap(),
-            dy.to_vec1::<f32>().unwrap(),
-        );
+        let x = random_vec(&[b, c, h, w], n as u64);
+        let wt = random_vec(&[co, c, 3, 3], 50 + n as u64);
+        let dy = random_vec(&[b, co, h, w], 90 + n as u64);
         let what = format!("case {n} {:?}", (b, c, h, w, co));
         close(
             &winograd::forward(&x, &wt, &g, None),
@@ -538,17 +532,6 @@ fn direct_convolution_matches_im2col() {
         (2, 40, 6, 4, 5, 3, 2, 1),   // three vectors of input channels, the last part empty
         (2, 32, 5, 32, 6, 3, 1, 1),  // the gradient's input copy by 16 x 16 blocks
     ];
-    let close = |a: &[f32], b: &[f32], what: &str| {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= 1e-5 * scale, "{what}[{i}]: {x} vs {y}");
-        }
-    };
-    let vec = |shape: &[usize], seed: u64| -> Vec<f32> {
-        let v = random(shape, seed).as_tensor().flatten_all().unwrap();
-        v.to_vec1::<f32>().unwrap()
-    };
     for (n, &(b, c, h, w, co, k, s, p)) in cases.iter().enumerate() {
         let g = conv::Geom::new(&[b, c, h, w], &[co, c, k, k], s, p).unwrap();
         let (ho, wo) = (g.ho, g.wo);
@@ -557,13 +540,13 @@ fn direct_convolution_matches_im2col() {
             "case {n}"
         );
         let (x, wt) = (
-            vec(&[b, c, h, w], n as u64),
-            vec(&[co, c, k, k], 50 + n as u64),
+            random_vec(&[b, c, h, w], n as u64),
+            random_vec(&[co, c, k, k], 50 + n as u64),
         );
         let what = format!("case {n} {:?}", (b, c, h, w, co, k, s, p));
         let reference = conv::gemm_forward(&x, &wt, &g, None);
         close(&direct::forward(&x, &wt, &g, None), &reference, &what);
-        let dy = vec(&[b, co, ho, wo], 90 + n as u64);
+        let dy = random_vec(&[b, co, ho, wo], 90 + n as u64);
         if let Some(dx) = direct::input_grad(&dy, &wt, &g) {
             let reference = conv::gemm_input_grad(&dy, &wt, &g);
             close(&dx, &reference, &format!("{what} input gradient"));
@@ -583,7 +566,7 @@ fn direct_convolution_matches_im2col() {
                 "{what}: no direct kernel gradient"
             );
         }
-        let r = vec(&[b, co, ho, wo], 80 + n as u64);
+        let r = random_vec(&[b, co, ho, wo], 80 + n as u64);
         let epi = conv::Epilogue::new(
             "test",
             co,

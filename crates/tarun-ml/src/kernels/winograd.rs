@@ -75,9 +75,6 @@ fn group(g: &Geom) -> usize {
 /// With `flipped`, the kernel is taken rotated by 180 degrees with its channels swapped (`w` is
 /// `C x Co x 3 x 3`): a "same" convolution's input gradient.
 fn transform_kernel(w: &[f32], co: usize, c: usize, flipped: bool) -> Vec<f32> {
-    if c == 0 {
-        return vec![0f32; 16 * co * c];
-    }
     // Written on all threads as it is computed (ResNet-18 width 1's last stage: 16.8 MB a
     // convolution, for every inference pass, which a serial `memset` first zeroed).
     par_filled(16 * co * c, 16 * c, |o, u| {
