@@ -156,6 +156,27 @@ fn the_tiny_study_runs_every_kind_and_metric_then_is_cached() {
         "{}",
         String::from_utf8_lossy(&gc.stdout)
     );
+
+    // `precision` is in no key: exact f32 for every training node (through the recipes) and
+    // TF32 named on an evaluation leave the whole study fresh.
+    let m = manifest(dir.path(), |s| {
+        let edited = s
+            .replace("[recipe.base]\n", "[recipe.base]\nprecision = \"fp32\"\n")
+            .replace(
+                "[recipe.expert]\n",
+                "[recipe.expert]\nprecision = \"fp32\"\n",
+            )
+            .replace(
+                "[evaluate.manual-eval]\n",
+                "[evaluate.manual-eval]\nprecision = \"tf32\"\n",
+            );
+        assert_eq!(edited.matches("precision = ").count(), 3);
+        edited
+    });
+    let nodes = states(&store, &m);
+    assert!(nodes.iter().all(|(_, s)| s == "fresh"), "{nodes:?}");
+    run(&store, &m, &[]);
+    assert_eq!(last_run(&store), (BTreeSet::new(), 43));
 }
 
 #[test]

@@ -1,9 +1,11 @@
-//! Where a node runs: `[slurm]`, a node's `slurm = { ... }` and its `device`. Validated where
-//! written, kept out of the parameters (and so out of the keys).
+//! Where and how a node runs: `[slurm]`, a node's `slurm = { ... }`, its `device` and its
+//! `precision`. Validated where written, kept out of the parameters (and so out of the keys).
 
 use indoc::indoc;
+use miette::{GraphicalReportHandler, GraphicalTheme};
 use serde_json::json;
-use tarun_core::manifest::{self, DeviceRequest, ErrorKind};
+use tarun_core::manifest::{self, DeviceRequest, ErrorKind, GpuPrecision};
+use tarun_core::plan::node_key;
 
 const STUDY: &str = indoc! {r#"
     [study]
@@ -161,4 +163,82 @@ fn device_requests_are_read_and_are_not_parameters() {
     let bad = text.replace(r#"device = "cpu""#, r#"device = "tpu""#);
     let (kind, line, message) = first_error(&bad);
     assert_eq!((kind, line), (ErrorKind::InvalidValue, 10), "{message}");
+}
+
+#[test]
+fn precision_is_read_and_is_not_in_the_key() {
+    let text = indoc! {r#"
+        [study]
+        name = "t"
+        [train.fp32]
+        arch = "resnet18"
+        lr = 0.1
+        precision = "fp32"
+        [train.tf32]
+        arch = "resnet18"
+        lr = 0.1
+        precision = "tf32"
+        [train.default]
+        arch = "resnet18"
+        lr = 0.1
+    "#};
+    let s = manifest::parse_str("study.toml", text, &[]).unwrap();
+    let precision = |id: &str| s.node(id).unwrap().precision;
+    assert_eq!(precision("fp32"), GpuPrecision::Fp32);
+    assert_eq!(precision("tf32"), GpuPrecision::Tf32);
+    assert_eq!(precision("default"), GpuPrecision::Default);
+    let key = |id: &str| node_key(&s, s.node(id).unwrap(), &[], 1, "data").0;
+    assert!(!s.node("fp32").unwrap().params.contains_key("precision"));
+    assert_eq!(key("fp32"), key("default"));
+    assert_eq!(key("tf32"), key("default"));
+
+    // The same study without the key: the node's key is the one it had with it.
+    let without = text.replace("precision = \"fp32\"\n", "");
+    let plain = manifest::parse_str("study.toml", &without, &[]).unwrap();
+    let fp32 = s.node("fp32").unwrap();
+    let plain_fp32 = plain.node("fp32").unwrap();
+    assert_eq!(plain_fp32.precision, GpuPrecision::Default);
+    assert_eq!(
+        node_key(&plain, plain_fp32, &[], 1, "data"),
+        node_key(&s, fp32, &[], 1, "data")
+    );
+}
+
+#[test]
+fn unknown_precision_is_an_error_at_its_place() {
+    let text = indoc! {r#"
+        [study]
+        name = "t"
+        [evaluate.e]
+        model = "base"
+        [train.base]
+        arch = "resnet18"
+        lr = 0.1
+        precision = "fp16"
+    "#};
+    let errors = match manifest::parse_str("study.toml", text, &[]) {
+        Ok(_) => panic!("`fp16` is not a precision"),
+        Err(e) => e,
+    };
+    let [e] = errors.errors() else {
+        panic!("one error expected: {errors:?}");
+    };
+    let place = e.location().expect("located");
+    assert_eq!(
+        (e.kind(), place.file.as_str(), place.line),
+        (ErrorKind::InvalidValue, "study.toml", 8),
+        "{e}"
+    );
+    let message = e.to_string();
+    assert!(message.contains("`precision`"), "{message}");
+    let mut rendered = String::new();
+    GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+        .render_report(&mut rendered, &errors)
+        .unwrap();
+    for part in ["study.toml:8", "fp16", "tf32", "fp32"] {
+        assert!(
+            rendered.contains(part),
+            "`{part}` missing from:\n{rendered}"
+        );
+    }
 }

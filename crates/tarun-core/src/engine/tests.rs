@@ -70,6 +70,7 @@ fn node(id: &str, inputs: &[&str], value: i64) -> NodeSpec {
         retries: 0,
         slurm: serde_json::Map::new(),
         device: Default::default(),
+        precision: Default::default(),
         location: Location {
             file: "t.toml".into(),
             line: 1,

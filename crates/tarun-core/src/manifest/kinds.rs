@@ -155,6 +155,10 @@ const DEVICE: Key = key(
     Default::Absent,
 );
 
+/// The arithmetic a node asks for on GPUs; taken out of its parameters too. `default` is what
+/// [`GpuPrecision`](super::model::GpuPrecision) calls the key's absence, not a value to write.
+const PRECISION: Key = key("precision", Ty::Choice(&["tf32", "fp32"]), Default::Absent);
+
 /// Keys shared by `train` and `expert`.
 const TRAINING: &[Key] = &[
     key(
@@ -267,5 +271,7 @@ pub(crate) fn node_keys(kind: NodeKind) -> impl Iterator<Item = &'static Key> {
         NodeKind::Select => (SELECT, &[]),
         NodeKind::Report => (REPORT, &[]),
     };
-    own.iter().chain(shared).chain([&SLURM_NODE, &DEVICE])
+    own.iter()
+        .chain(shared)
+        .chain([&SLURM_NODE, &DEVICE, &PRECISION])
 }

@@ -84,6 +84,31 @@ impl DeviceRequest {
     }
 }
 
+/// The arithmetic a node asks for on GPUs (`precision = ...` on the node); not part of its key.
+/// `Default` (the key absent) leaves it to `TARUN_GPU_PRECISION`, else TF32 (PyTorch's default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuPrecision {
+    /// Not set on the node.
+    #[default]
+    Default,
+    /// TF32 tensor cores for convolutions where the GPU has them.
+    Tf32,
+    /// Exact f32.
+    Fp32,
+}
+
+impl GpuPrecision {
+    /// As written in a manifest (`default` for a node that does not set it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GpuPrecision::Default => "default",
+            GpuPrecision::Tf32 => "tf32",
+            GpuPrecision::Fp32 => "fp32",
+        }
+    }
+}
+
 /// A place in a manifest file, 1-based.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
@@ -122,6 +147,9 @@ pub struct NodeSpec {
     /// The node's `device`: `any` (default), `cpu` or `gpu`. Not in the key either.
     #[serde(default)]
     pub device: DeviceRequest,
+    /// The node's `precision`: `tf32` or `fp32`, `default` when absent. Not in the key either.
+    #[serde(default)]
+    pub precision: GpuPrecision,
     /// Where the node's table header is.
     pub location: Location,
 }

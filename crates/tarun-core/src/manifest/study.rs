@@ -12,7 +12,7 @@ use super::error::{ErrorKind, ManifestErrors, Problem, suggest};
 use super::expand::{Expander, Family, Member};
 use super::kinds::{self, Key};
 use super::matrix::{self, Matrix};
-use super::model::{DeviceRequest, NodeKind, NodeSpec, Protocol, Study};
+use super::model::{DeviceRequest, GpuPrecision, NodeKind, NodeSpec, Protocol, Study};
 use super::raw::{Loader, apply_overrides};
 use super::refs::Index;
 use super::source::{Origin, Sources};
@@ -285,6 +285,10 @@ fn node(checker: &mut Checker<'_>, family: &Family, member: &Member) -> (NodeSpe
         .remove("device")
         .and_then(|d| serde_json::from_value(d).ok())
         .unwrap_or_default();
+    let precision: GpuPrecision = params
+        .remove("precision")
+        .and_then(|p| serde_json::from_value(p).ok())
+        .unwrap_or_default();
     let edges = checker.take_edges();
     let index = checker.index.expect("set before nodes are checked");
     // In reference order, without repeats; a set, as a report may take a hundred thousand.
@@ -310,6 +314,7 @@ fn node(checker: &mut Checker<'_>, family: &Family, member: &Member) -> (NodeSpe
         retries,
         slurm,
         device,
+        precision,
         location: checker.sources.location(&family.header),
     };
     (spec, edges)
