@@ -19,8 +19,9 @@ mod train;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tarun_core::engine::{DeviceSpec, Job, JobError, JobOutput, Runner};
-use tarun_core::manifest::{NodeKind, NodeSpec, Study};
+use tarun_core::manifest::{GpuPrecision, NodeKind, NodeSpec, Study};
 use tarun_core::plan::KeyContext;
+use tarun_ml::kernels::Precision;
 
 pub use self::data::{data_digest, planning_digest};
 
@@ -51,15 +52,47 @@ impl Runner for StudyRunner {
 
     fn run(&self, job: &Job) -> Result<JobOutput, JobError> {
         // The job's share of the cores (all of them with `-j 1`, half each with `-j 2`...).
-        tarun_ml::device::with_threads(job.threads, || match job.node.kind {
-            NodeKind::Train => train::run_train(job),
-            NodeKind::Expert => train::run_expert(job),
-            NodeKind::Ablate => ablate::run(job),
-            NodeKind::Evaluate => evaluate::run(job),
-            NodeKind::Select => select::run(job),
-            NodeKind::Report => report::run(job),
+        tarun_ml::device::with_threads(job.threads, || {
+            // Inside the pool: the precision is set for the thread the job runs on.
+            let work = || {
+                let mut output = match job.node.kind {
+                    NodeKind::Train => train::run_train(job),
+                    NodeKind::Expert => train::run_expert(job),
+                    NodeKind::Ablate => ablate::run(job),
+                    NodeKind::Evaluate => evaluate::run(job),
+                    NodeKind::Select => select::run(job),
+                    NodeKind::Report => report::run(job),
+                }?;
+                output.log.extend(used_precision(job));
+                Ok(output)
+            };
+            match node_precision(job.node.precision) {
+                Some(p) => p.with(work),
+                None => work(),
+            }
         })
     }
+}
+
+/// The precision a node sets with `precision = ...`; `None` leaves it to tarun-ml
+/// (`TARUN_GPU_PRECISION`, else TF32).
+fn node_precision(p: GpuPrecision) -> Option<Precision> {
+    match p {
+        GpuPrecision::Default => None,
+        GpuPrecision::Tf32 => Some(Precision::Tf32),
+        GpuPrecision::Fp32 => Some(Precision::Fp32),
+    }
+}
+
+/// The line the node record's log keeps about the precision of a job that ran convolutions on a
+/// CUDA GPU (the only place it changes anything), read inside the job's [`Precision::with`].
+fn used_precision(job: &Job) -> Option<String> {
+    let convolves = matches!(
+        job.node.kind,
+        NodeKind::Train | NodeKind::Expert | NodeKind::Evaluate
+    );
+    (convolves && job.device.starts_with("cuda"))
+        .then(|| format!("gpu precision: {}", Precision::current().name()))
 }
 
 /// Jobs that may share one GPU whose memory is known: the memory estimates decide within that.
