@@ -94,7 +94,7 @@ pub struct RunArgs {
     /// Rerun these nodes even if they are cached.
     #[arg(long = "force", value_name = "ID")]
     pub force: Vec<String>,
-    /// List what would run, and why, without running anything.
+    /// List what would run, and why, with its estimated wall time, without running anything.
     #[arg(long)]
     pub dry_run: bool,
     /// Devices to use: `cpu`, `cuda:0`, `metal:0`, each optionally `*SLOTS` (default: detected).
@@ -242,4 +242,8 @@ pub struct BenchArgs {
     /// Where to measure: `cpu` (default), `cuda:0`, `metal:0` (PyTorch runs on the same device).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// The results are also saved to `<store>/bench/<device>.json`, where `tarun run
+    /// --dry-run` reads them to estimate how long nodes take.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod errors;
+mod estimate;
 mod kinds;
 mod output;
 mod reporter;

@@ -7,16 +7,24 @@ use std::path::Path;
 use assert_cmd::Command;
 use serde_json::Value;
 
-/// `tarun bench` on the smallest row: ResNet-18 width 0.25, batch 2, one step, `rounds` rounds.
-fn bench(path: Option<&Path>, rounds: &str) -> std::process::Output {
-    let mut cmd = Command::cargo_bin("tarun").expect("binary");
-    cmd.args(["bench", "--json", "--arch", "resnet18", "--width", "0.25"])
-        .args(["--batch", "2", "--steps", "1", "--rounds", rounds]);
-    if let Some(dir) = path {
-        let old = std::env::var("PATH").unwrap_or_default();
-        cmd.env("PATH", format!("{}:{old}", dir.display()));
-    }
-    cmd.output().expect("tarun bench runs")
+/// `tarun bench` on the smallest row: ResNet-18 width 0.25, batch 2, one step, `rounds` rounds,
+/// with `dir` first on the PATH (its fake `python3`) and its `store/` as the store the results
+/// are saved in.
+fn bench(dir: &Path, rounds: &str) -> std::process::Output {
+    bench_batch(dir, rounds, "2")
+}
+
+fn bench_batch(dir: &Path, rounds: &str, batch: &str) -> std::process::Output {
+    let old = std::env::var("PATH").unwrap_or_default();
+    Command::cargo_bin("tarun")
+        .expect("binary")
+        .args(["bench", "--json", "--arch", "resnet18", "--width", "0.25"])
+        .args(["--batch", batch, "--steps", "1", "--rounds", rounds])
+        .env("PATH", format!("{}:{old}", dir.display()))
+        .env("TARUN_STORE", dir.join("store"))
+        .env_remove("TARUN_KERNELS")
+        .output()
+        .expect("tarun bench runs")
 }
 
 fn json(out: &std::process::Output) -> Value {
@@ -70,7 +78,7 @@ done"#
 fn json_rows_with_pytorch_alternating() {
     let dir = tempfile::tempdir().unwrap();
     fake_python(dir.path(), false);
-    let v = json(&bench(Some(dir.path()), "3"));
+    let v = json(&bench(dir.path(), "3"));
     assert_eq!(v["torch"], true);
     assert_eq!(
         (v["steps"].as_u64(), v["rounds"].as_u64()),
@@ -103,24 +111,54 @@ fn json_rows_with_pytorch_alternating() {
 
 #[test]
 fn without_pytorch_tarun_figures_alone() {
-    // A `python3` that cannot import torch.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("python3");
-    std::fs::write(&path, "#!/bin/sh\nexit 1\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let v = json(&bench(Some(dir.path()), "1"));
+    no_python(dir.path());
+    let v = json(&bench(dir.path(), "1"));
     assert_eq!(v["torch"], false);
     let row = &v["rows"][0];
     assert!(row["torch_train_images_per_s"].is_null());
     assert!(row["train_images_per_s"].as_f64().unwrap() > 0.0);
 }
 
+/// A `python3` that cannot import torch, in `dir`.
+fn no_python(dir: &Path) {
+    let path = dir.join("python3");
+    std::fs::write(&path, "#!/bin/sh\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The results land in `<store>/bench/cpu.json` for `run --dry-run`; a second run that measures
+/// another batch adds its row to the file and replaces none it did not measure.
+#[test]
+fn results_are_saved_in_the_store_and_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    no_python(dir.path());
+    let first = bench(dir.path(), "1");
+    json(&first);
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains("bench/cpu.json"),
+        "the saved file is named on stderr"
+    );
+    json(&bench_batch(dir.path(), "1", "3"));
+    let saved = dir.path().join("store/bench/cpu.json");
+    let v: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(v["device"], "cpu");
+    assert!(v["measured"].is_string() && v["threads"].as_u64().unwrap() >= 1);
+    let batches: Vec<u64> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["batch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches, [2, 3]);
+}
+
 #[test]
 fn a_failing_pytorch_process_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     fake_python(dir.path(), true);
-    let out = bench(Some(dir.path()), "1");
+    let out = bench(dir.path(), "1");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -154,6 +192,7 @@ fn tarun_runs_with_huge_pages_and_pytorch_with_the_users_environment() {
         .args(["bench", "--json", "--arch", "resnet18", "--width", "0.25"])
         .args(["--batch", "2", "--steps", "1", "--rounds", "1"])
         .env("PATH", format!("{}:{old}", dir.path().display()))
+        .env("TARUN_STORE", dir.path().join("store"))
         .env_remove("GLIBC_TUNABLES")
         .env_remove("TARUN_USER_GLIBC_TUNABLES")
         .env_remove("TARUN_HUGE_PAGES")

@@ -8,20 +8,25 @@
 //! machines speed up and slow down by tens of percent within a minute; alternating in small
 //! rounds lets both sides see the same machine, which one block after the other did not. Peak
 //! memory is tarun's peak resident set since the row started (Linux resets it through
-//! `/proc/self/clear_refs`; the PyTorch process is not counted).
+//! `/proc/self/clear_refs`; the PyTorch process is not counted). The results are saved in the
+//! store (`<store>/bench/<device>.json`), where `tarun run --dry-run` prices nodes with them.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::time::Instant;
 
+use camino::{Utf8Path, Utf8PathBuf};
 use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
+use serde_json::Value;
+use tarun_core::store::Store;
 use tarun_ml::models::{Arch, Kernels, Mode, Network};
 use tarun_ml::train::{Optimizer, OptimizerKind};
 
 use super::Result;
 use crate::cli::BenchArgs;
 use crate::errors::ExpectedError;
+use crate::estimate::{self, BenchFile};
 
 const TORCH_SCRIPT: &str = include_str!("../../bench/torch_bench.py");
 
@@ -99,21 +104,74 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             }
         }
     }
+    let out = serde_json::json!({
+        "device": args.device,
+        "threads": threads,
+        "kernels": Kernels::selected().name(),
+        "torch": torch,
+        "steps": args.steps.max(1),
+        "rounds": args.rounds.max(1),
+        "rows": rows,
+    });
     if args.json {
-        let out = serde_json::json!({
-            "device": args.device,
-            "threads": threads,
-            "kernels": Kernels::selected().name(),
-            "torch": torch,
-            "steps": args.steps.max(1),
-            "rounds": args.rounds.max(1),
-            "rows": rows,
-        });
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {
         print_table(&rows, torch, threads, &args);
     }
+    let path = save(&args.store.store, &out)?;
+    eprintln!("saved to `{path}`, where `tarun run --dry-run` reads its time estimates from");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Saves a bench result to `<store>/bench/<device>.json` (see `estimate::bench_path`) for
+/// `run --dry-run`'s estimates, with the time it was measured. Rows an earlier run measured on
+/// the same thread count and kernels and this one did not are kept, so that a run limited to
+/// one network (`--arch`) adds to the file instead of replacing it.
+fn save(store: &Utf8Path, out: &Value) -> Result<Utf8PathBuf> {
+    let store = Store::open(store)?;
+    let device = out["device"].as_str().unwrap_or("cpu");
+    let path = estimate::bench_path(store.root(), device, Kernels::selected());
+    let mut rows = out["rows"].as_array().cloned().unwrap_or_default();
+    let earlier = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<BenchFile>(&text).ok());
+    if let Some(old) = earlier
+        && Some(old.threads as u64) == out["threads"].as_u64()
+        && Some(old.kernels.as_str()) == out["kernels"].as_str()
+    {
+        let same = |a: &Value, b: &Value| ["arch", "width", "batch"].iter().all(|k| a[k] == b[k]);
+        for row in old.rows {
+            if !rows.iter().any(|r| same(r, &row)) {
+                rows.push(row);
+            }
+        }
+    }
+    let order = |r: &Value| {
+        let num = |k: &str| r[k].as_f64().unwrap_or(0.0);
+        (
+            r["arch"].as_str().unwrap_or("").to_owned(),
+            num("width"),
+            num("batch"),
+        )
+    };
+    rows.sort_by(|a, b| {
+        let (x, y) = (order(a), order(b));
+        x.0.cmp(&y.0)
+            .then(x.1.total_cmp(&y.1))
+            .then(x.2.total_cmp(&y.2))
+    });
+    let mut file = out.clone();
+    file["rows"] = Value::Array(rows);
+    file["measured"] = jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M UTC")
+        .to_string()
+        .into();
+    let dir = path.parent().expect("bench files are in a folder");
+    std::fs::create_dir_all(dir)?;
+    let mut text = serde_json::to_vec_pretty(&file).expect("json");
+    text.push(b'\n');
+    store.write_atomic(&path, &text)?;
+    Ok(path)
 }
 
 /// One row's tarun side: the network, its optimizer and a fixed batch.

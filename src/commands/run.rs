@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Result, load, select_nodes};
 use crate::cli::{ExecutorKind, RunArgs};
 use crate::errors::{self, ExpectedError};
-use crate::kinds;
 use crate::reporter::Reporter;
+use crate::{estimate, kinds};
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let (study, graph) = load(&args.manifest)?;
@@ -31,7 +31,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let devices = device_pool(&args)?;
     let executor = executor(&args)?;
     if args.dry_run {
-        return dry_run(&args, &study, &graph, targets.as_ref(), &force);
+        let opts = DryRun {
+            targets: targets.as_ref(),
+            force: &force,
+            devices: &devices,
+            slurm: matches!(executor, Executor::Slurm(_)),
+        };
+        return dry_run(&args, &study, &graph, &opts);
     }
     // Jobs on other hosts find the store by its absolute path.
     let store_root = match executor {
@@ -167,38 +173,70 @@ fn device_pool(args: &RunArgs) -> Result<DevicePool> {
     Ok(DevicePool::new(specs, cores))
 }
 
+/// What a dry run is asked about.
+struct DryRun<'a> {
+    targets: Option<&'a BTreeSet<usize>>,
+    force: &'a BTreeSet<usize>,
+    /// The devices the run would use, for the time estimate.
+    devices: &'a DevicePool,
+    slurm: bool,
+}
+
+/// Lists what would run and why, each with its estimated wall time, then the run's estimated
+/// wall time per device and in total (`crate::estimate`).
 fn dry_run(
     args: &RunArgs,
     study: &tarun_core::manifest::Study,
     graph: &tarun_core::graph::Graph,
-    targets: Option<&BTreeSet<usize>>,
-    force: &BTreeSet<usize>,
+    opts: &DryRun<'_>,
 ) -> Result<ExitCode> {
     let store = Store::open_read_only(args.store.store.clone())?;
     let data = kinds::planning_digest(study, &store)?;
     let runner = kinds::StudyRunner;
-    let statuses = plan::status(study, graph, &store, &runner, &data, force)?;
-    let selected = match targets {
+    let statuses = plan::status(study, graph, &store, &runner, &data, opts.force)?;
+    let selected = match opts.targets {
         Some(t) => graph.with_ancestors(t.iter().copied()),
         None => (0..study.nodes.len()).collect(),
     };
-    let mut would_run = 0;
-    for &i in graph.topo_order().iter().filter(|i| selected.contains(i)) {
+    let would_run: Vec<usize> = graph
+        .topo_order()
+        .iter()
+        .copied()
+        .filter(|i| selected.contains(i) && statuses[*i].state != State::Fresh)
+        .collect();
+    let forecast = estimate::forecast(
+        study,
+        graph,
+        &store,
+        &data,
+        opts.devices,
+        &runner,
+        &would_run,
+    );
+    for (job, &i) in would_run.iter().enumerate() {
         let s = &statuses[i];
-        if s.state != State::Fresh {
-            would_run += 1;
-            println!(
-                "would run  {}  ({}: {})",
-                s.id,
-                s.state.as_str(),
-                s.causes.join("; ")
-            );
-        }
+        println!(
+            "would run  {}  ({}: {})  {}",
+            s.id,
+            s.state.as_str(),
+            s.causes.join("; "),
+            forecast.describe(study, job)
+        );
     }
     println!(
-        "{would_run} of {} selected nodes would run; the rest are cached",
+        "{} of {} selected nodes would run; the rest are cached",
+        would_run.len(),
         selected.len()
     );
+    for line in forecast.summary(study) {
+        println!("{line}");
+    }
+    if opts.slurm && !would_run.is_empty() {
+        println!(
+            "note: with --executor slurm the jobs run on the cluster's nodes; the estimate is \
+             for this machine's devices"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

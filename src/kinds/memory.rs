@@ -19,8 +19,8 @@ const EVAL_BATCH: f64 = 256.0;
 const RELEARN_BATCH: f64 = 128.0;
 
 /// Parameters of a network at `width` with ten classes: `a w^2 + b w + c`, fitted to the built
-/// networks' counts (tested against them below).
-fn parameters(arch: &str, width: f64) -> Option<f64> {
+/// networks' counts (tested against them below). Also what `run --dry-run` costs surgery by.
+pub fn parameters(arch: &str, width: f64) -> Option<f64> {
     let (a, b, c) = match arch {
         "resnet18" => (11_173_962.0, 0.0, 0.0),
         "vgg11_bn" => (128_871_976.0, 0.0, 0.0),
@@ -41,8 +41,9 @@ fn activations_mb(arch: &str) -> f64 {
 }
 
 /// The `(arch, width)` a node computes with: its own for `train`, else that of the node it
-/// starts from (`from`, `base`, `model`), followed up the graph.
-fn network(study: &Study, node: &NodeSpec) -> Option<(String, f64)> {
+/// starts from (`from`, `base`, `model`), followed up the graph. Also what `run --dry-run`
+/// looks throughput figures up by.
+pub fn network(study: &Study, node: &NodeSpec) -> Option<(String, f64)> {
     let mut node = node;
     for _ in 0..study.nodes.len() {
         if node.kind == NodeKind::Train {

@@ -24,6 +24,8 @@ use tarun_core::plan::KeyContext;
 use tarun_ml::kernels::Precision;
 
 pub use self::data::{data_digest, planning_digest};
+pub use self::evaluate::METRICS_FILE;
+pub use self::memory::{network, parameters};
 
 /// The shipped node kinds.
 #[derive(Debug, Default)]
