@@ -241,7 +241,13 @@ pub fn open(name: &str) -> Result<Device, String> {
             .and_then(|i| i.parse::<usize>().ok())
     };
     if let Some(i) = index("cuda:") {
-        return Device::new_cuda(i).map_err(|e| format!("cannot open `{name}`: {e}"));
+        let device = Device::new_cuda(i).map_err(|e| format!("cannot open `{name}`: {e}"))?;
+        #[cfg(feature = "cuda")]
+        if let Ok(cuda) = device.as_cuda_device() {
+            crate::kernels::cuda_keep_freed_memory(cuda)
+                .map_err(|e| format!("cannot set up `{name}`'s memory pool: {e}"))?;
+        }
+        return Ok(device);
     }
     if let Some(i) = index("metal:") {
         return Device::new_metal(i).map_err(|e| format!("cannot open `{name}`: {e}"));

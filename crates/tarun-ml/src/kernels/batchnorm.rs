@@ -284,6 +284,15 @@ impl CustomOp1 for Stats {
         out.extend(per_channel.iter().map(|m| m.1));
         Ok((CpuStorage::F32(out), Shape::from((2, c))))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::bn_stats(s, l)
+    }
 }
 
 /// Per-channel scale `gamma * istd` and shift `beta - mean * scale`, plus `istd` and `mean`.
@@ -352,6 +361,19 @@ impl CustomOp3 for BnOp {
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xl: &Layout,
+        ps: &candle_core::CudaStorage,
+        pl: &Layout,
+        ss: &candle_core::CudaStorage,
+        sl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::bn_apply((xs, xl), (ps, pl), (ss, sl), self.eps, self.act)
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -379,6 +401,11 @@ impl Backward for BnOp {
         let [x, params, stats] = inputs else {
             candle_core::bail!("tarun-batch-norm: expects three inputs");
         };
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            let tensors = [x, params, stats, y, grad];
+            return super::cuda::bn_backward(tensors, self.eps, self.act, self.batch_stats, needs);
+        }
         let c = params.dim(1)?;
         let host = |t: &Tensor| -> Result<Vec<f32>> { t.flatten_all()?.to_vec1::<f32>() };
         let a = Affine::new(&host(params)?, &host(stats)?, c, self.eps);

@@ -66,6 +66,17 @@ impl CustomOp2 for AddBias {
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xl: &Layout,
+        bs: &candle_core::CudaStorage,
+        bl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::bias_add((xs, xl), (bs, bl))
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -109,5 +120,14 @@ impl CustomOp1 for ChannelSums {
             .map(|ch| channel_planes(g, ch, c, hw, b).map(plane_sum).sum::<f64>() as f32)
             .collect();
         Ok((CpuStorage::F32(sums), Shape::from(c)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::channel_sums(s, l)
     }
 }

@@ -195,6 +195,22 @@ impl Geom {
         wide.min(per_thread).min(memory.max(1)).max(1)
     }
 
+    /// The same convolution for cuDNN.
+    #[cfg(feature = "cuda")]
+    fn cudnn(&self) -> super::cuda::conv::ConvShape {
+        super::cuda::conv::ConvShape {
+            b: self.b,
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            co: self.co,
+            k: self.k,
+            stride: self.stride,
+            pad: self.pad,
+            groups: 1,
+        }
+    }
+
     /// Output columns `ow` whose tap `kj` reads inside the row: `[lo, hi)`.
     fn valid_cols(&self, kj: usize) -> (usize, usize) {
         super::valid_cols(self.w, self.wo, self.stride, self.pad, kj)
@@ -726,6 +742,27 @@ impl CustomOp2 for ConvOp {
         Ok((CpuStorage::F32(y), Shape::from((g.b, g.co, g.ho, g.wo))))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xl: &Layout,
+        ws: &candle_core::CudaStorage,
+        wl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        if self.1.is_some() {
+            candle_core::bail!("{}: the folded epilogue runs on the CPU only", self.name());
+        }
+        use super::cuda::conv::{Pass, run};
+        run(
+            Pass::Forward,
+            &self.0.cudnn(),
+            (xs, xl),
+            (ws, wl),
+            self.name(),
+        )
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -798,5 +835,21 @@ impl CustomOp2 for ConvGrad {
                 Shape::from((g.co, g.c, g.k, g.k)),
             ),
         })
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        use super::cuda::conv::{Pass, run};
+        let (pass, g) = match self {
+            ConvGrad::Input(g) => (Pass::InputGrad, g),
+            ConvGrad::Kernel(g) => (Pass::KernelGrad, g),
+        };
+        run(pass, &g.cudnn(), (s1, l1), (s2, l2), self.name())
     }
 }

@@ -72,6 +72,22 @@ struct Geom {
 }
 
 impl Geom {
+    /// The same convolution for cuDNN: one group per channel.
+    #[cfg(feature = "cuda")]
+    fn cudnn(&self) -> super::cuda::conv::ConvShape {
+        super::cuda::conv::ConvShape {
+            b: self.b,
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            co: self.c,
+            k: self.k,
+            stride: self.stride,
+            pad: self.pad,
+            groups: self.c,
+        }
+    }
+
     fn new(x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
         let (&[b, c, h, wd], &[co, one, kh, kw]) = (x, w) else {
             candle_core::bail!("tarun-depthwise: expected 4-d input and kernel, got {x:?}, {w:?}");
@@ -552,6 +568,26 @@ impl CustomOp2 for DwOp {
                 Shape::from((g.c, 1, g.k, g.k)),
             ),
         })
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        use super::cuda::conv::{Pass, run};
+        let (pass, g) = match self {
+            DwOp::Forward(g) => (Pass::Forward, g),
+            DwOp::InputGrad(g) => (Pass::InputGrad, g),
+            DwOp::KernelGrad(g) => (Pass::KernelGrad, g),
+            DwOp::ForwardAffine(..) => {
+                candle_core::bail!("{}: the folded epilogue runs on the CPU only", self.name())
+            }
+        };
+        run(pass, &g.cudnn(), (s1, l1), (s2, l2), self.name())
     }
 
     fn bwd(

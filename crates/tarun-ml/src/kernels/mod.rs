@@ -19,13 +19,16 @@
 //!   (the `_on` variants of the functions above record on it).
 //!
 //! Every kernel runs on the rayon pool (sized to the machine) and works on contiguous `f32`
-//! NCHW tensors; the wrappers make inputs contiguous. Off the CPU, and with
+//! NCHW tensors; the wrappers make inputs contiguous. With the `cuda` feature the same ops run
+//! on NVIDIA GPUs through cuDNN and kernels of tarun's own (`cuda/`). On Metal, and with
 //! `TARUN_KERNELS=candle`, the networks use Candle's stock ops instead (see `models::Kernels`).
 //! The tests compare every kernel with those stock ops and its gradients with finite differences.
 
 mod batchnorm;
 mod bias;
 mod conv;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod depthwise;
 // Off x86-64 the direct convolution never applies, and its kernels are not compiled.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -44,6 +47,84 @@ pub(crate) use tape::{add, fold_columns, max_pool2x2};
 
 use candle_core::{CpuStorage, Layout, Result};
 use rayon::prelude::*;
+
+#[cfg(feature = "cuda")]
+pub(crate) use cuda::{
+    AdamConstants, adamw as cuda_adamw, bn_running as cuda_bn_running,
+    fold_columns as cuda_fold_columns, keep_freed_memory as cuda_keep_freed_memory,
+    max_pool2x2 as cuda_max_pool2x2,
+};
+
+/// The arithmetic of convolutions on GPUs. PyTorch's default lets cuDNN use TF32 tensor cores
+/// (`torch.backends.cudnn.allow_tf32 = True`: inputs rounded to 10 mantissa bits, sums in f32);
+/// `Fp32` asks for exact f32 arithmetic (`CUDNN_FMA_MATH`), slower on GPUs that have TF32. Matrix
+/// products stay f32 either way, as in PyTorch. CPU kernels always compute in f32.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// TF32 tensor cores where the GPU has them (PyTorch's default).
+    #[default]
+    Tf32,
+    /// Exact f32.
+    Fp32,
+}
+
+thread_local! {
+    /// The precision [`Precision::with`] set for this thread's job, if any.
+    static PRECISION: std::cell::Cell<Option<Precision>> = const { std::cell::Cell::new(None) };
+}
+
+impl Precision {
+    /// `tf32` or `fp32`.
+    pub fn parse(s: &str) -> Option<Precision> {
+        match s {
+            "tf32" => Some(Precision::Tf32),
+            "fp32" => Some(Precision::Fp32),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Tf32 => "tf32",
+            Precision::Fp32 => "fp32",
+        }
+    }
+
+    /// The precision of this thread's job: the one [`Precision::with`] set, else
+    /// `TARUN_GPU_PRECISION` (`tf32` or `fp32`), else TF32.
+    pub fn current() -> Precision {
+        static FROM_ENV: std::sync::OnceLock<Precision> = std::sync::OnceLock::new();
+        PRECISION.get().unwrap_or_else(|| {
+            *FROM_ENV.get_or_init(|| {
+                let value = std::env::var("TARUN_GPU_PRECISION").ok();
+                match value.as_deref() {
+                    None | Some("") => Precision::Tf32,
+                    Some(v) => Precision::parse(v).unwrap_or_else(|| {
+                        eprintln!(
+                            "warning: TARUN_GPU_PRECISION=`{v}` is neither `tf32` nor `fp32`; using tf32"
+                        );
+                        Precision::Tf32
+                    }),
+                }
+            })
+        })
+    }
+
+    /// Runs `f` with this precision for the GPU work it does on this thread.
+    pub fn with<R>(self, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<Precision>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                PRECISION.set(self.0);
+            }
+        }
+        let _restore = Restore(PRECISION.replace(Some(self)));
+        f()
+    }
+}
 
 /// The contiguous `f32` data of a custom op's input.
 fn f32_data<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {

@@ -90,6 +90,20 @@ impl CustomOp2 for AddRelu {
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        match self {
+            AddRelu::Forward => super::cuda::add_relu((s1, l1), (s2, l2)),
+            AddRelu::Mask => super::cuda::relu_mask((s1, l1), (s2, l2)),
+        }
+    }
+
     fn bwd(
         &self,
         a: &Tensor,

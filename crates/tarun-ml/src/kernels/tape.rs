@@ -228,6 +228,11 @@ pub(crate) fn fold_columns(w: &Tensor, group: usize, tape: &Tape) -> Result<Tens
     if group == 0 || cols % group != 0 {
         candle_core::bail!("fold_columns: {cols} columns are not runs of {group}");
     }
+    #[cfg(feature = "cuda")]
+    if w.device().is_cuda() {
+        let y = super::cuda::fold_columns(&w.detach(), group, false)?;
+        return Ok(tape.record(Fold(group), vec![w.clone()], y));
+    }
     let y = w.detach().reshape((rows, cols / group, group))?.sum(2)?;
     Ok(tape.record(Fold(group), vec![w.clone()], y))
 }
@@ -247,6 +252,18 @@ impl Backward for Fold {
         // element-by-element strided copy, 17 % of a VGG-11-BN width 1 batch 32 step.
         let (rows, cols) = y.dims2()?;
         let group = self.0;
+        #[cfg(feature = "cuda")]
+        if y.device().is_cuda() {
+            return Ok(vec![Some(super::cuda::fold_columns(g, group, true)?)]);
+        }
+        if !y.device().is_cpu() {
+            let spread = g
+                .reshape((rows, cols, 1))?
+                .broadcast_as((rows, cols, group))?
+                .contiguous()?
+                .reshape((rows, cols * group))?;
+            return Ok(vec![Some(spread)]);
+        }
         let g = g.flatten_all()?.to_vec1::<f32>()?;
         let n = rows * cols * group;
         let mut spread: Vec<f32> = Vec::with_capacity(n);
@@ -275,6 +292,11 @@ pub(crate) fn max_pool2x2(x: &Tensor, tape: &Tape) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     if h % 2 != 0 || w % 2 != 0 {
         candle_core::bail!("max_pool2x2 needs even spatial sizes, got {h}x{w}");
+    }
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() {
+        let y = super::cuda::max_pool2x2(x)?;
+        return Ok(tape.record(MaxPool, vec![x.clone()], y));
     }
     let y = x.reshape((b, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)?;
     Ok(tape.record(MaxPool, vec![x.clone()], y))
@@ -321,6 +343,10 @@ impl Backward for MaxPool {
         _: &[bool],
     ) -> Result<Vec<Option<Tensor>>> {
         let x = &inputs[0];
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            return Ok(vec![Some(super::cuda::max_pool2x2_grad(x, y, g)?)]);
+        }
         let (b, c, h, w) = x.dims4()?;
         let windows = (b, c, h / 2, 2, w / 2, 2);
         let spread = |t: &Tensor| t.reshape((b, c, h / 2, 1, w / 2, 1))?.broadcast_as(windows);

@@ -162,7 +162,7 @@ pub(crate) fn conv_bn(
     ctx: &Ctx,
     act: Activation,
 ) -> Result<Tensor> {
-    if NO_GRAD.get() && !ctx.batch_stats && use_kernels(x) {
+    if NO_GRAD.get() && !ctx.batch_stats && use_kernels(x) && x.device().is_cpu() {
         let (scale, shift) = bn.running_affine(conv.bias.as_ref())?;
         let weight = param(&conv.weight);
         let (stride, padding, affine) = (conv.stride, conv.padding, (&scale, &shift));
@@ -185,7 +185,8 @@ pub(crate) fn conv_bn_add_relu(
     identity: &Tensor,
     ctx: &Ctx,
 ) -> Result<Tensor> {
-    if NO_GRAD.get() && !ctx.batch_stats && use_kernels(x) && !conv.depthwise {
+    if NO_GRAD.get() && !ctx.batch_stats && use_kernels(x) && x.device().is_cpu() && !conv.depthwise
+    {
         let (scale, shift) = bn.running_affine(conv.bias.as_ref())?;
         let geometry = (conv.stride, conv.padding);
         let weight = param(&conv.weight);
@@ -206,9 +207,12 @@ pub(crate) fn conv_bn_add_relu(
     }
 }
 
-/// Whether tarun's CPU kernels run this op: on the CPU, unless `TARUN_KERNELS=candle`.
-fn use_kernels(x: &Tensor) -> bool {
-    x.device().is_cpu() && super::Kernels::selected() == super::Kernels::Tarun
+/// Whether tarun's kernels run this op: on the CPU and on CUDA GPUs (cuDNN and tarun's own GPU
+/// kernels), unless `TARUN_KERNELS=candle`. The epilogues folded into a convolution for
+/// inference exist on the CPU only; on a GPU the batch norm after it is one more pass.
+pub(crate) fn use_kernels(x: &Tensor) -> bool {
+    (x.device().is_cpu() || x.device().is_cuda())
+        && super::Kernels::selected() == super::Kernels::Tarun
 }
 
 /// `nn.BatchNorm2d` with affine parameters and tracked running statistics.
@@ -268,6 +272,18 @@ impl BatchNorm2d {
         }
         let stats = if ctx.batch_stats {
             let stats = kernels::batch_norm_stats(x)?;
+            #[cfg(feature = "cuda")]
+            if x.device().is_cuda() {
+                // One kernel for what is a dozen tiny ops below.
+                let op = RunningUpdate {
+                    running_var: self.running_var.as_tensor().clone(),
+                    batches: self.num_batches_tracked.as_tensor().clone(),
+                    momentum: BN_MOMENTUM,
+                    unbias: n as f64 / (n - 1) as f64,
+                };
+                self.running_mean.as_tensor().inplace_op2(&stats, &op)?;
+                return self.normalise(x, ctx, act, &stats);
+            }
             self.update_running(&stats.get(0)?, &stats.get(1)?, n)?;
             stats
         } else {
@@ -279,9 +295,14 @@ impl BatchNorm2d {
                 0,
             )?
         };
+        self.normalise(x, ctx, act, &stats)
+    }
+
+    /// The fused normalisation with these `[mean; var]` statistics.
+    fn normalise(&self, x: &Tensor, ctx: &Ctx, act: Activation, stats: &Tensor) -> Result<Tensor> {
         let (weight, bias) = (param(&self.weight), param(&self.bias));
         let options = (BN_EPS, act, ctx.batch_stats);
-        kernels::batch_norm_on(x, (&weight, &bias), &stats, options, ctx.tape)
+        kernels::batch_norm_on(x, (&weight, &bias), stats, options, ctx.tape)
     }
 
     /// Evaluation mode as one scale and shift per channel, with a preceding bias `b` folded in:
@@ -338,10 +359,54 @@ impl BatchNorm2d {
         let rv = ((self.running_var.as_tensor().detach() * (1.0 - m))? + (unbiased * m)?)?;
         self.running_mean.set(&rm)?;
         self.running_var.set(&rv)?;
-        let count = self.num_batches_tracked.as_tensor().to_scalar::<i64>()?;
-        let device = self.num_batches_tracked.device().clone();
+        // Counted on the device: reading it back would wait for the GPU at every layer.
+        let count = self.num_batches_tracked.as_tensor().detach();
         self.num_batches_tracked
-            .set(&Tensor::new(count + 1, &device)?)
+            .set(&count.add(&count.ones_like()?)?)
+    }
+}
+
+/// [`BatchNorm2d::update_running`] as one GPU kernel on the running mean (the op's
+/// destination), with the running variance and the batch counter updated beside it.
+#[cfg(feature = "cuda")]
+struct RunningUpdate {
+    running_var: Tensor,
+    batches: Tensor,
+    momentum: f64,
+    unbias: f64,
+}
+
+#[cfg(feature = "cuda")]
+impl candle_core::InplaceOp2 for RunningUpdate {
+    fn name(&self) -> &'static str {
+        "tarun-batch-norm-running"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &mut candle_core::CpuStorage,
+        _: &candle_core::Layout,
+        _: &candle_core::CpuStorage,
+        _: &candle_core::Layout,
+    ) -> Result<()> {
+        candle_core::bail!("tarun-batch-norm-running: GPU only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        mean: &mut candle_core::CudaStorage,
+        ml: &candle_core::Layout,
+        stats: &candle_core::CudaStorage,
+        sl: &candle_core::Layout,
+    ) -> Result<()> {
+        let options = (self.momentum, self.unbias);
+        kernels::cuda_bn_running(
+            (mean, ml),
+            (stats, sl),
+            &self.running_var,
+            &self.batches,
+            options,
+        )
     }
 }
 
@@ -415,6 +480,11 @@ pub(crate) fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     if h % 2 != 0 || w % 2 != 0 {
         candle_core::bail!("max_pool2x2 needs even spatial sizes, got {h}x{w}");
+    }
+    // Without a backward (inference), one kernel on the GPU instead of two strided reductions.
+    #[cfg(feature = "cuda")]
+    if NO_GRAD.get() && x.device().is_cuda() && use_kernels(x) {
+        return crate::kernels::cuda_max_pool2x2(x);
     }
     x.reshape((b, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)
 }

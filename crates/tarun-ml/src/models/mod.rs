@@ -367,13 +367,12 @@ impl Network {
         self.forward_with(x, mode, None)
     }
 
-    /// [`Network::forward_mode`] for a training step: on the CPU with tarun's kernels the
+    /// [`Network::forward_mode`] for a training step: with tarun's kernels (CPU or CUDA) the
     /// convolutional body records its ops on a [`Tape`], whose backward runs them without
     /// Candle's graph (see `kernels::Tape`); [`Taped::backward`] then gives the same gradients
     /// as `loss.backward()` would, faster. Elsewhere it is `forward_mode` and `loss.backward()`.
     pub fn forward_taped(&self, x: &Tensor, mode: Mode) -> Result<Taped> {
-        let taped =
-            x.device().is_cpu() && Kernels::selected() == Kernels::Tarun && !layers::NO_GRAD.get();
+        let taped = layers::use_kernels(x) && !layers::NO_GRAD.get();
         let tape = taped.then(Tape::new);
         let logits = self.forward_with(x, mode, tape.as_ref())?;
         Ok(Taped { logits, tape })

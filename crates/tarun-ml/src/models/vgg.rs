@@ -138,6 +138,10 @@ impl Vgg11Bn {
                 Some(tape) => {
                     tape.output(&crate::kernels::fold_columns(&weight, POOL * POOL, tape)?)?
                 }
+                #[cfg(feature = "cuda")]
+                None if weight.device().is_cuda() && super::layers::NO_GRAD.get() => {
+                    crate::kernels::cuda_fold_columns(&weight, POOL * POOL, false)?
+                }
                 None => weight.reshape((out, c, POOL * POOL))?.sum(D::Minus1)?,
             };
             let x = x.reshape((b, c))?;

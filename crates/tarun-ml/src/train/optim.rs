@@ -50,6 +50,12 @@ enum Slot {
         m: Vec<f32>,
         v: Vec<f32>,
     },
+    /// AdamW's moments on a GPU, updated in place with the parameter by one kernel per tensor.
+    #[cfg(feature = "cuda")]
+    CudaAdam {
+        m: Tensor,
+        v: Tensor,
+    },
     Momentum {
         buf: Option<Tensor>,
     },
@@ -79,6 +85,19 @@ impl Optimizer {
                     && var.dtype() == DType::F32
                     && var.is_contiguous()
                     && Kernels::selected() == Kernels::Tarun;
+                #[cfg(feature = "cuda")]
+                if kind == OptimizerKind::AdamW
+                    && var.device().is_cuda()
+                    && var.dtype() == DType::F32
+                    && var.is_contiguous()
+                    && Kernels::selected() == Kernels::Tarun
+                {
+                    let slot = Slot::CudaAdam {
+                        m: var.zeros_like()?,
+                        v: var.zeros_like()?,
+                    };
+                    return Ok((var, slot));
+                }
                 let slot = match kind {
                     OptimizerKind::AdamW if fused => Slot::FusedAdam {
                         m: vec![0.0; var.elem_count()],
@@ -125,12 +144,24 @@ impl Optimizer {
                 var.as_tensor().inplace_op2(&grad.contiguous()?, &op)?;
                 continue;
             }
+            #[cfg(feature = "cuda")]
+            if let Slot::CudaAdam { m, v } = slot {
+                let op = CudaAdamW {
+                    m: m.clone(),
+                    v: v.clone(),
+                    constants: FusedAdamW::new(&mut [], &mut [], lr, wd, (bc1, bc2)).constants(),
+                };
+                var.as_tensor().inplace_op2(&grad.contiguous()?, &op)?;
+                continue;
+            }
             // Detached: the update must not build a backprop graph.
             let (theta, grad) = (var.as_tensor().detach(), grad.detach());
             let next = match slot {
                 Slot::Adam { m, v } => adamw(&theta, &grad, m, v, lr, wd, (bc1, bc2))?,
                 Slot::Momentum { buf } => sgd(&theta, &grad, buf, lr, wd, momentum)?,
                 Slot::FusedAdam { .. } => unreachable!("updated above"),
+                #[cfg(feature = "cuda")]
+                Slot::CudaAdam { .. } => unreachable!("updated above"),
             };
             var.set(&next)?;
         }
@@ -188,6 +219,20 @@ impl<'a> FusedAdamW<'a> {
             inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
             eps: EPS as f32,
             step_size: (lr / bc1) as f32,
+        }
+    }
+
+    /// The constants, for the GPU kernel that applies the same update.
+    #[cfg(feature = "cuda")]
+    fn constants(&self) -> crate::kernels::AdamConstants {
+        crate::kernels::AdamConstants {
+            decay: self.decay,
+            one_minus_beta1: self.one_minus_beta1,
+            beta2: self.beta2,
+            one_minus_beta2: self.one_minus_beta2,
+            inv_sqrt_bc2: self.inv_sqrt_bc2,
+            eps: self.eps,
+            step_size: self.step_size,
         }
     }
 
@@ -252,6 +297,36 @@ impl InplaceOp2 for FusedAdamW<'_> {
             .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
             .for_each(|((t, g), (m, v))| adamw_chunk(self, t, g, m, v));
         Ok(())
+    }
+}
+
+/// [`FusedAdamW`] on a GPU: the parameter is the op's destination, the gradient its source,
+/// the moments device tensors updated by the same kernel.
+#[cfg(feature = "cuda")]
+struct CudaAdamW {
+    m: Tensor,
+    v: Tensor,
+    constants: crate::kernels::AdamConstants,
+}
+
+#[cfg(feature = "cuda")]
+impl InplaceOp2 for CudaAdamW {
+    fn name(&self) -> &'static str {
+        "tarun-adamw"
+    }
+
+    fn cpu_fwd(&self, _: &mut CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<()> {
+        candle_core::bail!("tarun-adamw: this optimizer's moments are on a GPU")
+    }
+
+    fn cuda_fwd(
+        &self,
+        s1: &mut candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        crate::kernels::cuda_adamw((s1, l1), (s2, l2), &self.m, &self.v, &self.constants)
     }
 }
 
