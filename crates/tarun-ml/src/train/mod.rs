@@ -336,7 +336,13 @@ impl Run<'_> {
                 candle_nn::loss::cross_entropy(logits, &wrong)?
             }
         };
-        let value = loss.to_scalar::<f32>()?;
+        // The backward pass and the count of hits are queued before the loss is read, so that
+        // on a GPU the one wait per step covers them all; the weights change only after the
+        // check, in the optimizer step.
+        let grads = taped.backward(&loss)?;
+        let hits = correct(&logits.detach(), y)?;
+        let read = Tensor::stack(&[loss.to_dtype(DType::F32)?, hits], 0)?.to_vec1::<f32>()?;
+        let (value, correct) = (read[0], read[1] as u64);
         if !value.is_finite() {
             return Err(TrainError::NonFiniteLoss {
                 epoch,
@@ -344,23 +350,22 @@ impl Run<'_> {
                 loss: value,
             });
         }
-        let grads = taped.backward(&loss)?;
         self.opt.step(&grads, lr)?;
         if !self.net.buffers_finite()? {
             return Err(TrainError::NonFiniteStatistics { epoch, step });
         }
-        Ok((value, count_correct(&logits.detach(), y)?))
+        Ok((value, correct))
     }
 }
 
-/// How many rows' argmax equals the label.
-fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<u64> {
+/// How many rows' argmax equals the label, as an f32 scalar on the logits' device (exact up
+/// to 2^24 rows).
+fn correct(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let pred = logits.argmax(D::Minus1)?;
-    let hits = pred
+    Ok(pred
         .eq(&labels.to_dtype(pred.dtype())?)?
-        .to_dtype(DType::U32)?
-        .sum_all()?;
-    Ok(u64::from(hits.to_scalar::<u32>()?))
+        .to_dtype(DType::F32)?
+        .sum_all()?)
 }
 
 /// Runs `net` in eval mode over `batches` and returns the logits (N x C, row-major) and labels.
