@@ -239,6 +239,9 @@ pub struct BenchArgs {
     /// Only these batch sizes.
     #[arg(long, value_delimiter = ',')]
     pub batch: Vec<usize>,
+    /// Measure tarun alone, even where PyTorch is installed (for profilers).
+    #[arg(long)]
+    pub no_torch: bool,
     /// Where to measure: `cpu` (default), `cuda:0`, `metal:0` (PyTorch runs on the same device).
     #[arg(long, default_value = "cpu")]
     pub device: String,

@@ -71,7 +71,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         args.batch.clone()
     };
     let device = tarun_ml::device::open(&args.device).map_err(ExpectedError::Usage)?;
-    let torch = torch_available();
+    let torch = !args.no_torch && torch_available();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The script ships inside the binary, so an installed tarun needs no source tree.
     let dir = tempfile::tempdir()?;
