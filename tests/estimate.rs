@@ -93,7 +93,7 @@ fn a_cached_study_estimates_nothing_and_a_forced_node_uses_its_record() {
         line(&forced, "estimates: ").starts_with("estimates: 1 from records, 0 from bench"),
         "{forced}"
     );
-    // On a GPU the CPU's record says nothing: the placeholders price it.
+    // On a GPU the CPU's record says nothing: the built-in H200 figures price it.
     let gpu = dry_run(
         &store,
         TINY,
@@ -101,5 +101,5 @@ fn a_cached_study_estimates_nothing_and_a_forced_node_uses_its_record() {
     );
     let node = line(&gpu, &format!("would run  {SMALL}  "));
     assert!(node.ends_with(" on cuda:0 (default)"), "{node}");
-    assert!(gpu.contains("unmeasured CUDA placeholders"), "{gpu}");
+    assert!(gpu.contains("an H200's figures"), "{gpu}");
 }

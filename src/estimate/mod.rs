@@ -12,7 +12,7 @@
 //! 2. **bench**: the images/second `tarun bench` measured on this kind of device and saved
 //!    in `<store>/bench/` ([`rates`]), times the node's work ([`work`]).
 //! 3. **default**: the same with built-in figures (docs/performance.md's CPU table;
-//!    unmeasured placeholders for GPUs).
+//!    one H200's measured figures for CUDA GPUs).
 //!
 //! Then [`schedule::simulate`] replays the run over the same device pool `run` would use,
 //! which gives when each device's last job ends and the whole run's wall time.

@@ -5,7 +5,8 @@
 //! `cuda-0.json`; `cpu-candle.json` under `TARUN_KERNELS=candle`, whose figures are not tarun's
 //! kernels'), merging with the rows of an earlier run on the same thread count. Without such a
 //! file a device kind has built-in defaults: the CPU's are docs/performance.md's sixth-round
-//! table (2 threads of an AMD EPYC, Zen 4); the GPUs' are placeholders that no GPU has measured.
+//! table (2 threads of an AMD EPYC, Zen 4); CUDA's are one H200's (docs/gpu.md), Metal's half
+//! those.
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
@@ -78,19 +79,25 @@ const CPU_DEFAULT: [(&str, f64, f64, f64, f64); 12] = [
     ("mobilenet_v2", 1.0, 128.0, 895.2, 5343.3),
 ];
 
-/// Placeholders for a CUDA GPU, NOT measured (no GPU was available when they were written):
-/// deliberately low guesses for Candle's CUDA backend at width 1; narrower networks are
-/// counted at width 1's speed. `tarun bench --device cuda:0` replaces them.
-const CUDA_DEFAULT: [(&str, f64, f64, f64, f64); 6] = [
-    ("resnet18", 1.0, 32.0, 1000.0, 4000.0),
-    ("resnet18", 1.0, 128.0, 2000.0, 8000.0),
-    ("vgg11_bn", 1.0, 32.0, 1200.0, 5000.0),
-    ("vgg11_bn", 1.0, 128.0, 2500.0, 10000.0),
-    ("mobilenet_v2", 1.0, 32.0, 600.0, 3000.0),
-    ("mobilenet_v2", 1.0, 128.0, 1500.0, 6000.0),
+/// One NVIDIA H200, measured (docs/gpu.md: `tarun bench --device cuda:0`, tarun's cuDNN path,
+/// TF32 convolutions, 2026-12-04): `(arch, width, batch, train, infer)` images/second. Other GPUs
+/// differ; `tarun bench --device cuda:0` replaces these with the machine's own.
+const CUDA_DEFAULT: [(&str, f64, f64, f64, f64); 12] = [
+    ("resnet18", 0.25, 32.0, 6819.0, 20982.0),
+    ("resnet18", 0.25, 128.0, 18505.0, 74193.0),
+    ("resnet18", 1.0, 32.0, 3696.0, 11954.0),
+    ("resnet18", 1.0, 128.0, 13803.0, 57045.0),
+    ("vgg11_bn", 0.25, 32.0, 6332.0, 34902.0),
+    ("vgg11_bn", 0.25, 128.0, 17245.0, 102917.0),
+    ("vgg11_bn", 1.0, 32.0, 4483.0, 28917.0),
+    ("vgg11_bn", 1.0, 128.0, 7206.0, 75318.0),
+    ("mobilenet_v2", 0.25, 32.0, 2154.0, 5975.0),
+    ("mobilenet_v2", 0.25, 128.0, 11310.0, 35704.0),
+    ("mobilenet_v2", 1.0, 32.0, 3135.0, 8776.0),
+    ("mobilenet_v2", 1.0, 128.0, 11130.0, 34954.0),
 ];
 
-/// Metal GPUs: half the CUDA placeholders, NOT measured either.
+/// Metal GPUs: half the H200's figures, NOT measured.
 const METAL_FACTOR: f64 = 0.5;
 
 impl Table {
@@ -109,7 +116,7 @@ impl Table {
                 None,
                 "unmeasured Metal placeholders",
             ),
-            _ => (&CUDA_DEFAULT, 1.0, None, "unmeasured CUDA placeholders"),
+            _ => (&CUDA_DEFAULT, 1.0, None, "an H200's figures (docs/gpu.md)"),
         };
         Table {
             rows: rows
