@@ -54,8 +54,9 @@ impl Taped {
 /// 0: follow `TARUN_KERNELS`; 1: tarun's; 2: Candle's (see [`Kernels::force`]).
 static OVERRIDE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
-/// Which convolution kernels the networks use on the CPU: tarun's (the default) or Candle's
-/// stock ops, selected with `TARUN_KERNELS=candle` so that speed comparisons stay honest.
+/// Which kernels the networks use on the CPU and on CUDA GPUs: tarun's (the default; cuDNN and
+/// tarun's own CUDA kernels on a GPU) or Candle's stock ops, selected with
+/// `TARUN_KERNELS=candle` so that speed comparisons stay honest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernels {
     Tarun,
