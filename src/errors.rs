@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-/// Exit codes: 0 success, 1 a node failed, 2 invalid manifest or usage, 3 store error,
-/// 4 other I/O or data error, 130 interrupted.
+/// Exit codes: 0 success (or stdout closed by its reader), 1 a node failed, 2 invalid manifest
+/// or usage, 3 store error, 4 other I/O or data error, 130 interrupted.
 #[derive(Debug, thiserror::Error)]
 pub enum ExpectedError {
     #[error(transparent)]
@@ -14,6 +14,10 @@ pub enum ExpectedError {
     Usage(String),
     #[error("{0:#}")]
     Other(anyhow::Error),
+    /// Stdout's reader went away (`tarun status M | head`): stop writing and exit 0 quietly,
+    /// as ripgrep does (`crate::output`).
+    #[error("standard output closed")]
+    OutputClosed,
 }
 
 pub const NODE_FAILED: u8 = 1;
@@ -28,12 +32,17 @@ impl ExpectedError {
             ExpectedError::Manifest(_) | ExpectedError::Usage(_) => USAGE,
             ExpectedError::Store(_) => STORE,
             ExpectedError::Other(_) => OTHER,
+            ExpectedError::OutputClosed => 0,
         }
     }
 
     /// Prints the error (with source snippets for manifest errors) and returns the exit code.
     pub fn report(self) -> ExitCode {
         let code = self.code();
+        if let ExpectedError::OutputClosed = self {
+            // Nothing to say: the reader has what it wanted.
+            return ExitCode::from(code);
+        }
         // Unwrapped lines: a wrapped message would break the paths it names at their slashes,
         // and a path must survive a copy and paste. The terminal wraps long lines anyway.
         let _ = miette::set_hook(Box::new(|_| {
@@ -44,6 +53,7 @@ impl ExpectedError {
             ExpectedError::Store(e) => eprintln!("{:?}", miette::Report::new(e)),
             ExpectedError::Usage(msg) => eprintln!("error: {msg}"),
             ExpectedError::Other(e) => eprintln!("error: {e:#}"),
+            ExpectedError::OutputClosed => {}
         }
         ExitCode::from(code)
     }

@@ -6,6 +6,7 @@ use tarun_core::graph::{Format, render};
 
 use super::{Result, load};
 use crate::cli::{DagArgs, DagFormat};
+use crate::output::out;
 
 pub fn dag(args: DagArgs) -> Result<ExitCode> {
     let (study, graph) = load(&args.manifest)?;
@@ -14,6 +15,6 @@ pub fn dag(args: DagArgs) -> Result<ExitCode> {
         DagFormat::Dot => Format::Dot,
         DagFormat::Mermaid => Format::Mermaid,
     };
-    print!("{}", render(&study, &graph, format));
+    out!("{}", render(&study, &graph, format))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ use super::{Result, load, select_nodes};
 use crate::cli::ExportArgs;
 use crate::errors::ExpectedError;
 use crate::kinds;
+use crate::output::outln;
 
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
     let (study, graph) = load(&args.manifest)?;
@@ -30,19 +31,38 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
             not_fresh.join(", ")
         )));
     }
+    // The listing is informational, the copies are the work: a closed or failing stdout
+    // (`tarun export M ... | head -1`) ends the listing, never the copying. Once every file is
+    // copied, a closed pipe exits 0 quietly and any other write error is reported.
+    let mut listing: Result<()> = Ok(());
     for &i in &selected {
         let record = statuses[i]
             .record
             .as_ref()
             .expect("fresh nodes have records");
         let dir = args.to.join(&record.id);
-        std::fs::create_dir_all(&dir).map_err(anyhow::Error::from)?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            anyhow::anyhow!(
+                "creating `{dir}`: {e} (export stopped at `{}`; the nodes before it are copied)",
+                record.id
+            )
+        })?;
         for (name, out) in &record.outputs {
             let dest = dir.join(name);
-            std::fs::copy(store.object_path(&out.digest), &dest)
-                .map_err(|e| anyhow::anyhow!("copying to `{dest}`: {e}"))?;
-            println!("{dest}");
+            std::fs::copy(store.object_path(&out.digest), &dest).map_err(|e| {
+                anyhow::anyhow!(
+                    "copying to `{dest}`: {e} (export stopped at `{name}` of `{}`; the files \
+                     before it are copied)",
+                    record.id
+                )
+            })?;
+            if listing.is_ok() {
+                listing = outln!("{dest}");
+            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    match listing {
+        Ok(()) | Err(ExpectedError::OutputClosed) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e),
+    }
 }

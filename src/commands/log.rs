@@ -6,21 +6,22 @@ use tarun_core::store::{Outcome, Store};
 
 use super::Result;
 use crate::cli::LogArgs;
+use crate::output::outln;
 
 pub fn log(args: LogArgs) -> Result<ExitCode> {
     let store = Store::open_read_only(args.store.store)?;
     let journals = store.journals()?;
     if args.json {
         let json = serde_json::json!({ "runs": journals });
-        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&json).expect("json"))?;
         return Ok(ExitCode::SUCCESS);
     }
     if journals.is_empty() {
-        println!("no runs recorded in `{}`", store.root());
+        outln!("no runs recorded in `{}`", store.root())?;
     }
     let detail_from = journals.len().saturating_sub(args.detail.unwrap_or(0));
     for (n, j) in journals.iter().enumerate() {
-        println!(
+        outln!(
             "{}  {}  {}  {:.1}s  ran {}, cached {}, failed {}, skipped {}, cancelled {}",
             j.run_id,
             j.started.strftime("%Y-%m-%d %H:%M:%S"),
@@ -31,7 +32,7 @@ pub fn log(args: LogArgs) -> Result<ExitCode> {
             j.count(Outcome::Failed),
             j.count(Outcome::Skipped),
             j.count(Outcome::Cancelled),
-        );
+        )?;
         if n >= detail_from {
             for e in &j.entries {
                 let device = e.device.as_deref().unwrap_or("-");
@@ -40,13 +41,13 @@ pub fn log(args: LogArgs) -> Result<ExitCode> {
                     .as_deref()
                     .map(|m| format!("  ({m})"))
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "    {:<9} {:>8.2}s  {:<8} {}{err}",
                     e.outcome.as_str(),
                     e.seconds,
                     device,
                     e.id
-                );
+                )?;
             }
         }
     }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Result, load, select_nodes};
 use crate::cli::{ExecutorKind, RunArgs};
 use crate::errors::{self, ExpectedError};
+use crate::output::outln;
 use crate::reporter::Reporter;
 use crate::{estimate, kinds};
 
@@ -215,27 +216,27 @@ fn dry_run(
     );
     for (job, &i) in would_run.iter().enumerate() {
         let s = &statuses[i];
-        println!(
+        outln!(
             "would run  {}  ({}: {})  {}",
             s.id,
             s.state.as_str(),
             s.causes.join("; "),
             forecast.describe(study, job)
-        );
+        )?;
     }
-    println!(
+    outln!(
         "{} of {} selected nodes would run; the rest are cached",
         would_run.len(),
         selected.len()
-    );
+    )?;
     for line in forecast.summary(study) {
-        println!("{line}");
+        outln!("{line}")?;
     }
     if opts.slurm && !would_run.is_empty() {
-        println!(
+        outln!(
             "note: with --executor slurm the jobs run on the cluster's nodes; the estimate is \
              for this machine's devices"
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ use tarun_core::store::Store;
 use super::{Result, load, select_nodes};
 use crate::cli::StatusArgs;
 use crate::kinds;
+use crate::output::outln;
 
 pub fn status(args: StatusArgs) -> Result<ExitCode> {
     let (study, graph) = load(&args.manifest)?;
@@ -41,26 +42,26 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                 node
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "nodes": nodes })).expect("json")
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let width = statuses.iter().map(|s| s.id.len()).max().unwrap_or(0);
     for s in &statuses {
         let causes = s.causes.join("; ");
-        println!("{:<8} {:<width$}  {causes}", s.state.as_str(), s.id);
+        outln!("{:<8} {:<width$}  {causes}", s.state.as_str(), s.id)?;
     }
     let count = |st: State| statuses.iter().filter(|s| s.state == st).count();
-    println!(
+    outln!(
         "\n{} nodes: {} fresh, {} stale, {} missing, {} blocked",
         statuses.len(),
         count(State::Fresh),
         count(State::Stale),
         count(State::Missing),
         count(State::Blocked)
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -70,22 +71,22 @@ fn explain(
     store: &Store,
     status: &plan::NodeStatus,
 ) -> Result<ExitCode> {
-    println!("{} ({}): {}", status.id, status.kind, status.state.as_str());
+    outln!("{} ({}): {}", status.id, status.kind, status.state.as_str())?;
     for c in &status.causes {
-        println!("  because {c}");
+        outln!("  because {c}")?;
     }
     if let Some(key) = &status.key {
-        println!("current key: {key}");
+        outln!("current key: {key}")?;
     }
     match store.head(&study.name, &status.id)? {
-        Some(head) => println!(
+        Some(head) => outln!(
             "last record: {} ({} in run {})\n{}",
             head.key,
             head.device,
             head.run_id,
             serde_json::to_string_pretty(&head.key_material).expect("json")
-        ),
-        None => println!("no record yet"),
+        )?,
+        None => outln!("no record yet")?,
     }
     Ok(ExitCode::SUCCESS)
 }

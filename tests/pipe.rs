@@ -1,0 +1,165 @@
+//! A closed stdout (`tarun status M | head -1`) ends a command quietly with exit 0, as ripgrep
+//! does, instead of a panic (exit 101 and a backtrace); `export` still copies every file.
+//!
+//! Each test closes the read end of stdout's pipe before the child can write anything (it has
+//! to start and load a manifest first), so the command's first write fails with `BrokenPipe`
+//! whatever the size of its output.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use support::{SMALL, TINY};
+
+/// A store in which `SMALL`'s five nodes are fresh.
+fn store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    support::run_ok(dir.path(), TINY, &[SMALL]);
+    dir
+}
+
+/// `tarun ARGS` on `store`, with backtraces on, so that a panic cannot go unnoticed.
+fn tarun(store: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tarun"));
+    cmd.env("TARUN_STORE", store)
+        .env_remove("TARUN_LOG")
+        .env_remove("TARUN_FAULT")
+        .env_remove("TARUN_INJECT")
+        .env("RUST_BACKTRACE", "1")
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs tarun with its stdout closed by the reader, and asserts that it exits 0 without a
+/// panic.
+fn with_closed_stdout(store: &Path, args: &[&str]) -> Output {
+    let mut child = tarun(store, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "tarun {args:?} with stdout closed: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "tarun {args:?} with stdout closed panicked: {stderr}"
+    );
+    out
+}
+
+#[test]
+fn status_stops_quietly() {
+    let store = store();
+    with_closed_stdout(store.path(), &["status", TINY]);
+}
+
+#[test]
+fn status_json_stops_quietly() {
+    let store = store();
+    with_closed_stdout(store.path(), &["status", TINY, "--json"]);
+}
+
+#[test]
+fn status_explain_stops_quietly() {
+    let store = store();
+    with_closed_stdout(store.path(), &["status", TINY, "--explain", SMALL]);
+}
+
+#[test]
+fn log_stops_quietly() {
+    let store = store();
+    with_closed_stdout(store.path(), &["log", "--detail", "1"]);
+    with_closed_stdout(store.path(), &["log", "--json"]);
+}
+
+#[test]
+fn dry_run_stops_quietly() {
+    let store = store();
+    with_closed_stdout(store.path(), &["run", TINY, "--dry-run"]);
+}
+
+#[test]
+fn dag_stops_quietly() {
+    let store = store();
+    for format in ["text", "dot", "mermaid"] {
+        with_closed_stdout(store.path(), &["dag", TINY, "--format", format]);
+    }
+}
+
+/// The listing is informational, the copies are the work: every file of every node is copied.
+#[test]
+fn export_copies_every_file_when_its_listing_is_cut() {
+    let store = store();
+    let status = support::tarun(store.path())
+        .args(["status", TINY, "--json"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let mut nodes = vec![];
+    let mut expected = vec![];
+    for node in status["nodes"].as_array().unwrap() {
+        if node["state"] != "fresh" {
+            continue;
+        }
+        let id = node["id"].as_str().unwrap().to_owned();
+        for name in node["outputs"].as_object().unwrap().keys() {
+            expected.push(Path::new(&id).join(name));
+        }
+        nodes.push(id);
+    }
+    assert_eq!(nodes.len(), 5, "{status}");
+    assert!(expected.len() >= 5, "{expected:?}");
+    let dest = store.path().join("exported");
+    let mut args = vec!["export", TINY, "--to", dest.to_str().unwrap()];
+    args.extend(nodes.iter().map(String::as_str));
+    with_closed_stdout(store.path(), &args);
+    for file in &expected {
+        assert!(
+            dest.join(file).is_file(),
+            "export with stdout closed left `{}` uncopied",
+            file.display()
+        );
+    }
+}
+
+/// Any other stdout error (here a full disk) is an error, exit 4, not a panic; `export` still
+/// copies every file first.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_stdout_is_an_error_and_export_still_copies() {
+    let store = store();
+    let full = || std::fs::File::create("/dev/full").unwrap();
+    let status = tarun(store.path(), &["status", TINY])
+        .stdout(full())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert_eq!(status.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("writing to stdout"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let dest = store.path().join("exported");
+    let nodes = [
+        "base[arch=resnet18]",
+        "expert[arch=resnet18,class=3]",
+        "expert[arch=resnet18,class=8]",
+    ];
+    let mut args = vec!["export", TINY, "--to", dest.to_str().unwrap()];
+    args.extend(nodes);
+    let export = tarun(store.path(), &args).stdout(full()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&export.stderr);
+    assert_eq!(export.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("writing to stdout"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let copied: Vec<_> = support::walk(&dest);
+    assert_eq!(copied.len(), 3, "{copied:?}");
+}
