@@ -14,7 +14,9 @@
 //! ```
 //!
 //! Every file is written to `tmp/` and renamed into place, so a reader sees either nothing or the
-//! whole file. A node's objects are in place before its record is written, so a crash at any
+//! whole file. Files get the mode a plain `File::create` would (`0666 & !umask`) and directories
+//! `0777 & !umask`, so a group sharing a store (umask 022 or 002) can read each other's results;
+//! objects are then made read-only. A node's objects are in place before its record is written, so a crash at any
 //! point leaves no record that points at something partial; the leftovers in `tmp/` are ignored
 //! and swept by `gc`.
 
@@ -197,7 +199,7 @@ impl Store {
     /// Stores bytes as an object (used for small artifacts written by tarun itself).
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<OutputRef> {
         let tmp = self.tmp_dir();
-        let mut file = tempfile::NamedTempFile::new_in(&tmp).map_err(StoreError::io(&tmp))?;
+        let mut file = temp_file_in(&tmp)?;
         file.write_all(bytes).map_err(StoreError::io(&tmp))?;
         let (_, path) = file.keep().map_err(|e| StoreError::io(&tmp)(e.error))?;
         let path = Utf8PathBuf::try_from(path).expect("store paths are UTF-8");
@@ -290,7 +292,7 @@ impl Store {
     /// `<what>-before-rename` and `<what>-before-dir-sync` (see [`crate::fault`]).
     fn write_atomic_as(&self, what: &str, dest: &Utf8Path, bytes: &[u8]) -> Result<()> {
         let tmp = self.tmp_dir();
-        let mut file = tempfile::NamedTempFile::new_in(&tmp).map_err(StoreError::io(&tmp))?;
+        let mut file = temp_file_in(&tmp)?;
         if fault::reached(what, "half-written") {
             let _ = file.write_all(&bytes[..bytes.len() / 2]);
             let _ = file.as_file().sync_all();
@@ -327,6 +329,22 @@ pub(crate) fn list_files(dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// A new temporary file in `dir` with the mode `File::create` would give it: `0666 & !umask`.
+///
+/// `tempfile` creates its files `0600` unless told otherwise, which would keep every record,
+/// head, journal and report from the rest of a group sharing the store. Asking `open(2)` for
+/// `0666` lets the kernel apply the umask (or the directory's default ACL) exactly as it does for
+/// any other file, so the umask is never read, let alone changed under other threads.
+fn temp_file_in(dir: &Utf8Path) -> Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir).map_err(StoreError::io(dir))
 }
 
 fn set_read_only(path: &Utf8Path) -> Result<()> {

@@ -151,3 +151,47 @@ fn second_lock_waits_and_names_the_holder() {
     drop(held);
     waiter.join().unwrap();
 }
+
+/// Records, heads, journals and files written through the store get the mode `File::create`
+/// gives under the process's umask (not `tempfile`'s 0600); objects that mode made read-only.
+/// (The umask is left as it is: tests run in threads. `tests/umask.rs` sets 022 and 002.)
+#[cfg(unix)]
+#[test]
+fn written_files_get_the_mode_file_create_would() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Utf8Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+
+    let (_d, store) = temp_store();
+    let plain = store.root().join("plain");
+    std::fs::File::create(&plain).unwrap();
+    let expected = mode(&plain);
+
+    let rec = record(&store, "base", b"weights");
+    store.commit("s", &rec).unwrap();
+    let journal = RunJournal {
+        run_id: "r1".into(),
+        manifest: "m.toml".into(),
+        study: "s".into(),
+        started: jiff::Timestamp::UNIX_EPOCH,
+        seconds: 0.0,
+        overrides: vec![],
+        command: vec![],
+        entries: vec![],
+    };
+    store.write_journal(&journal).unwrap();
+    let other = store.root().join("other.txt");
+    store.write_atomic(&other, b"text").unwrap();
+
+    let written = [
+        store.record_path(&rec.key),
+        store.head_path("s", "base"),
+        store.root().join("runs/r1.json"),
+        store.root().join("format-version"),
+        other,
+    ];
+    for path in &written {
+        assert_eq!(mode(path), expected, "`{path}`");
+    }
+    let object = store.object_path(&rec.outputs["model.safetensors"].digest);
+    assert_eq!(mode(&object), expected & !0o222, "`{object}`");
+}
