@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
+use tarun_core::digest::ObjectDigest;
 use tarun_core::engine::slurm::SlurmConfig;
 use tarun_core::engine::{DevicePool, DeviceSpec, Engine, Executor, Options};
 use tarun_core::manifest::{NodeKind, Study};
 use tarun_core::plan::{self, State};
-use tarun_core::store::{Outcome, RunJournal, Store};
+use tarun_core::store::{Outcome, OutputRef, RunJournal, Store};
 use tokio_util::sync::CancellationToken;
 
 use super::{Result, load, select_nodes};
@@ -261,9 +262,12 @@ fn print_summary(j: &RunJournal) {
     );
 }
 
-/// Copies the outputs of every report node this run produced or found cached to
-/// `<store>/reports/<study>/<id>/`, where a person can open them. The copies are a view: nothing
-/// reads them back, and each is written atomically.
+/// Refreshes `<store>/reports/<study>/<id>/`, where a person can open them, from the outputs of
+/// every report node this run produced or found cached: those of the record of the node's current
+/// key (the one the journal names), not of the last record committed for the id, which after a
+/// revert (`--set`, run, run without it) is the reverted run's. The copies are a view: nothing
+/// reads them back. A file whose content already matches (same size and digest) is left alone, so
+/// a no-op run writes nothing; any other is written atomically.
 fn export_reports(store: &Store, study: &Study, j: &RunJournal) -> Result<()> {
     for e in j
         .entries
@@ -276,21 +280,39 @@ fn export_reports(store: &Store, study: &Study, j: &RunJournal) -> Result<()> {
         if node.kind != NodeKind::Report {
             continue;
         }
-        let Some(record) = store.head(&study.name, &e.id)? else {
+        let Some(key) = e.key else {
+            continue;
+        };
+        let Some(record) = store.read_record(&key)? else {
             continue;
         };
         let dir = store.root().join("reports").join(&study.name).join(&e.id);
         std::fs::create_dir_all(&dir).map_err(anyhow::Error::from)?;
         for (name, out) in &record.outputs {
+            let dest = dir.join(name);
+            if view_matches(&dest, out) {
+                continue;
+            }
             let bytes =
                 std::fs::read(store.object_path(&out.digest)).map_err(anyhow::Error::from)?;
-            store.write_atomic(&dir.join(name), &bytes)?;
+            store.write_atomic(&dest, &bytes)?;
         }
         if record.outputs.contains_key("report.html") {
             eprintln!("report: {}", dir.join("report.html"));
         }
     }
     Ok(())
+}
+
+/// Whether the view file at `path` already holds the object `out`: a stat, then a hash only when
+/// the size matches.
+fn view_matches(path: &Utf8Path, out: &OutputRef) -> bool {
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == out.size) {
+        return false;
+    }
+    std::fs::File::open(path)
+        .and_then(|f| ObjectDigest::of_reader(std::io::BufReader::new(f)))
+        .is_ok_and(|d| d == out.digest)
 }
 
 fn exit_code(j: &RunJournal, interrupted: bool) -> ExitCode {
