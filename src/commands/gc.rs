@@ -29,6 +29,8 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
             if let Some(head) = store.head(&study.name, &s.id)? {
                 keep.insert(head.key);
             }
+            // And the earlier record its causes were computed against, when that is another.
+            keep.extend(s.compared.as_ref().map(|r| r.key));
             keep.extend(s.key);
         }
     }

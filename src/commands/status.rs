@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use tarun_core::plan::{self, State};
-use tarun_core::store::Store;
+use tarun_core::store::{NodeRecord, Store};
 
 use super::{Result, load, select_nodes};
 use crate::cli::StatusArgs;
@@ -21,7 +21,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         let i = *select_nodes(&study, std::slice::from_ref(id), "--explain")?
             .first()
             .expect("one");
-        return explain(&study, &store, &statuses[i]);
+        return explain(&statuses[i]);
     }
     if args.json {
         let nodes: Vec<_> = statuses
@@ -39,6 +39,12 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                         .collect();
                     node["outputs"] = outputs.into();
                 }
+                // The record a stale node's causes compare against.
+                if let Some(rec) = against(s) {
+                    node["compared-with"] = serde_json::json!({
+                        "key": rec.key.to_string(), "run": rec.run_id, "started": rec.started,
+                    });
+                }
                 node
             })
             .collect();
@@ -50,7 +56,13 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
     }
     let width = statuses.iter().map(|s| s.id.len()).max().unwrap_or(0);
     for s in &statuses {
-        let causes = s.causes.join("; ");
+        let mut causes = s.causes.join("; ");
+        if let Some(rec) = against(s) {
+            causes.push_str(&format!(
+                " (compared with the record of run {})",
+                rec.run_id
+            ));
+        }
         outln!("{:<8} {:<width$}  {causes}", s.state.as_str(), s.id)?;
     }
     let count = |st: State| statuses.iter().filter(|s| s.state == st).count();
@@ -65,12 +77,17 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints what a node's key is made of, and its last record's, so a surprise can be traced.
-fn explain(
-    study: &tarun_core::manifest::Study,
-    store: &Store,
-    status: &plan::NodeStatus,
-) -> Result<ExitCode> {
+/// The earlier record a stale node's causes were computed against, when it is not the current
+/// key's own (that one needs no naming: the causes are then `forced` or a missing output).
+fn against(s: &plan::NodeStatus) -> Option<&NodeRecord> {
+    s.compared
+        .as_ref()
+        .filter(|rec| s.key.is_none_or(|k| k != rec.key))
+}
+
+/// Prints what a node's key is made of: the current key's record when there is one, else the
+/// record its causes compare against, so a surprise can be traced.
+fn explain(status: &plan::NodeStatus) -> Result<ExitCode> {
     outln!("{} ({}): {}", status.id, status.kind, status.state.as_str())?;
     for c in &status.causes {
         outln!("  because {c}")?;
@@ -78,15 +95,22 @@ fn explain(
     if let Some(key) = &status.key {
         outln!("current key: {key}")?;
     }
-    match store.head(&study.name, &status.id)? {
-        Some(head) => outln!(
-            "last record: {} ({} in run {})\n{}",
-            head.key,
-            head.device,
-            head.run_id,
-            serde_json::to_string_pretty(&head.key_material).expect("json")
-        )?,
-        None => outln!("no record yet")?,
-    }
+    let (what, rec) = match (&status.record, &status.compared) {
+        (Some(rec), _) => ("record of the current key", rec),
+        (None, Some(rec)) if status.key == Some(rec.key) => ("record of the current key", rec),
+        (None, Some(rec)) => ("compared with the record", rec),
+        (None, None) => {
+            outln!("no record yet")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    outln!(
+        "{what}: {} ({} in run {}, {})\n{}",
+        rec.key,
+        rec.device,
+        rec.run_id,
+        rec.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        serde_json::to_string_pretty(&rec.key_material).expect("json")
+    )?;
     Ok(ExitCode::SUCCESS)
 }

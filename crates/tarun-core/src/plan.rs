@@ -110,6 +110,11 @@ pub struct NodeStatus {
     /// The record for the current key, when fresh.
     #[serde(skip)]
     pub record: Option<NodeRecord>,
+    /// When not fresh, the record the causes compare against: the current key's when it exists
+    /// (forced, or an output missing), else the nearest of the node id's recent records (fewest
+    /// differences, the newest of equals), so an edit tried and reverted is not named again.
+    #[serde(skip)]
+    pub compared: Option<NodeRecord>,
 }
 
 /// Computes every node's status. `force` lists node indices to treat as stale.
@@ -168,13 +173,14 @@ fn node_status(
         causes: vec![],
         key: None,
         record: None,
+        compared: None,
     };
-    // The last record of this id, read only when the node is not fresh: a fresh node's status
-    // costs one record read.
-    let head = |st: &mut NodeStatus| {
-        store.head(&study.name, &node.id).unwrap_or_else(|e| {
+    // The recent records of this id, read only when the node is not fresh: a fresh node's
+    // status costs one record read.
+    let history = |st: &mut NodeStatus| {
+        store.history(&study.name, &node.id).unwrap_or_else(|e| {
             st.causes.push(format!("previous record unreadable: {e}"));
-            None
+            vec![]
         })
     };
     let algorithm = ctx.algorithm_version(node.kind);
@@ -197,9 +203,11 @@ fn node_status(
         st.causes.push(format!("failed in the last run: {err}"));
     }
     if !not_fresh.is_empty() {
-        if let Some(head) = &head(&mut st) {
+        let records = history(&mut st);
+        if let Some((prev, causes)) = nearest(records, |r| param_causes(r, node, algorithm)) {
             st.state = State::Stale;
-            st.causes.extend(param_causes(head, node, algorithm));
+            st.causes.extend(causes);
+            st.compared = Some(prev);
             st.causes.extend(
                 not_fresh
                     .iter()
@@ -226,35 +234,54 @@ fn node_status(
     let fresh = current
         .as_ref()
         .is_some_and(|rec| store.outputs_present(rec) && !forced);
-    let head = if fresh || current.is_some() {
+    let previous = if fresh || current.is_some() {
         None
     } else {
-        head(&mut st)
+        let records = history(&mut st);
+        nearest(records, |r| material_causes(&r.key_material, &material))
     };
-    match (current, head) {
+    match (current, previous) {
         (Some(rec), _) if fresh => {
             st.state = State::Fresh;
             st.record = Some(rec);
         }
-        (Some(_), _) => {
+        (Some(rec), _) => {
             st.state = State::Stale;
             st.causes.push(if forced {
                 "forced".into()
             } else {
                 "an output object is missing or truncated".into()
             });
+            st.compared = Some(rec);
         }
-        (None, Some(head)) => {
+        (None, Some((prev, causes))) => {
             st.state = State::Stale;
-            st.causes
-                .extend(material_causes(&head.key_material, &material));
+            st.causes.extend(causes);
             if forced {
                 st.causes.push("forced".into());
             }
+            st.compared = Some(prev);
         }
         (None, None) => st.causes.push("never run".into()),
     }
     Ok(st)
+}
+
+/// The record with the fewest causes against the current node, the newest of equals (`records`
+/// come newest first), with those causes.
+fn nearest(
+    records: Vec<NodeRecord>,
+    causes: impl Fn(&NodeRecord) -> Vec<String>,
+) -> Option<(NodeRecord, Vec<String>)> {
+    records
+        .into_iter()
+        .map(|r| {
+            let c = causes(&r);
+            (r, c)
+        })
+        .enumerate()
+        .min_by_key(|(i, (_, c))| (c.len(), *i))
+        .map(|(_, rc)| rc)
 }
 
 /// Causes visible without the inputs' digests: parameter and algorithm changes.

@@ -7,7 +7,8 @@
 //! store.lock              OS lock held by the one run writing to this store; its text says who
 //! objects/ab/cdef...      artifacts, named by the blake3 of their bytes, read-only
 //! records/<key>.json      node records; writing one is the commit point of a node
-//! heads/<hash>.json       per (study, node id): the key of the last record committed
+//! heads/<hash>.json       per (study, node id): the key of the last record committed, and the
+//!                         keys committed before it (newest first, at most `HEAD_HISTORY`)
 //! runs/<run-id>.json      run journals
 //! tmp/                    job output directories and files being written
 //! slurm/                  the Slurm executor's tasks, job journals, job logs and exit files
@@ -54,11 +55,18 @@ pub struct StoreLock {
     _file: File,
 }
 
+/// How many earlier keys a head remembers besides its own: the records `status` may explain a
+/// stale node against (an edit tried and reverted leaves the reverted key among them).
+pub const HEAD_HISTORY: usize = 16;
+
 #[derive(Serialize, Deserialize)]
 struct Head {
     study: String,
     id: String,
     key: NodeKey,
+    /// The keys committed before `key`, newest first (absent in heads of older builds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    previous: Vec<NodeKey>,
 }
 
 impl Store {
@@ -233,31 +241,67 @@ impl Store {
             })
     }
 
-    /// Commits a node: its objects must already be in place. Writes the record, then the head.
+    /// Commits a node: its objects must already be in place. Writes the record, then the head,
+    /// which keeps the keys committed before it (an unreadable old head is started afresh).
     pub fn commit(&self, study: &str, record: &NodeRecord) -> Result<()> {
         let json = serde_json::to_vec_pretty(record).expect("records serialise");
         self.write_atomic_as("record", &self.record_path(&record.key), &json)?;
+        let mut previous: Vec<NodeKey> = match self.read_head(study, &record.id) {
+            Ok(Some(old)) => std::iter::once(old.key).chain(old.previous).collect(),
+            _ => vec![],
+        };
+        let mut seen = std::collections::BTreeSet::from([record.key]);
+        previous.retain(|k| seen.insert(*k));
+        previous.truncate(HEAD_HISTORY);
         let head = Head {
             study: study.to_owned(),
             id: record.id.clone(),
             key: record.key,
+            previous,
         };
         let json = serde_json::to_vec(&head).expect("heads serialise");
         self.write_atomic_as("head", &self.head_path(study, &record.id), &json)
     }
 
+    fn read_head(&self, study: &str, id: &str) -> Result<Option<Head>> {
+        let path = self.head_path(study, id);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::CorruptRecord {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(path)(e)),
+        }
+    }
+
     /// The last record committed for a node id of a study, if any and if readable.
     pub fn head(&self, study: &str, id: &str) -> Result<Option<NodeRecord>> {
-        let path = self.head_path(study, id);
-        let head: Head = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::CorruptRecord {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::io(path)(e)),
+        match self.read_head(study, id)? {
+            Some(head) => self.read_record(&head.key),
+            None => Ok(None),
+        }
+    }
+
+    /// The records committed for a node id of a study, newest first: the head's and the
+    /// [`HEAD_HISTORY`] before it that are still in the store (`gc` may have removed some).
+    pub fn history(&self, study: &str, id: &str) -> Result<Vec<NodeRecord>> {
+        let Some(head) = self.read_head(study, id)? else {
+            return Ok(vec![]);
         };
-        self.read_record(&head.key)
+        let mut out: Vec<NodeRecord> = self.read_record(&head.key)?.into_iter().collect();
+        for key in head.previous {
+            // An older record that cannot be read is only one candidate fewer.
+            match self.read_record(&key) {
+                Ok(rec) => out.extend(rec),
+                Err(e) => tracing::warn!("skipping an earlier record of `{id}`: {e}"),
+            }
+        }
+        Ok(out)
     }
 
     pub fn write_journal(&self, journal: &RunJournal) -> Result<()> {

@@ -17,8 +17,8 @@ pub struct OutputRef {
 /// The commit point of a node: written last, after every output object is in place.
 ///
 /// A record says "these inputs produced these outputs". It is found by its key, and also by the
-/// node id through the store's heads (the last record committed for that id), which is what
-/// `status` compares against to say why a node is stale.
+/// node id through the store's heads (the last records committed for that id), the nearest of
+/// which `status` compares against to say why a node is stale.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct NodeRecord {

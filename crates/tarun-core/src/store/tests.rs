@@ -43,6 +43,35 @@ fn commit_then_read_back_by_key_and_head() {
 }
 
 #[test]
+fn the_head_remembers_earlier_keys_newest_first_without_repeats() {
+    let (_d, store) = temp_store();
+    let a = record(&store, "base", b"a");
+    let b = record(&store, "base", b"b");
+    for r in [&a, &b, &a] {
+        store.commit("s", r).unwrap();
+    }
+    let keys: Vec<_> = store
+        .history("s", "base")
+        .unwrap()
+        .iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(keys, [a.key, b.key]);
+    assert_eq!(store.head("s", "base").unwrap().unwrap().key, a.key);
+    assert!(store.history("s", "other").unwrap().is_empty());
+
+    let many: Vec<_> = (0..HEAD_HISTORY + 3)
+        .map(|i| record(&store, "base", format!("w{i}").as_bytes()))
+        .collect();
+    for r in &many {
+        store.commit("s", r).unwrap();
+    }
+    let history = store.history("s", "base").unwrap();
+    assert_eq!(history.len(), HEAD_HISTORY + 1);
+    assert_eq!(history[0].key, many.last().unwrap().key);
+}
+
+#[test]
 fn identical_content_is_stored_once() {
     let (_d, store) = temp_store();
     let a = store.put_bytes(b"same").unwrap();
