@@ -23,6 +23,9 @@ use crate::reporter::Reporter;
 use crate::{estimate, kinds};
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
+    // Before the manifest: a device this build cannot use is a mistake in the command line,
+    // whatever the study.
+    let devices = device_pool(&args)?;
     let (study, graph) = load(&args.manifest)?;
     let targets = if args.targets.is_empty() {
         None
@@ -30,7 +33,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Some(select_nodes(&study, &args.targets, "--target")?)
     };
     let force = select_nodes(&study, &args.force, "--force")?;
-    let devices = device_pool(&args)?;
     let executor = executor(&args)?;
     if args.dry_run {
         let opts = DryRun {
@@ -163,6 +165,9 @@ fn device_pool(args: &RunArgs) -> Result<DevicePool> {
             .map(|d| d.parse().map_err(ExpectedError::Usage))
             .collect::<Result<_>>()?
     };
+    for d in &specs {
+        check_built_with(&d.name)?;
+    }
     if let Some(jobs) = args.jobs {
         if jobs == 0 {
             return Err(ExpectedError::Usage("--jobs must be at least 1".into()));
@@ -173,6 +178,26 @@ fn device_pool(args: &RunArgs) -> Result<DevicePool> {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(DevicePool::new(specs, cores))
+}
+
+/// A `cuda:N` or `metal:N` device needs that backend compiled in: without it every job placed
+/// there would fail, so say so before anything is planned, and how to build it.
+fn check_built_with(device: &str) -> Result<()> {
+    let (backend, built) = if device.starts_with("cuda:") {
+        ("cuda", cfg!(feature = "cuda"))
+    } else if device.starts_with("metal:") {
+        ("metal", cfg!(feature = "metal"))
+    } else {
+        return Ok(());
+    };
+    if built {
+        return Ok(());
+    }
+    Err(ExpectedError::Usage(format!(
+        "--devices {device}: this tarun was built without the `{backend}` feature; rebuild with \
+         `cargo build --release --features {backend}` (see `tarun devices` for what this build \
+         can use)"
+    )))
 }
 
 /// What a dry run is asked about.
