@@ -405,3 +405,63 @@ fn a_family_over_an_invalid_axis_is_not_reported_again() {
         .collect();
     assert_eq!(kinds, [ErrorKind::EmptyAxis]);
 }
+
+#[test]
+fn learning_rate_must_be_positive_and_finite() {
+    for value in ["0", "0.0", "-0.0", "-1e-3", "nan", "inf", "-inf"] {
+        let text = format!("{HEAD}lr = {value}\n");
+        let errors = errors(&text, &[]);
+        assert_eq!(
+            places(&errors),
+            [(ErrorKind::InvalidValue, 11, 6)],
+            "lr = {value}: {}",
+            render(&errors)
+        );
+        assert!(render(&errors).contains("invalid `lr`"), "lr = {value}");
+    }
+    check(
+        "lr_zero",
+        &format!("{HEAD}lr = 0\n"),
+        &[],
+        (ErrorKind::InvalidValue, 11, 6),
+    );
+}
+
+#[test]
+fn ain_lr_must_be_positive() {
+    let text = format!(
+        "{HEAD}lr = 0.1\n\n[evaluate.score]\nmodel = \"base[arch=resnet18]\"\nforget = 3\nmetrics = [\"accuracy\"]\nain-lr = -1e-4\n"
+    );
+    let errors = errors(&text, &[]);
+    assert_eq!(
+        places(&errors),
+        [(ErrorKind::InvalidValue, 17, 10)],
+        "{}",
+        render(&errors)
+    );
+}
+
+#[test]
+fn non_positive_lr_from_a_recipe_points_into_the_recipe() {
+    let text = format!("{HEAD}recipe = \"base.fast\"\n\n[recipe.base.fast]\nlr = -1e-3\n");
+    let errors = errors(&text, &[]);
+    assert_eq!(
+        places(&errors),
+        [(ErrorKind::InvalidValue, 14, 6)],
+        "{}",
+        render(&errors)
+    );
+}
+
+#[test]
+fn non_positive_lr_from_set_points_into_the_argument() {
+    let text = format!("{HEAD}lr = 0.1\n");
+    let errors = errors(&text, &["train.base.lr=0"]);
+    assert_eq!(
+        places(&errors),
+        [(ErrorKind::InvalidValue, 1, 15)],
+        "{}",
+        render(&errors)
+    );
+    assert_eq!(errors.errors()[0].location().unwrap().file, "--set");
+}

@@ -166,7 +166,7 @@ const TRAINING: &[Key] = &[
         Ty::Choice(&["adamw", "sgd"]),
         Default::Str("adamw"),
     ),
-    key("lr", Ty::Float, Default::Required),
+    key("lr", Ty::PositiveFloat, Default::Required),
     key("weight-decay", Ty::Float, Default::Float(0.01)),
     // Defaulted only for sgd, see validate.rs.
     key("momentum", Ty::Float, Default::Absent),
@@ -234,7 +234,7 @@ const EVALUATE: &[Key] = &[
     key("base", Ty::Ref(One, &[Train]), Default::Absent),
     key("zrf-teachers", POSITIVE, Default::Int(1)),
     key("ain-max-steps", POSITIVE, Default::Int(200)),
-    key("ain-lr", Ty::Float, Default::Float(1e-4)),
+    key("ain-lr", Ty::PositiveFloat, Default::Float(1e-4)),
     key("tsne-points", POSITIVE, Default::Int(1500)),
     RETRIES,
 ];
