@@ -3,11 +3,40 @@
 use camino::Utf8PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `-V`: the version and the commit built from (when git could tell, at build time).
+const VERSION: &str = env!("TARUN_VERSION");
+/// `--version`: the same, and the GPU support compiled in (as `tarun devices` reports it).
+const LONG_VERSION: &str = concat!(
+    env!("TARUN_VERSION"),
+    "\nbuilt with: ",
+    env!("TARUN_FEATURES")
+);
+
+/// After `--help`'s options: what a script around tarun needs to know (README's list).
+const AFTER_LONG_HELP: &str = "\
+Exit codes:
+  0    success (also when the reader of stdout goes away, as with `| head`)
+  1    a node failed
+  2    invalid manifest or usage
+  3    store error
+  4    other error (a failed write to stdout among them)
+  130  interrupted
+
+Environment variables:
+  TARUN_STORE          the artifact store, when `--store` is not given (default: artifacts)
+  TARUN_LOG            log filter for stderr, e.g. `debug` (default: warn)
+  TARUN_KERNELS        `candle`: use Candle's stock ops instead of tarun's kernels
+  TARUN_GPU_PRECISION  `fp32`: exact f32 GPU convolutions instead of TF32
+  TARUN_HUGE_PAGES     `0`: do not turn on transparent huge pages (glibc)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tarun",
-    version,
-    about = "Run machine-learning studies as declarative, cached DAGs"
+    version = VERSION,
+    long_version = LONG_VERSION,
+    about = "Run machine-learning studies as declarative, cached DAGs",
+    after_help = "Exit codes and environment variables: see `tarun --help`.",
+    after_long_help = AFTER_LONG_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -54,8 +83,24 @@ pub enum Command {
     /// List the devices this build can use, with the slots and memory `run` gives them.
     Devices(DevicesArgs),
     /// Run one node of a study, as a Slurm job does (`tarun run --executor slurm` submits it).
+    /// Print a completion script for bash, zsh or fish.
+    Completions(CompletionsArgs),
     #[command(hide = true)]
     ExecNode(ExecNodeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,6 +1,7 @@
 //! One module per subcommand; this one dispatches and holds what they share.
 
 mod bench;
+mod completions;
 mod dag;
 mod data;
 mod devices;
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Data(cmd) => data::data(cmd),
         Command::Bench(args) => bench::bench(args),
         Command::Devices(args) => devices::devices(&args),
+        Command::Completions(args) => completions::completions(&args),
         Command::ExecNode(args) => exec_node::exec_node(args),
     }
 }
