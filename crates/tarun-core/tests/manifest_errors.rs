@@ -465,3 +465,16 @@ fn non_positive_lr_from_set_points_into_the_argument() {
     );
     assert_eq!(errors.errors()[0].location().unwrap().file, "--set");
 }
+
+#[test]
+fn a_missing_include_is_the_only_error() {
+    // Without the include, the recipe and the `lr` it gives are missing too: not reported.
+    let text = "[study]\nname = \"t\"\ninclude = [\"../configs/nope.toml\"]\n\n[train.base]\narch = \"resnet18\"\nrecipe = \"base.resnet18\"\n";
+    let errors = errors(text, &[]);
+    assert_eq!(
+        places(&errors),
+        [(ErrorKind::IncludeMissing, 3, 12)],
+        "{}",
+        render(&errors)
+    );
+}

@@ -34,7 +34,16 @@ pub(crate) fn build(
     let mut problems = Vec::new();
     let mut loader = Loader::new(&mut sources, &mut problems);
     let mut doc = loader.load(path, text);
-    let study = if loader.syntax_failed {
+    let syntax_failed = loader.syntax_failed;
+    // A file that cannot be read or parsed leaves its recipes and keys out, so what follows
+    // would report each of them again as missing: the include is the one error to fix.
+    let include_failed = problems.iter().any(|p| {
+        matches!(
+            p.kind(),
+            ErrorKind::IncludeMissing | ErrorKind::IncludeCycle
+        )
+    });
+    let study = if syntax_failed || include_failed {
         None
     } else {
         apply_overrides(&mut doc, overrides, &mut sources, &mut problems);
