@@ -67,3 +67,23 @@ fn cpu_device_is_always_accepted() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A dry run runs nothing, so it may name a GPU this build lacks: that is how one sees what a
+/// study would take on it.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_dry_run_may_name_a_device_the_build_lacks() {
+    let store = tempfile::tempdir().unwrap();
+    let out = tarun(store.path())
+        .args(run_args(TINY, &[]))
+        .args(["--devices", "cuda:0*4", "--dry-run"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("on cuda:0"), "{stdout}");
+}

@@ -165,8 +165,11 @@ fn device_pool(args: &RunArgs) -> Result<DevicePool> {
             .map(|d| d.parse().map_err(ExpectedError::Usage))
             .collect::<Result<_>>()?
     };
-    for d in &specs {
-        check_built_with(&d.name)?;
+    // A dry run only plans: it may name devices this build lacks, to estimate them.
+    if !args.dry_run {
+        for d in &specs {
+            check_built_with(&d.name)?;
+        }
     }
     if let Some(jobs) = args.jobs {
         if jobs == 0 {
@@ -181,7 +184,8 @@ fn device_pool(args: &RunArgs) -> Result<DevicePool> {
 }
 
 /// A `cuda:N` or `metal:N` device needs that backend compiled in: without it every job placed
-/// there would fail, so say so before anything is planned, and how to build it.
+/// there would fail, so say so before anything is planned, and how to build it (a dry run, which
+/// runs nothing, may still name it to see the estimate).
 fn check_built_with(device: &str) -> Result<()> {
     let (backend, built) = if device.starts_with("cuda:") {
         ("cuda", cfg!(feature = "cuda"))
