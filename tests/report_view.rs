@@ -6,40 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{count, journals, tarun};
-
-/// A study with a report whose title (shown in the report) `--set` can change.
-const MANIFEST: &str = r#"
-[study]
-name = "view"
-seed = 7
-protocol = "seed"
-
-[data]
-source = "synthetic"
-train-per-class = 4
-test-per-class = 2
-validation-per-class = 1
-
-[recipe.base]
-lr = 3e-3
-epochs = 1
-batch-size = 32
-
-[train.base]
-arch = "resnet18"
-width = 0.0625
-recipe = "base"
-
-[evaluate.base-eval]
-model = "base"
-forget = 8
-metrics = ["accuracy", "forget-acc", "retain-acc"]
-
-[report.summary]
-title = "first title"
-inputs = ["base", "base-eval"]
-"#;
+use support::{count, journals, report_study, tarun};
 
 /// Runs and returns stderr, asserting success.
 fn run(store: &Path, manifest: &Path, extra: &[&str]) -> String {
@@ -67,7 +34,7 @@ fn a_cached_report_refreshes_the_view_after_a_revert() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let manifest = tmp.path().join("view.toml");
-    std::fs::write(&manifest, MANIFEST).unwrap();
+    std::fs::write(&manifest, report_study("view", "first title")).unwrap();
     let view = store.join("reports/view/summary");
 
     let first_err = run(&store, &manifest, &[]);
@@ -123,7 +90,7 @@ fn a_no_op_run_does_not_rewrite_the_view() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let manifest = tmp.path().join("view.toml");
-    std::fs::write(&manifest, MANIFEST).unwrap();
+    std::fs::write(&manifest, report_study("view", "first title")).unwrap();
     let view = store.join("reports/view/summary");
     run(&store, &manifest, &[]);
     let inode = |p: &Path| {

@@ -13,47 +13,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::walk;
-
-/// The smallest study with a record, a head, a journal, objects and an exported report.
-const MANIFEST: &str = r#"
-[study]
-name = "umask"
-seed = 7
-protocol = "seed"
-
-[data]
-source = "synthetic"
-train-per-class = 4
-test-per-class = 2
-validation-per-class = 1
-
-[recipe.base]
-lr = 3e-3
-epochs = 1
-batch-size = 32
-
-[train.base]
-arch = "resnet18"
-width = 0.0625
-recipe = "base"
-
-[evaluate.base-eval]
-model = "base"
-forget = 8
-metrics = ["accuracy", "forget-acc", "retain-acc"]
-
-[report.summary]
-title = "umask"
-inputs = ["base", "base-eval"]
-"#;
+use support::{report_study, walk};
 
 /// Runs the study on a fresh store under `umask` and returns the store.
 fn run_under(dir: &Path, umask: &str) -> PathBuf {
     let store = dir.join("store");
     let manifest = dir.join("umask.toml");
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(&manifest, MANIFEST).unwrap();
+    std::fs::write(&manifest, report_study("umask", "umask")).unwrap();
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!("umask {umask} && exec \"$@\""))

@@ -167,3 +167,41 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The smallest study with a record, a head, a journal, objects and a report: one base network,
+/// its evaluation and a report titled `title`, named `name`.
+pub fn report_study(name: &str, title: &str) -> String {
+    format!(
+        r#"
+[study]
+name = "{name}"
+seed = 7
+protocol = "seed"
+
+[data]
+source = "synthetic"
+train-per-class = 4
+test-per-class = 2
+validation-per-class = 1
+
+[recipe.base]
+lr = 3e-3
+epochs = 1
+batch-size = 32
+
+[train.base]
+arch = "resnet18"
+width = 0.0625
+recipe = "base"
+
+[evaluate.base-eval]
+model = "base"
+forget = 8
+metrics = ["accuracy", "forget-acc", "retain-acc"]
+
+[report.summary]
+title = "{title}"
+inputs = ["base", "base-eval"]
+"#
+    )
+}
