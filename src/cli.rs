@@ -16,7 +16,7 @@ const LONG_VERSION: &str = concat!(
 const AFTER_LONG_HELP: &str = "\
 Exit codes:
   0    success (also when the reader of stdout goes away, as with `| head`)
-  1    a node failed
+  1    a node failed (`status --check`: a node would run)
   2    invalid manifest or usage
   3    store error
   4    other error (a failed write to stdout among them)
@@ -177,12 +177,36 @@ pub struct StatusArgs {
     pub manifest: ManifestArgs,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print JSON: `{"nodes":[{"id":..,"kind":..,"state":..,"causes":[..]}]}`.
+    /// Print JSON: `{"nodes":[{"id":..,"kind":..,"state":..,"causes":[..]}]}`, every node
+    /// unless `--state` is given.
     #[arg(long)]
     pub json: bool,
     /// Print the key material of one node.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["all", "states"])]
     pub explain: Option<String>,
+    /// List every node (by default the text lists only the nodes that are not fresh).
+    #[arg(long, conflicts_with = "states")]
+    pub all: bool,
+    /// List only the nodes in these states (repeatable, or comma-separated).
+    #[arg(
+        long = "state",
+        value_name = "STATE",
+        value_enum,
+        value_delimiter = ','
+    )]
+    pub states: Vec<NodeState>,
+    /// Exit 1 when any node would run (is not fresh), 0 when every node is fresh (for CI).
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// A node's state, as `status --state` selects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NodeState {
+    Fresh,
+    Stale,
+    Missing,
+    Blocked,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

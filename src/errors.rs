@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-/// Exit codes: 0 success (or stdout closed by its reader), 1 a node failed, 2 invalid manifest
-/// or usage, 3 store error, 4 other I/O or data error, 130 interrupted.
+/// Exit codes: 0 success (or stdout closed by its reader), 1 a node failed (or, for
+/// `status --check`, would run), 2 invalid manifest or usage, 3 store error, 4 other I/O or data
+/// error, 130 interrupted.
 #[derive(Debug, thiserror::Error)]
 pub enum ExpectedError {
     #[error(transparent)]
@@ -21,6 +22,8 @@ pub enum ExpectedError {
 }
 
 pub const NODE_FAILED: u8 = 1;
+/// `status --check`: some node is not fresh, so a run would run it.
+pub const WOULD_RUN: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const STORE: u8 = 3;
 pub const OTHER: u8 = 4;

@@ -1,4 +1,6 @@
-//! `tarun status`: every node's state and why, from the records alone (no weights are read).
+//! `tarun status`: each node's state and why, from the records alone (no weights are read). The
+//! text lists what is not fresh (`--all`: every node; `--state`: the states asked for) and a
+//! one-line summary; `--check` exits 1 when a run would run anything.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -7,9 +9,9 @@ use tarun_core::plan::{self, State};
 use tarun_core::store::{NodeRecord, Store};
 
 use super::{Result, load, select_nodes};
-use crate::cli::StatusArgs;
-use crate::kinds;
+use crate::cli::{NodeState, StatusArgs};
 use crate::output::outln;
+use crate::{errors, kinds};
 
 pub fn status(args: StatusArgs) -> Result<ExitCode> {
     let (study, graph) = load(&args.manifest)?;
@@ -17,14 +19,34 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
     let runner = kinds::StudyRunner;
     let data = kinds::planning_digest(&study, &store)?;
     let statuses = plan::status(&study, &graph, &store, &runner, &data, &BTreeSet::new())?;
+    // `--check`: whether a run would run anything, whatever is listed.
+    let code = if args.check && statuses.iter().any(|s| s.state != State::Fresh) {
+        ExitCode::from(errors::WOULD_RUN)
+    } else {
+        ExitCode::SUCCESS
+    };
     if let Some(id) = &args.explain {
         let i = *select_nodes(&study, std::slice::from_ref(id), "--explain")?
             .first()
             .expect("one");
-        return explain(&statuses[i]);
+        explain(&statuses[i])?;
+        return Ok(code);
     }
+    // What is listed: the states asked for; else every node (`--all`, and JSON, which scripts
+    // read whole); else what is not fresh, the part worth reading.
+    let wanted: Vec<State> = args.states.iter().map(|&s| state(s)).collect();
+    let listed: Vec<&plan::NodeStatus> = statuses
+        .iter()
+        .filter(|s| {
+            if !wanted.is_empty() {
+                wanted.contains(&s.state)
+            } else {
+                args.all || args.json || s.state != State::Fresh
+            }
+        })
+        .collect();
     if args.json {
-        let nodes: Vec<_> = statuses
+        let nodes: Vec<_> = listed
             .iter()
             .map(|s| {
                 let mut node = serde_json::json!({
@@ -52,10 +74,10 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "nodes": nodes })).expect("json")
         )?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
-    let width = statuses.iter().map(|s| s.id.len()).max().unwrap_or(0);
-    for s in &statuses {
+    let width = listed.iter().map(|s| s.id.len()).max().unwrap_or(0);
+    for s in &listed {
         let mut causes = s.causes.join("; ");
         if let Some(rec) = against(s) {
             causes.push_str(&format!(
@@ -63,18 +85,46 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                 rec.run_id
             ));
         }
-        outln!("{:<8} {:<width$}  {causes}", s.state.as_str(), s.id)?;
+        // Padded columns, but no trailing spaces where a node has no causes.
+        let line = format!("{:<8} {:<width$}  {causes}", s.state.as_str(), s.id);
+        outln!("{}", line.trim_end())?;
     }
+    if !listed.is_empty() {
+        outln!()?;
+    }
+    outln!("{}", summary(&statuses))?;
+    Ok(code)
+}
+
+fn state(s: NodeState) -> State {
+    match s {
+        NodeState::Fresh => State::Fresh,
+        NodeState::Stale => State::Stale,
+        NodeState::Missing => State::Missing,
+        NodeState::Blocked => State::Blocked,
+    }
+}
+
+/// One line for the whole study: `223 nodes: 200 fresh, 20 stale, 3 missing` (states with no
+/// node left out), or `223 nodes: all fresh`.
+fn summary(statuses: &[plan::NodeStatus]) -> String {
+    let n = statuses.len();
+    let nodes = if n == 1 { "node" } else { "nodes" };
     let count = |st: State| statuses.iter().filter(|s| s.state == st).count();
-    outln!(
-        "\n{} nodes: {} fresh, {} stale, {} missing, {} blocked",
-        statuses.len(),
-        count(State::Fresh),
-        count(State::Stale),
-        count(State::Missing),
-        count(State::Blocked)
-    )?;
-    Ok(ExitCode::SUCCESS)
+    if n > 0 && count(State::Fresh) == n {
+        return format!("{n} {nodes}: all fresh");
+    }
+    let counts: Vec<String> = [State::Fresh, State::Stale, State::Missing, State::Blocked]
+        .into_iter()
+        .map(|st| (count(st), st))
+        .filter(|&(c, _)| c > 0)
+        .map(|(c, st)| format!("{c} {}", st.as_str()))
+        .collect();
+    if counts.is_empty() {
+        format!("{n} {nodes}")
+    } else {
+        format!("{n} {nodes}: {}", counts.join(", "))
+    }
 }
 
 /// The earlier record a stale node's causes were computed against, when it is not the current
@@ -87,7 +137,7 @@ fn against(s: &plan::NodeStatus) -> Option<&NodeRecord> {
 
 /// Prints what a node's key is made of: the current key's record when there is one, else the
 /// record its causes compare against, so a surprise can be traced.
-fn explain(status: &plan::NodeStatus) -> Result<ExitCode> {
+fn explain(status: &plan::NodeStatus) -> Result<()> {
     outln!("{} ({}): {}", status.id, status.kind, status.state.as_str())?;
     for c in &status.causes {
         outln!("  because {c}")?;
@@ -101,7 +151,7 @@ fn explain(status: &plan::NodeStatus) -> Result<ExitCode> {
         (None, Some(rec)) => ("compared with the record", rec),
         (None, None) => {
             outln!("no record yet")?;
-            return Ok(ExitCode::SUCCESS);
+            return Ok(());
         }
     };
     outln!(
@@ -112,5 +162,5 @@ fn explain(status: &plan::NodeStatus) -> Result<ExitCode> {
         rec.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         serde_json::to_string_pretty(&rec.key_material).expect("json")
     )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
