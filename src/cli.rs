@@ -63,7 +63,7 @@ pub struct ManifestArgs {
 pub enum Command {
     /// Run a study: compute every node that is not cached.
     Run(RunArgs),
-    /// Show each node as fresh, stale, missing or blocked, and why.
+    /// Show the nodes a run would run (stale, missing or blocked) and why, then a summary.
     Status(StatusArgs),
     /// Print the study's graph.
     Dag(DagArgs),
