@@ -20,7 +20,9 @@ Exit codes:
   2    invalid manifest or usage
   3    store error
   4    other error (a failed write to stdout among them)
-  130  interrupted
+  130  interrupted by SIGINT (Ctrl-C)
+  143  interrupted by SIGTERM (Slurm's time limit, systemd, `docker stop`, CI runners)
+  129  interrupted by SIGHUP (the terminal closed; not under `nohup`)
 
 Environment variables:
   TARUN_STORE          the artifact store, when `--store` is not given (default: artifacts)

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 /// Exit codes: 0 success (or stdout closed by its reader), 1 a node failed (or, for
 /// `status --check`, would run), 2 invalid manifest or usage, 3 store error, 4 other I/O or data
-/// error, 130 interrupted.
+/// error, 128 + the signal's number for a run a signal interrupted (130 SIGINT, 143 SIGTERM,
+/// 129 SIGHUP).
 #[derive(Debug, thiserror::Error)]
 pub enum ExpectedError {
     #[error(transparent)]
@@ -27,7 +28,14 @@ pub const WOULD_RUN: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const STORE: u8 = 3;
 pub const OTHER: u8 = 4;
+/// Interrupted by SIGINT (Ctrl-C); see [`interrupted_by`] for the others.
 pub const INTERRUPTED: u8 = 130;
+
+/// The exit code of a run interrupted by signal `number`: 128 + it, what a shell reports for a
+/// process the signal killed (130 SIGINT, 129 SIGHUP, 143 SIGTERM).
+pub fn interrupted_by(number: i32) -> u8 {
+    u8::try_from(128 + number).unwrap_or(INTERRUPTED)
+}
 
 impl ExpectedError {
     pub fn code(&self) -> u8 {

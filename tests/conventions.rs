@@ -76,7 +76,13 @@ fn help_lists_exit_codes_and_environment_variables() {
     ] {
         assert!(text.contains(var), "{var} missing from\n{text}");
     }
-    assert!(text.contains("130"), "{text}");
+    for code in [
+        "130  interrupted by SIGINT",
+        "143  interrupted by SIGTERM",
+        "129  interrupted by SIGHUP",
+    ] {
+        assert!(text.contains(code), "{code} missing from\n{text}");
+    }
     // `-h` stays short and points to `--help`.
     let short = stdout(&tarun(&["-h"]));
     assert!(!short.contains("TARUN_HUGE_PAGES"), "{short}");

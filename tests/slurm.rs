@@ -299,25 +299,42 @@ fn a_job_cancelled_by_hand_fails_its_node() {
 
 #[test]
 fn ctrl_c_cancels_the_drivers_jobs() {
+    a_signal_cancels_the_drivers_jobs("INT", 130);
+}
+
+/// SIGTERM (the driver's own time limit, systemd, a CI runner) does what Ctrl-C does.
+#[test]
+fn sigterm_cancels_the_drivers_jobs() {
+    a_signal_cancels_the_drivers_jobs("TERM", 143);
+}
+
+fn a_signal_cancels_the_drivers_jobs(signal: &str, code: i32) {
     if !slurm_ready() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(&dir, "store");
     let (driver, job) = start_long_job(&store);
-    let sigint = StdCommand::new("kill")
-        .args(["-INT", &driver.id().to_string()])
+    let sent = StdCommand::new("kill")
+        .args([&format!("-{signal}"), &driver.id().to_string()])
         .status()
         .unwrap();
-    assert!(sigint.success());
+    assert!(sent.success());
     let out = wait_exit(driver);
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(
+        err.contains(&format!("interrupted by SIG{signal}")) && err.contains("Slurm jobs"),
+        "{err}"
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while job_state(&job) != "CANCELLED" && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(job_state(&job), "CANCELLED");
-    assert_eq!(outcome(&journals_last(&store), "both"), "cancelled");
+    let last = journals_last(&store);
+    assert_eq!(outcome(&last, "both"), "cancelled");
+    assert_eq!(last["interrupted"], format!("SIG{signal}"), "{last}");
 }
 
 fn journals_last(store: &Path) -> Value {

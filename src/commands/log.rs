@@ -21,8 +21,13 @@ pub fn log(args: LogArgs) -> Result<ExitCode> {
     }
     let detail_from = journals.len().saturating_sub(args.detail.unwrap_or(0));
     for (n, j) in journals.iter().enumerate() {
+        let interrupted = j
+            .interrupted
+            .as_ref()
+            .map(|s| format!("  interrupted by {s}"))
+            .unwrap_or_default();
         outln!(
-            "{}  {}  {}  {:.1}s  ran {}, cached {}, failed {}, skipped {}, cancelled {}",
+            "{}  {}  {}  {:.1}s  ran {}, cached {}, failed {}, skipped {}, cancelled {}{interrupted}",
             j.run_id,
             j.started.strftime("%Y-%m-%d %H:%M:%S"),
             j.manifest,

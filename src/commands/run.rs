@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use std::time::Duration;
 
@@ -67,6 +67,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             store.root()
         );
     })?;
+    sweep_leftovers(&store);
     if matches!(executor, Executor::Local) {
         let unfinished = tarun_core::engine::slurm::Files::new(&store).unfinished();
         if let Some((node, job)) = unfinished.first() {
@@ -87,7 +88,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let reporter = Reporter::spawn(rx, !args.no_progress);
     let cancel = CancellationToken::new();
-    runtime.spawn(interrupt_handler(cancel.clone()));
+    let interrupted = Arc::new(OnceLock::new());
+    {
+        let _in_runtime = runtime.enter();
+        let slurm = matches!(executor, Executor::Slurm(_));
+        runtime.spawn(stop_on_signals(cancel.clone(), interrupted.clone(), slurm));
+    }
     let study = Arc::new(study);
     let engine = Engine {
         study: study.clone(),
@@ -106,13 +112,30 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         fail_fast: args.fail_fast,
         run_id,
         command: std::env::args().collect(),
+        interrupted: interrupted.clone(),
     };
     let journal = runtime.block_on(engine.run(opts));
     reporter.finish();
     let journal = journal?;
     print_summary(&journal);
     export_reports(&Store::open(args.store.store.clone())?, &study, &journal)?;
-    Ok(exit_code(&journal, cancel.is_cancelled()))
+    let signal = interrupted.get().map(String::as_str);
+    Ok(exit_code(&journal, cancel.is_cancelled(), signal))
+}
+
+/// Removes what runs killed before their end left in `tmp/` (their job directories and
+/// half-written files), judged by whether the process named in each entry is gone; says so when
+/// there was any. A failure here only leaves them for `gc`.
+fn sweep_leftovers(store: &Store) {
+    match store.sweep_dead_temporaries() {
+        Ok(removed) if !removed.is_empty() => eprintln!(
+            "removed {} leftovers of ended runs from `{}`",
+            removed.len(),
+            store.tmp_dir()
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("not sweeping `tmp/`: {e}"),
+    }
 }
 
 /// The executor the flags ask for. Slurm's tools are checked here, so that a missing `sbatch`
@@ -279,8 +302,13 @@ fn print_summary(j: &RunJournal) {
             e.error.as_deref().unwrap_or("unknown error")
         );
     }
+    let interrupted = j
+        .interrupted
+        .as_ref()
+        .map(|s| format!(" (interrupted by {s})"))
+        .unwrap_or_default();
     eprintln!(
-        "run {}: {} ran, {} cached, {} failed, {} skipped, {} cancelled in {:.1}s",
+        "run {}: {} ran, {} cached, {} failed, {} skipped, {} cancelled in {:.1}s{interrupted}",
         j.run_id,
         j.count(Outcome::Ran),
         j.count(Outcome::Cached),
@@ -344,9 +372,13 @@ fn view_matches(path: &Utf8Path, out: &OutputRef) -> bool {
         .is_ok_and(|d| d == out.digest)
 }
 
-fn exit_code(j: &RunJournal, interrupted: bool) -> ExitCode {
-    if interrupted && j.count(Outcome::Failed) == 0 {
-        ExitCode::from(errors::INTERRUPTED)
+fn exit_code(j: &RunJournal, cancelled: bool, signal: Option<&str>) -> ExitCode {
+    if cancelled && j.count(Outcome::Failed) == 0 {
+        let code = STOP_SIGNALS
+            .iter()
+            .find(|s| Some(s.name) == signal)
+            .map_or(errors::INTERRUPTED, |s| errors::interrupted_by(s.number));
+        ExitCode::from(code)
     } else if j.count(Outcome::Failed) > 0 || j.count(Outcome::Cancelled) > 0 {
         ExitCode::from(errors::NODE_FAILED)
     } else {
@@ -354,15 +386,91 @@ fn exit_code(j: &RunJournal, interrupted: bool) -> ExitCode {
     }
 }
 
-/// First Ctrl-C: cancel jobs at their next batch boundary. Second: exit at once.
-async fn interrupt_handler(cancel: CancellationToken) {
-    if tokio::signal::ctrl_c().await.is_ok() {
+/// A signal that interrupts a run.
+struct StopSignal {
+    name: &'static str,
+    number: i32,
+    /// Who sends it, for the message.
+    from: &'static str,
+}
+
+/// What stops a run as Ctrl-C does: SIGINT itself, SIGTERM (what Slurm's time limit and
+/// `scancel`, systemd, `docker stop`, Kubernetes and CI runners send before SIGKILL) and SIGHUP
+/// (the terminal closed).
+const STOP_SIGNALS: [StopSignal; 3] = [
+    StopSignal {
+        name: "SIGINT",
+        number: libc::SIGINT,
+        from: " (Ctrl-C)",
+    },
+    StopSignal {
+        name: "SIGTERM",
+        number: libc::SIGTERM,
+        from: "",
+    },
+    StopSignal {
+        name: "SIGHUP",
+        number: libc::SIGHUP,
+        from: " (the terminal closed)",
+    },
+];
+
+/// The first of [`STOP_SIGNALS`] cancels the jobs at their next batch boundary (and this run's
+/// Slurm jobs), after recording its name in `interrupted` for the journal; the run then ends as
+/// usual, keeping nothing partial, and exits 128 + the signal's number. A second signal exits at
+/// once with its own code. A SIGHUP the parent ignores (`nohup`) stays ignored. Call within the
+/// runtime: the handlers are installed before this returns, so that no signal finds the
+/// default action (death without a word) once the run has started.
+fn stop_on_signals(
+    cancel: CancellationToken,
+    interrupted: Arc<OnceLock<String>>,
+    slurm: bool,
+) -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static StopSignal>();
+    for s in &STOP_SIGNALS {
+        if s.number == libc::SIGHUP && ignored(s.number) {
+            continue;
+        }
+        let Ok(mut stream) = signal(SignalKind::from_raw(s.number)) else {
+            tracing::warn!(
+                "cannot catch {}: it will end the run without cleaning up",
+                s.name
+            );
+            continue;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move { while stream.recv().await.is_some() && tx.send(s).is_ok() {} });
+    }
+    async move {
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let _ = interrupted.set(first.name.to_owned());
+        let also = if slurm {
+            " and cancelling this run's Slurm jobs"
+        } else {
+            ""
+        };
         eprintln!(
-            "interrupted: stopping running nodes at their next batch; nothing partial is kept"
+            "interrupted by {}{}: stopping running nodes at their next batch{also}; nothing \
+             partial is kept (a second signal exits at once)",
+            first.name, first.from
         );
         cancel.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(i32::from(errors::INTERRUPTED));
+        if let Some(second) = rx.recv().await {
+            std::process::exit(i32::from(errors::interrupted_by(second.number)));
         }
+    }
+}
+
+/// Whether `number`'s disposition is "ignore", as `nohup` leaves SIGHUP.
+fn ignored(number: i32) -> bool {
+    // SAFETY: with a null new action, sigaction(2) only reads the current one into `old`, a
+    // zeroed `sigaction` we own.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(number, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
     }
 }

@@ -6,8 +6,8 @@
 //! the store there, and report back through a channel. Nothing is shared between jobs.
 //!
 //! A failed node skips its descendants and lets independent branches finish (unless
-//! `fail_fast`). Cancellation (Ctrl-C) reaches jobs through a token they check between batches;
-//! a cancelled job commits nothing.
+//! `fail_fast`). Cancellation (Ctrl-C, SIGTERM, SIGHUP) reaches jobs through a token they check
+//! between batches; a cancelled job commits nothing.
 
 mod devices;
 mod job;
@@ -16,7 +16,7 @@ pub mod slurm;
 mod worker;
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -75,6 +75,10 @@ pub struct Options {
     pub run_id: String,
     /// The command line, for the journal.
     pub command: Vec<String>,
+    /// Set to a signal's name (`SIGTERM`) by whoever cancels the run because of that signal,
+    /// before cancelling: the journal then says the run was interrupted, and by what. A
+    /// cancellation without it (`fail_fast`) is not an interruption.
+    pub interrupted: Arc<OnceLock<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -172,6 +176,7 @@ impl Engine {
             if self.cancel.is_cancelled() {
                 st.stop_scheduling = true;
             }
+            self.note_interruption(&mut st, &opts, started)?;
             self.dispatch(&mut st, &opts, &tx)?;
             if st.running == 0 && (st.stop_scheduling || st.ready.is_empty()) {
                 break;
@@ -188,9 +193,32 @@ impl Engine {
                 self.journal_entry(&mut st, i, Outcome::Cancelled, None, 0.0, None, 0);
             }
         }
+        if self.cancel.is_cancelled() && st.journal.interrupted.is_none() {
+            st.journal.interrupted = opts.interrupted.get().cloned();
+        }
         st.journal.seconds = started.elapsed().as_secs_f64();
         self.store.write_journal(&st.journal)?;
         Ok(st.journal)
+    }
+
+    /// Once the run is cancelled because of a signal, says so in the journal at once: a second
+    /// signal exits without waiting for the jobs, and the journal must not then read as a run
+    /// that merely did less.
+    fn note_interruption(
+        &self,
+        st: &mut RunState,
+        opts: &Options,
+        started: Instant,
+    ) -> Result<(), StoreError> {
+        if st.journal.interrupted.is_some() || !self.cancel.is_cancelled() {
+            return Ok(());
+        }
+        let Some(signal) = opts.interrupted.get() else {
+            return Ok(());
+        };
+        st.journal.interrupted = Some(signal.clone());
+        st.journal.seconds = started.elapsed().as_secs_f64();
+        self.store.write_journal(&st.journal)
     }
 
     /// The Slurm executor's context: its directories and the study snapshot jobs read.
@@ -233,6 +261,7 @@ impl Engine {
             overrides: self.study.overrides.clone(),
             command: opts.command.clone(),
             entries: vec![],
+            interrupted: None,
         };
         let index = self.study.index();
         let input_index = self

@@ -301,6 +301,53 @@ fn cancellation_commits_nothing() {
             .count(),
         0
     );
+    assert_eq!(j.interrupted, None, "a cancellation without a signal");
+}
+
+/// Cancelled because of a signal: the journal, returned and stored, names it.
+#[test]
+fn an_interrupted_run_names_the_signal_in_its_journal() {
+    let h = Harness::new();
+    let mut slow = node("slow", &[], 1);
+    slow.params.insert("wait-for-cancel".into(), true.into());
+    let s = study(vec![slow, node("after", &["slow"], 2)]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let engine = Engine {
+        study: Arc::new(s.clone()),
+        graph: Arc::new(Graph::new(&s)),
+        store: h.store.clone(),
+        runner: Arc::new(FakeRunner::default()),
+        data_digest: "data".into(),
+        devices: DevicePool::new(vec!["cpu".parse().unwrap()], 2),
+        events: tx,
+        cancel: cancel.clone(),
+        executor: Executor::Local,
+    };
+    let opts = Options {
+        run_id: "r-term".into(),
+        ..Default::default()
+    };
+    let interrupted = opts.interrupted.clone();
+    let j = rt.block_on(async {
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            interrupted.set("SIGTERM".into()).unwrap();
+            c.cancel();
+        });
+        engine.run(opts).await.unwrap()
+    });
+    assert_eq!(j.interrupted.as_deref(), Some("SIGTERM"));
+    assert_eq!(j.count(Outcome::Cancelled), 2);
+    let stored = h.store.journals().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0], j);
 }
 
 /// Random DAGs: edges only from lower to higher index, some nodes failing.

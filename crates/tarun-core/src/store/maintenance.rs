@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
 
-use super::{Result, Store, StoreError, list_files, sync_dir};
+use super::{Result, Store, StoreError, list_files, owner, sync_dir};
 use crate::digest::{NodeKey, ObjectDigest};
 use crate::fault;
 
@@ -143,6 +143,44 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Removes the entries of `tmp/` whose process is gone: job directories and half-written
+    /// files of a run that was killed (SIGKILL, or a second Ctrl-C) or crashed. Only entries
+    /// named after a process of this host and pid namespace are judged, by whether that pid
+    /// still exists; those of live processes, of other hosts (Slurm jobs write here too) and
+    /// without an owner in their name (an older tarun's) are left alone, for `gc`. Removal is
+    /// best effort. Returns what was removed.
+    pub fn sweep_dead_temporaries(&self) -> Result<Vec<Utf8PathBuf>> {
+        let tmp = self.tmp_dir();
+        let entries = match fs::read_dir(&tmp) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(StoreError::io(tmp)(e)),
+        };
+        let mut removed = vec![];
+        for entry in entries.flatten() {
+            let Ok(path) = Utf8PathBuf::try_from(entry.path()) else {
+                continue;
+            };
+            let name = path.file_name().unwrap_or_default();
+            let Some((pid, place)) = owner::parse(name) else {
+                continue;
+            };
+            if place != owner::place() || owner::alive(pid) {
+                continue;
+            }
+            let gone = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            if gone.is_ok() {
+                removed.push(path);
+            }
+        }
+        removed.sort();
+        Ok(removed)
     }
 
     /// Removes every record whose key is not in `keep`, every object no kept record points at,

@@ -10,7 +10,8 @@
 //! heads/<hash>.json       per (study, node id): the key of the last record committed, and the
 //!                         keys committed before it (newest first, at most `HEAD_HISTORY`)
 //! runs/<run-id>.json      run journals
-//! tmp/                    job output directories and files being written
+//! tmp/                    job output directories and files being written, named after their
+//!                         process (`job-<node>@<pid>.<host>.*`, `.tmp@<pid>.<host>.*`)
 //! slurm/                  the Slurm executor's tasks, job journals, job logs and exit files
 //! ```
 //!
@@ -18,11 +19,13 @@
 //! whole file. Files get the mode a plain `File::create` would (`0666 & !umask`) and directories
 //! `0777 & !umask`, so a group sharing a store (umask 022 or 002) can read each other's results;
 //! objects are then made read-only. A node's objects are in place before its record is written, so a crash at any
-//! point leaves no record that points at something partial; the leftovers in `tmp/` are ignored
-//! and swept by `gc`.
+//! point leaves no record that points at something partial; the leftovers in `tmp/` are ignored,
+//! and swept by the next run when their process is gone ([`Store::sweep_dead_temporaries`]) or
+//! by `gc`.
 
 mod error;
 mod maintenance;
+mod owner;
 mod record;
 
 use std::fs::File;
@@ -156,11 +159,13 @@ impl Store {
         self.root.join("tmp")
     }
 
-    /// A fresh, empty directory under `tmp/` for a job to write its outputs into.
+    /// A fresh, empty directory under `tmp/` for a job to write its outputs into, named after
+    /// this process (`job-<label>@<pid>.<host>.<random>`) so that a later run can tell whether
+    /// it is a leftover.
     pub fn job_dir(&self, label: &str) -> Result<tempfile::TempDir> {
         let tmp = self.tmp_dir();
         tempfile::Builder::new()
-            .prefix(&format!("job-{label}-"))
+            .prefix(&format!("job-{label}{}", owner::tag()))
             .tempdir_in(&tmp)
             .map_err(StoreError::io(tmp))
     }
@@ -375,14 +380,17 @@ pub(crate) fn list_files(dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
     Ok(out)
 }
 
-/// A new temporary file in `dir` with the mode `File::create` would give it: `0666 & !umask`.
+/// A new temporary file in `dir` with the mode `File::create` would give it: `0666 & !umask`,
+/// named after this process (`.tmp@<pid>.<host>.<random>`, see [`owner`]).
 ///
 /// `tempfile` creates its files `0600` unless told otherwise, which would keep every record,
 /// head, journal and report from the rest of a group sharing the store. Asking `open(2)` for
 /// `0666` lets the kernel apply the umask (or the directory's default ACL) exactly as it does for
 /// any other file, so the umask is never read, let alone changed under other threads.
 fn temp_file_in(dir: &Utf8Path) -> Result<tempfile::NamedTempFile> {
+    let prefix = format!(".tmp{}", owner::tag());
     let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

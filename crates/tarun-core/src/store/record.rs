@@ -53,7 +53,7 @@ pub enum Outcome {
     Failed,
     /// Not run because an input failed or was skipped.
     Skipped,
-    /// Stopped by Ctrl-C or `--fail-fast`; nothing committed.
+    /// Stopped by an interruption (Ctrl-C, SIGTERM, SIGHUP) or `--fail-fast`; nothing committed.
     Cancelled,
 }
 
@@ -98,6 +98,10 @@ pub struct RunJournal {
     pub overrides: Vec<String>,
     pub command: Vec<String>,
     pub entries: Vec<JournalEntry>,
+    /// The signal that interrupted the run (`SIGINT`, `SIGTERM`, `SIGHUP`), written as soon as
+    /// it arrives; absent for a run that was not interrupted (and in journals of older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 impl RunJournal {

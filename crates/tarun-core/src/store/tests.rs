@@ -162,6 +162,37 @@ fn gc_keeps_referenced_and_removes_the_rest() {
     assert!(store.verify().unwrap().is_clean());
 }
 
+/// The next run removes what a dead process of this host left in `tmp/`, and nothing else: not
+/// a live process's entries, not another host's, not an unnamed one.
+#[test]
+fn sweep_removes_the_leftovers_of_dead_processes_only() {
+    let (_d, store) = temp_store();
+    let tmp = store.tmp_dir();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let here = owner::place();
+    let dead_dir = tmp.join(format!("job-base@{dead}.{here}.AbC123"));
+    std::fs::create_dir(&dead_dir).unwrap();
+    std::fs::write(dead_dir.join("model.safetensors"), b"partial").unwrap();
+    let dead_file = tmp.join(format!(".tmp@{dead}.{here}.xYz789"));
+    std::fs::write(&dead_file, b"half a record").unwrap();
+    // Ours (alive), through the store's own constructors.
+    let live_dir = store.job_dir("eval").unwrap();
+    std::fs::write(live_dir.path().join("metrics.json"), b"{}").unwrap();
+    let other_host = tmp.join(format!("job-base@{dead}.another-host_4026531836.AbC123"));
+    std::fs::create_dir(&other_host).unwrap();
+    let unnamed = tmp.join("job-base-AbC123");
+    std::fs::create_dir(&unnamed).unwrap();
+
+    let removed = store.sweep_dead_temporaries().unwrap();
+    assert_eq!(removed, [dead_file.clone(), dead_dir.clone()]);
+    assert!(!dead_dir.exists() && !dead_file.exists());
+    assert!(live_dir.path().join("metrics.json").exists());
+    assert!(other_host.exists() && unnamed.exists());
+    assert!(store.sweep_dead_temporaries().unwrap().is_empty());
+}
+
 #[test]
 fn second_lock_waits_and_names_the_holder() {
     let (_d, store) = temp_store();
@@ -206,6 +237,7 @@ fn written_files_get_the_mode_file_create_would() {
         overrides: vec![],
         command: vec![],
         entries: vec![],
+        interrupted: None,
     };
     store.write_journal(&journal).unwrap();
     let other = store.root().join("other.txt");
