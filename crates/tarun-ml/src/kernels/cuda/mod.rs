@@ -54,7 +54,7 @@ const SOURCE: &str = include_str!("kernels.cu");
 const MODULE: &str = "tarun-kernels";
 
 /// Threads per block of the reductions; `REDUCE_THREADS` in `kernels.cu`.
-const REDUCE_THREADS: u32 = 512;
+const REDUCE_THREADS: u32 = 256;
 
 /// The PTX of [`SOURCE`], compiled on first use (about a second) and shared by every device
 /// and job of the process.
@@ -100,15 +100,6 @@ fn elementwise(n: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (blocks, 1, 1),
         block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    }
-}
-
-/// One block of [`REDUCE_THREADS`] per channel.
-fn per_channel(channels: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (channels.max(1) as u32, 1, 1),
-        block_dim: (REDUCE_THREADS, 1, 1),
         shared_mem_bytes: 0,
     }
 }

@@ -4,9 +4,9 @@
 use candle_core::backend::BackendStorage;
 use candle_core::op::BackpropOp;
 use candle_core::{CudaDevice, CudaStorage, Layout, Result, Shape, Storage, Tensor};
-use cudarc::driver::{CudaSlice, CudaView, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
 
-use super::{elementwise, func, per_channel, storage, view, wrap_err};
+use super::{REDUCE_THREADS, elementwise, func, storage, view, wrap_err};
 use crate::kernels::Activation;
 use crate::kernels::batchnorm::bc_hw;
 
@@ -22,10 +22,113 @@ fn int(v: usize, op: &str) -> Result<i32> {
     i32::try_from(v).map_err(|_| candle_core::Error::Msg(format!("{op}: {v} exceeds i32")))
 }
 
-/// `(B, C, H*W)` of an NCHW layout as the kernels' `int`s.
+/// `(B, C, H*W)` of an NCHW layout as the kernels' `int`s (which index elements in 32 bits).
 fn dims(l: &Layout, op: &str) -> Result<(i32, i32, i32)> {
     let (b, c, hw) = bc_hw(l, op)?;
+    int(b * c * hw, op)?;
     Ok((int(b, op)?, int(c, op)?, int(hw, op)?))
+}
+
+/// What `tarun_channel_partials` sums per channel (`SUMS_*` in kernels.cu).
+#[derive(Clone, Copy)]
+enum Sums {
+    /// `[mean; biased variance]` of x.
+    Stats = 0,
+    /// Batch norm's `[dgamma; dbeta]` from x, dy, y and the batch statistics.
+    BnGrad = 1,
+    /// `[sum]` of x.
+    Plain = 2,
+}
+
+/// Blocks per channel of a reduction over `per_channel` elements in each of `channels`: about
+/// 512 blocks in all (a few per multiprocessor of a large GPU), each of at least 4,096
+/// elements. A function of the shape alone, so that the order of the sums is too.
+fn segments(channels: usize, per_channel: usize) -> usize {
+    const BLOCKS: usize = 512;
+    const MIN_SEGMENT: usize = 4096;
+    BLOCKS
+        .div_ceil(channels.max(1))
+        .min(per_channel.div_ceil(MIN_SEGMENT))
+        .max(1)
+}
+
+/// Batch norm's gradient inputs beside x: `(dy, y, stats, eps, activation)`.
+type BnGradInputs<'a> = (
+    &'a CudaView<'a, f32>,
+    &'a CudaView<'a, f32>,
+    &'a CudaView<'a, f32>,
+    f32,
+    i32,
+);
+
+/// A per-channel reduction of the NCHW data `x` (`(B, C, HW)`): `rows` x C results.
+fn channel_reduce(
+    dev: &CudaDevice,
+    kind: Sums,
+    x: &CudaView<f32>,
+    grad: Option<BnGradInputs>,
+    (b, c, hw): (i32, i32, i32),
+    rows: usize,
+) -> Result<CudaSlice<f32>> {
+    let (channels, per_channel) = (c as usize, b as usize * hw as usize);
+    // SAFETY: the kernels write every row of every channel.
+    let mut out = unsafe { dev.alloc::<f32>(rows * channels) }?;
+    if channels == 0 {
+        return Ok(out);
+    }
+    let s = segments(channels, per_channel);
+    let seg = int(per_channel.div_ceil(s).max(1), "channel sums")?;
+    // SAFETY: written by every block before the finishing kernel reads it (with one segment,
+    // never read).
+    let mut part = unsafe { dev.alloc::<f64>(2 * channels * s) }?;
+    let (dy, y, stats, eps, act) = grad.unwrap_or((x, x, x, 0.0, 0));
+    let kind = kind as i32;
+    let partials = func(dev, "tarun_channel_partials")?;
+    let mut launch = partials.builder();
+    launch
+        .arg(&kind)
+        .arg(x)
+        .arg(dy)
+        .arg(y)
+        .arg(stats)
+        .arg(&eps)
+        .arg(&act);
+    launch
+        .arg(&b)
+        .arg(&c)
+        .arg(&hw)
+        .arg(&seg)
+        .arg(&mut part)
+        .arg(&mut out);
+    let cfg = LaunchConfig {
+        grid_dim: (c as u32, s as u32, 1),
+        block_dim: (REDUCE_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: the argument list matches the kernel's signature; `part` has 2 C S elements,
+    // `out` rows x C, and dy, y (x's length) and stats ([2, C]) are read only for BnGrad.
+    unsafe { launch.launch(cfg) }.map_err(wrap_err)?;
+    if s > 1 {
+        let (si, count) = (s as i32, per_channel as f64);
+        let finish = func(dev, "tarun_channel_finish")?;
+        let mut launch = finish.builder();
+        launch
+            .arg(&kind)
+            .arg(&part)
+            .arg(&si)
+            .arg(stats)
+            .arg(&eps)
+            .arg(&c);
+        launch.arg(&count).arg(&mut out);
+        let cfg = LaunchConfig {
+            grid_dim: (channels.div_ceil(256) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: as above; one thread per channel.
+        unsafe { launch.launch(cfg) }.map_err(wrap_err)?;
+    }
+    Ok(out)
 }
 
 /// Runs `f` on the data of `inputs` (contiguous f32 CUDA tensors) and returns its output as a
@@ -63,15 +166,7 @@ pub(crate) fn bn_stats(s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shap
     let dev = s.device();
     let x = view(s, l, OP)?;
     let (b, c, hw) = dims(l, OP)?;
-    // SAFETY: the kernel writes both rows.
-    let mut out = unsafe { dev.alloc::<f32>(2 * c as usize) }?;
-    if c > 0 {
-        let f = func(dev, "tarun_bn_stats")?;
-        let mut launch = f.builder();
-        launch.arg(&x).arg(&mut out).arg(&b).arg(&c).arg(&hw);
-        // SAFETY: the argument list matches the kernel's signature; `out` has 2C elements.
-        unsafe { launch.launch(per_channel(c as usize)) }.map_err(wrap_err)?;
-    }
+    let out = channel_reduce(dev, Sums::Stats, &x, None, (b, c, hw), 2)?;
     Ok((storage(dev, out), Shape::from((2, c as usize))))
 }
 
@@ -92,11 +187,11 @@ pub(crate) fn bn_apply(
     // SAFETY: the kernel writes every element.
     let mut y = unsafe { dev.alloc::<f32>(n) }?;
     if n > 0 {
-        let (eps, act, n64) = (eps as f32, act_code(act), n as i64);
+        let (eps, act, n32) = (eps as f32, act_code(act), int(n, OP)?);
         let f = func(dev, "tarun_bn_apply")?;
         let mut launch = f.builder();
         launch.arg(&x).arg(&mut y).arg(&params).arg(&stats);
-        launch.arg(&eps).arg(&act).arg(&c).arg(&hw).arg(&n64);
+        launch.arg(&eps).arg(&act).arg(&c).arg(&hw).arg(&n32);
         // SAFETY: as in `bn_stats`; params and stats are `[2, C]` (checked by the op).
         unsafe { launch.launch(elementwise(n)) }.map_err(wrap_err)?;
     }
@@ -125,23 +220,10 @@ pub(crate) fn bn_backward(
         params.contiguous()?,
         stats.contiguous()?,
     );
+    int(x.elem_count(), OP)?;
     let sums = on_tensors(&[x, &grad, y, &stats], (2, c), OP, |dev, v| {
-        // SAFETY: the kernel writes both rows.
-        let mut out = unsafe { dev.alloc::<f32>(2 * c) }?;
-        if c > 0 {
-            let f = func(dev, "tarun_bn_grad_sums")?;
-            let mut launch = f.builder();
-            launch
-                .arg(&v[0])
-                .arg(&v[1])
-                .arg(&v[2])
-                .arg(&v[3])
-                .arg(&mut out);
-            launch.arg(&eps).arg(&act).arg(&bi).arg(&ci).arg(&hwi);
-            // SAFETY: the argument list matches the kernel's signature.
-            unsafe { launch.launch(per_channel(c)) }.map_err(wrap_err)?;
-        }
-        Ok(out)
+        let inputs = (&v[1], &v[2], &v[3], eps, act);
+        channel_reduce(dev, Sums::BnGrad, &v[0], Some(inputs), (bi, ci, hwi), 2)
     })?;
     let dx = if needs.first().copied().unwrap_or(false) {
         let inputs = [x, &grad, y, &params, &stats, &sums];
@@ -150,7 +232,7 @@ pub(crate) fn bn_backward(
             // SAFETY: the kernel writes every element.
             let mut dx = unsafe { dev.alloc::<f32>(n) }?;
             if n > 0 {
-                let (bs, n64, count) = (i32::from(batch_stats), n as i64, (b * h * w) as f32);
+                let (bs, n32, count) = (i32::from(batch_stats), int(n, OP)?, (b * h * w) as f32);
                 let f = func(dev, "tarun_bn_input_grad")?;
                 let mut launch = f.builder();
                 launch
@@ -167,7 +249,7 @@ pub(crate) fn bn_backward(
                     .arg(&bs)
                     .arg(&ci)
                     .arg(&hwi);
-                launch.arg(&n64).arg(&count);
+                launch.arg(&n32).arg(&count);
                 // SAFETY: the argument list matches the kernel's signature.
                 unsafe { launch.launch(elementwise(n)) }.map_err(wrap_err)?;
             }
@@ -196,10 +278,10 @@ fn binary(
     // SAFETY: the kernel writes every element.
     let mut out = unsafe { dev.alloc::<f32>(n) }?;
     if n > 0 {
-        let n64 = n as i64;
+        let n32 = int(n, op)?;
         let f = func(dev, kernel)?;
         let mut launch = f.builder();
-        launch.arg(&a).arg(&b).arg(&mut out).arg(&n64);
+        launch.arg(&a).arg(&b).arg(&mut out).arg(&n32);
         // SAFETY: the argument list matches the kernel's signature.
         unsafe { launch.launch(elementwise(n)) }.map_err(wrap_err)?;
     }
@@ -235,7 +317,7 @@ pub(crate) fn bias_add(
     // SAFETY: the kernel writes every element.
     let mut y = unsafe { dev.alloc::<f32>(n) }?;
     if n > 0 {
-        let n64 = n as i64;
+        let n32 = int(n, OP)?;
         let f = func(dev, "tarun_bias_add")?;
         let mut launch = f.builder();
         launch
@@ -244,7 +326,7 @@ pub(crate) fn bias_add(
             .arg(&mut y)
             .arg(&c)
             .arg(&hw)
-            .arg(&n64);
+            .arg(&n32);
         // SAFETY: the argument list matches the kernel's signature; `bias` has C elements.
         unsafe { launch.launch(elementwise(n)) }.map_err(wrap_err)?;
     }
@@ -257,15 +339,7 @@ pub(crate) fn channel_sums(s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, 
     let dev = s.device();
     let g = view(s, l, OP)?;
     let (b, c, hw) = dims(l, OP)?;
-    // SAFETY: the kernel writes every element.
-    let mut out = unsafe { dev.alloc::<f32>(c as usize) }?;
-    if c > 0 {
-        let f = func(dev, "tarun_channel_sums")?;
-        let mut launch = f.builder();
-        launch.arg(&g).arg(&mut out).arg(&b).arg(&c).arg(&hw);
-        // SAFETY: the argument list matches the kernel's signature.
-        unsafe { launch.launch(per_channel(c as usize)) }.map_err(wrap_err)?;
-    }
+    let out = channel_reduce(dev, Sums::Plain, &g, None, (b, c, hw), 1)?;
     Ok((storage(dev, out), Shape::from(c as usize)))
 }
 
@@ -350,10 +424,10 @@ pub(crate) fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
         // SAFETY: the kernel writes every element.
         let mut y = unsafe { dev.alloc::<f32>(n) }?;
         if n > 0 {
-            let n64 = n as i64;
+            let n32 = int(n, OP)?;
             let f = func(dev, "tarun_max_pool2x2")?;
             let mut launch = f.builder();
-            launch.arg(&v[0]).arg(&mut y).arg(&hi).arg(&wi).arg(&n64);
+            launch.arg(&v[0]).arg(&mut y).arg(&hi).arg(&wi).arg(&n32);
             // SAFETY: the argument list matches the kernel's signature.
             unsafe { launch.launch(elementwise(n)) }.map_err(wrap_err)?;
         }
@@ -372,11 +446,11 @@ pub(crate) fn max_pool2x2_grad(x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Ten
         // SAFETY: the kernel writes every element.
         let mut dx = unsafe { dev.alloc::<f32>(n) }?;
         if n > 0 {
-            let n64 = n as i64;
+            let n32 = int(n, OP)?;
             let f = func(dev, "tarun_max_pool2x2_grad")?;
             let mut launch = f.builder();
             launch.arg(&v[0]).arg(&v[1]).arg(&v[2]).arg(&mut dx);
-            launch.arg(&hi).arg(&wi).arg(&n64);
+            launch.arg(&hi).arg(&wi).arg(&n32);
             // SAFETY: the argument list matches the kernel's signature.
             unsafe { launch.launch(elementwise(n)) }.map_err(wrap_err)?;
         }
@@ -457,13 +531,42 @@ pub(crate) fn fold_columns(w: &Tensor, group: usize, spread: bool) -> Result<Ten
         // SAFETY: the kernel writes every element.
         let mut y = unsafe { dev.alloc::<f32>(n) }?;
         if n > 0 {
-            let n64 = n as i64;
+            let n32 = int(n, OP)?;
             let f = func(dev, kernel)?;
             let mut launch = f.builder();
-            launch.arg(&v[0]).arg(&mut y).arg(&gi).arg(&n64);
+            launch.arg(&v[0]).arg(&mut y).arg(&gi).arg(&n32);
             // SAFETY: the argument list matches the kernel's signature.
             unsafe { launch.launch(elementwise(n)) }.map_err(wrap_err)?;
         }
         Ok(y)
     })
+}
+
+/// An inverted-dropout mask of `shape` drawn on the GPU (see `kernels/dropout.rs`).
+pub(crate) fn dropout_mask(
+    dev: &CudaDevice,
+    shape: Shape,
+    seed: u64,
+    limit: u32,
+    keep: f32,
+) -> Result<Tensor> {
+    const OP: &str = "tarun-dropout";
+    let n = shape.elem_count();
+    let n32 = int(n, OP)?;
+    // SAFETY: the kernel writes every element.
+    let mut mask = unsafe { dev.alloc::<f32>(n) }?;
+    if n > 0 {
+        let f = func(dev, "tarun_dropout_mask")?;
+        let mut launch = f.builder();
+        launch
+            .arg(&mut mask)
+            .arg(&seed)
+            .arg(&limit)
+            .arg(&keep)
+            .arg(&n32);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { launch.launch(elementwise(n)) }.map_err(wrap_err)?;
+    }
+    let out = Storage::Cuda(storage(dev, mask));
+    Ok(Tensor::from_storage(out, shape, BackpropOp::none(), false))
 }
