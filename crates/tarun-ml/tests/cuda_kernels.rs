@@ -147,6 +147,9 @@ fn depthwise_convolutions_match_the_cpu_on_random_shapes() {
 #[ignore = "needs a CUDA GPU"]
 fn batch_norm_matches_the_cpu_in_both_modes_and_every_activation() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
+    // Random small shapes (one block per channel) and large maps of few channels, whose
+    // per-channel sums are split over several blocks (and, at 64x8x32x32, 16 segments).
+    let large = [(64, 8, 32), (33, 3, 17), (128, 40, 8)];
     for act in [Activation::None, Activation::Relu, Activation::Relu6] {
         for batch_stats in [true, false] {
             let (b, c, side) = (
@@ -154,22 +157,25 @@ fn batch_norm_matches_the_cpu_in_both_modes_and_every_activation() {
                 rng.random_range(1..50),
                 rng.random_range(1..12),
             );
-            let x = (random(&mut rng, &[b, c, side, side]) * 3.0).unwrap();
-            let gamma = random(&mut rng, &[c]);
-            let beta = random(&mut rng, &[c]);
-            let var = (random(&mut rng, &[c]).abs().unwrap() + 0.5).unwrap();
-            let mean = random(&mut rng, &[c]);
-            let fixed = Tensor::stack(&[mean, var], 0).unwrap();
-            let what =
-                format!("batch norm {b}x{c}x{side}x{side} {act:?} batch_stats={batch_stats}");
-            check(&what, &[x, gamma, beta], 1e-4, |t| {
-                let stats = if batch_stats {
-                    kernels::batch_norm_stats(&t[0])?
-                } else {
-                    fixed.to_device(t[0].device())?
-                };
-                kernels::batch_norm(&t[0], &t[1], &t[2], &stats, 1e-5, act, batch_stats)
-            });
+            let shapes = std::iter::once((b, c, side)).chain(large);
+            for (b, c, side) in shapes {
+                let x = (random(&mut rng, &[b, c, side, side]) * 3.0).unwrap();
+                let gamma = random(&mut rng, &[c]);
+                let beta = random(&mut rng, &[c]);
+                let var = (random(&mut rng, &[c]).abs().unwrap() + 0.5).unwrap();
+                let mean = random(&mut rng, &[c]);
+                let fixed = Tensor::stack(&[mean, var], 0).unwrap();
+                let what =
+                    format!("batch norm {b}x{c}x{side}x{side} {act:?} batch_stats={batch_stats}");
+                check(&what, &[x, gamma, beta], 1e-4, |t| {
+                    let stats = if batch_stats {
+                        kernels::batch_norm_stats(&t[0])?
+                    } else {
+                        fixed.to_device(t[0].device())?
+                    };
+                    kernels::batch_norm(&t[0], &t[1], &t[2], &stats, 1e-5, act, batch_stats)
+                });
+            }
         }
     }
 }
@@ -187,6 +193,11 @@ fn residual_and_bias_match_the_cpu() {
     });
     let bias = random(&mut rng, &[5]);
     check("bias", &[a, bias], 1e-5, |t| {
+        kernels::add_channel_bias(&t[0], &t[1])
+    });
+    // A bias gradient summed over several blocks per channel.
+    let (a, bias) = (random(&mut rng, &[96, 4, 24, 24]), random(&mut rng, &[4]));
+    check("bias 96x4x24x24", &[a, bias], 1e-5, |t| {
         kernels::add_channel_bias(&t[0], &t[1])
     });
 }
@@ -317,5 +328,15 @@ fn inference_matches_the_cpu_for_every_network() {
                 .unwrap()
         });
         close(&format!("{arch}: inference logits"), &got, &want, 1e-4);
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn dropout_masks_are_the_same_on_both_devices() {
+    for (n, p, seed) in [(7, 0.2, 3), (1000, 0.5, 1), (524_288, 0.5, u64::MAX)] {
+        let g = host(&kernels::dropout_mask(n, p, seed, &gpu()).unwrap());
+        let c = host(&kernels::dropout_mask(n, p, seed, &Device::Cpu).unwrap());
+        assert_eq!(g, c, "{n} elements, p {p}, seed {seed}");
     }
 }
