@@ -30,6 +30,7 @@ mod conv;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod depthwise;
+mod dropout;
 // Off x86-64 the direct convolution never applies, and its kernels are not compiled.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod direct;
@@ -41,6 +42,7 @@ pub use batchnorm::{Activation, batch_norm, batch_norm_on, batch_norm_stats};
 pub use bias::{add_channel_bias, add_channel_bias_on};
 pub use conv::{conv2d, conv2d_affine, conv2d_affine_residual, conv2d_on};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_affine, depthwise_conv2d_on};
+pub use dropout::dropout_mask;
 pub use residual::{add_relu, add_relu_on};
 pub use tape::Tape;
 pub(crate) use tape::{add, fold_columns, max_pool2x2};

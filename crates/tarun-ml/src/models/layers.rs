@@ -451,17 +451,14 @@ impl Linear {
 
 /// Inverted dropout: zero each element with probability `p` and scale the survivors by 1/(1-p).
 ///
-/// The mask comes from the network's own seeded RNG (candle's CPU `rand` is not seedable), drawn on
-/// the host and uploaded, so a fixed seed reproduces the same masks on every device.
+/// Each call takes one seed from the network's own seeded RNG (candle's CPU `rand` is not
+/// seedable) and draws its mask from that seed with a counter-based generator, on the device
+/// (`kernels::dropout_mask`), so a fixed seed reproduces the same masks on every device.
 pub(crate) fn dropout(x: &Tensor, p: f64, ctx: &mut Ctx) -> Result<Tensor> {
     let Some(rng) = ctx.dropout_rng.as_deref_mut() else {
         return Ok(x.clone());
     };
-    let keep = (1.0 / (1.0 - p)) as f32;
-    let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
-        .collect();
-    let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+    let mask = crate::kernels::dropout_mask(x.shape(), p, rng.random::<u64>(), x.device())?;
     x.mul(&mask)
 }
 
