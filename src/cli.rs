@@ -288,9 +288,13 @@ pub enum DataCommand {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// What to measure: `train` (networks) is the only suite so far.
+    /// What to measure: `train` (each network's training and inference, beside PyTorch) or
+    /// `jobs` (the training throughput of several jobs at once on one device: `--jobs`).
     #[arg(default_value = "train")]
     pub suite: String,
+    /// `jobs` suite: how many jobs at once (default 1,2,4).
+    #[arg(long, value_delimiter = ',')]
+    pub jobs: Vec<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

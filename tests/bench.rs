@@ -206,3 +206,36 @@ fn tarun_runs_with_huge_pages_and_pytorch_with_the_users_environment() {
         "{log}"
     );
 }
+
+/// `bench jobs` trains 1 and 2 copies at once and reports their total rate and its ratio to one
+/// job's, computed from the rows it prints.
+#[test]
+fn the_jobs_suite_reports_the_throughput_of_concurrent_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("tarun")
+        .unwrap()
+        .args([
+            "bench", "jobs", "--json", "--arch", "resnet18", "--width", "0.25",
+        ])
+        .args([
+            "--batch", "2", "--jobs", "1,2", "--steps", "1", "--rounds", "1",
+        ])
+        .env("TARUN_STORE", dir.path().join("store"))
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let rows = v["rows"].as_array().expect("rows");
+    let jobs: Vec<u64> = rows.iter().map(|r| r["jobs"].as_u64().unwrap()).collect();
+    assert_eq!(jobs, [1, 2]);
+    let rate = |i: usize| rows[i]["train_images_per_s"].as_f64().unwrap();
+    assert!(rate(0) > 0.0 && rate(1) > 0.0, "{rows:?}");
+    assert_eq!(rows[0]["speedup"].as_f64(), Some(1.0));
+    let speedup = rows[1]["speedup"].as_f64().unwrap();
+    assert!((speedup - rate(1) / rate(0)).abs() < 1e-9, "{rows:?}");
+    let zero = Command::cargo_bin("tarun")
+        .unwrap()
+        .args(["bench", "jobs", "--jobs", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(zero.status.code(), Some(2));
+}

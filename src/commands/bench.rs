@@ -46,30 +46,16 @@ struct Row {
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
-    if args.suite != "train" {
-        return Err(ExpectedError::Usage(format!(
-            "unknown bench suite `{}` (train)",
-            args.suite
-        )));
+    match args.suite.as_str() {
+        "train" => {}
+        "jobs" => return super::bench_jobs::bench_jobs(&args),
+        other => {
+            return Err(ExpectedError::Usage(format!(
+                "unknown bench suite `{other}` (train, jobs)"
+            )));
+        }
     }
-    let archs: Vec<Arch> = if args.arch.is_empty() {
-        Arch::ALL.to_vec()
-    } else {
-        args.arch
-            .iter()
-            .map(|a| a.parse().map_err(|e| ExpectedError::Usage(format!("{e}"))))
-            .collect::<Result<_>>()?
-    };
-    let widths = if args.width.is_empty() {
-        vec![0.25, 1.0]
-    } else {
-        args.width.clone()
-    };
-    let batches = if args.batch.is_empty() {
-        vec![32, 128]
-    } else {
-        args.batch.clone()
-    };
+    let (archs, widths, batches) = grid(&args)?;
     let device = tarun_ml::device::open(&args.device).map_err(ExpectedError::Usage)?;
     let torch = !args.no_torch && torch_available();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -121,6 +107,30 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let path = save(&args.store.store, &out)?;
     eprintln!("saved to `{path}`, where `tarun run --dry-run` reads its time estimates from");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The networks, widths and batch sizes a bench measures: `--arch`, `--width` and `--batch`,
+/// or all three networks at widths 0.25 and 1 with batches 32 and 128.
+pub(super) fn grid(args: &BenchArgs) -> Result<(Vec<Arch>, Vec<f64>, Vec<usize>)> {
+    let archs: Vec<Arch> = if args.arch.is_empty() {
+        Arch::ALL.to_vec()
+    } else {
+        args.arch
+            .iter()
+            .map(|a| a.parse().map_err(|e| ExpectedError::Usage(format!("{e}"))))
+            .collect::<Result<_>>()?
+    };
+    let widths = if args.width.is_empty() {
+        vec![0.25, 1.0]
+    } else {
+        args.width.clone()
+    };
+    let batches = if args.batch.is_empty() {
+        vec![32, 128]
+    } else {
+        args.batch.clone()
+    };
+    Ok((archs, widths, batches))
 }
 
 /// Saves a bench result to `<store>/bench/<device>.json` (see `estimate::bench_path`) for
@@ -175,7 +185,7 @@ fn save(store: &Utf8Path, out: &Value) -> Result<Utf8PathBuf> {
 }
 
 /// One row's tarun side: the network, its optimizer and a fixed batch.
-struct Subject {
+pub(super) struct Subject {
     net: Network,
     opt: Optimizer,
     x: Tensor,
@@ -184,7 +194,12 @@ struct Subject {
 }
 
 impl Subject {
-    fn new(arch: Arch, width: f64, batch: usize, device: &Device) -> anyhow::Result<Self> {
+    pub(super) fn new(
+        arch: Arch,
+        width: f64,
+        batch: usize,
+        device: &Device,
+    ) -> anyhow::Result<Self> {
         let net = Network::new(arch, width, 10, 0, device)?;
         let opt = Optimizer::new(OptimizerKind::AdamW, net.trainable_vars(), 0.01, 0.0)?;
         let x = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), device)?;
@@ -199,7 +214,7 @@ impl Subject {
         })
     }
 
-    fn train_step(&mut self) -> anyhow::Result<()> {
+    pub(super) fn train_step(&mut self) -> anyhow::Result<()> {
         // The training step's own forward and backward (`Trainer` runs the same).
         let taped = self.net.forward_taped(&self.x, Mode::TRAIN)?;
         let loss = candle_nn::loss::cross_entropy(&taped.logits, &self.y)?;
@@ -218,7 +233,7 @@ impl Subject {
         Ok(())
     }
 
-    fn timed(&mut self, train: bool, steps: usize) -> anyhow::Result<Vec<f64>> {
+    pub(super) fn timed(&mut self, train: bool, steps: usize) -> anyhow::Result<Vec<f64>> {
         (0..steps)
             .map(|_| {
                 let t0 = Instant::now();
