@@ -274,7 +274,9 @@ fn a_training_step_matches_the_cpu_for_every_network() {
                 // of the running mean and 0.1 x the batch's standard deviation, which the
                 // running variance holds: 0.9 x 1 + 0.1 x var after one step.
                 let var = host(&state_cpu[&format!("{layer}.running_var")]);
-                let spread = var.iter().fold(0f64, |m, &v| m.max((f64::from(v) - 0.9) / 0.1));
+                let spread = var
+                    .iter()
+                    .fold(0f64, |m, &v| m.max((f64::from(v) - 0.9) / 0.1));
                 let (gpu, cpu) = (host(&state_gpu[key]), host(cpu));
                 let mean = cpu.iter().fold(0f64, |m, &v| m.max(f64::from(v).abs()));
                 let scale = mean.max(0.1 * spread.max(0.0).sqrt());
