@@ -6,6 +6,7 @@ mod errors;
 mod estimate;
 mod kinds;
 mod output;
+mod report;
 mod reporter;
 
 use std::process::ExitCode;

@@ -13,12 +13,12 @@
 use std::time::Instant;
 
 use candle_core::Device;
-use serde::{Deserialize, Serialize};
-use tarun_core::digest::ObjectDigest;
+use serde::Deserialize;
 use tarun_core::engine::{Job, JobError, JobOutput};
 use tarun_ml::checkpoint;
 
 use super::model::{ABLATION_FILE, MODEL_FILE, apply_recipe, checkpoint_digest};
+use super::recipe::{AblationRecipe, RecipeVector};
 use super::select::Selection;
 use super::{failed, params, write_json};
 
@@ -46,28 +46,6 @@ struct VectorParams {
     alpha: Option<f64>,
     rho: Option<f64>,
     from_select: Option<String>,
-}
-
-/// An unmaterialised model: base + the listed task vectors.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "kebab-case")]
-pub struct AblationRecipe {
-    pub base: ObjectDigest,
-    pub base_node: String,
-    pub vectors: Vec<RecipeVector>,
-    /// `exact` or `seed-sample`.
-    pub quantile: String,
-    /// Seeds the quantile sampling of `seed-sample`.
-    pub seed: u64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "kebab-case")]
-pub struct RecipeVector {
-    pub expert: ObjectDigest,
-    pub expert_node: String,
-    pub alpha: f64,
-    pub rho: f64,
 }
 
 pub fn run(job: &Job) -> Result<JobOutput, JobError> {

@@ -11,6 +11,7 @@ mod evaluate;
 mod expr;
 mod memory;
 mod model;
+mod recipe;
 mod relearn;
 mod report;
 mod select;
@@ -26,6 +27,7 @@ use tarun_ml::kernels::Precision;
 pub use self::data::{data_digest, planning_digest};
 pub use self::evaluate::METRICS_FILE;
 pub use self::memory::{network, parameters};
+pub use self::select::{Candidate, Selection};
 
 /// The shipped node kinds.
 #[derive(Debug, Default)]

@@ -8,8 +8,8 @@ use tarun_ml::checkpoint;
 use tarun_ml::models::Network;
 use tarun_ml::surgery::{self, BufferPolicy, QuantileMode, Term};
 
-use super::ablate::AblationRecipe;
 use super::failed;
+use super::recipe::AblationRecipe;
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const ABLATION_FILE: &str = "ablation.json";

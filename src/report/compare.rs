@@ -3,11 +3,11 @@
 //! expert, baseline, unlearned) and forget class. Headline numbers are always listed (against
 //! a dash when no input has them); per-class families only where we have the number.
 
-use super::super::select::Selection;
 use super::View;
 use super::doc::{Document, Table, fmt_axis, fmt_metric};
 use super::model::{ModelRole, Provenance, ReportStudy};
 use super::published::{FORGET_CLASS, PUBLISHED, PublishedArch};
+use crate::kinds::Selection;
 
 const HEADER: [&str; 5] = ["quantity", "ours", "published", "seed-spec", "model"];
 const SHIP: Option<u32> = Some(FORGET_CLASS);

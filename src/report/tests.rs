@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use tarun_core::manifest::Protocol;
 
-use super::super::select::{Candidate, Selection};
 use super::doc::fmt_metric;
 use super::grid::grid;
 use super::model::{
@@ -13,6 +12,7 @@ use super::model::{
 };
 use super::timing::benchmarks;
 use super::{View, build_report};
+use crate::kinds::{Candidate, Selection};
 
 const ARCH: &str = "vgg11_bn";
 

@@ -1,11 +1,11 @@
 //! `select` nodes: the chosen point and the (alpha, rho) grids of retain and forget accuracy.
 
-use super::super::select::{Candidate, Selection};
 use super::View;
 use super::charts::{Heatmap, heatmap};
 use super::doc::{Document, Figure, Table, cite, fmt_axis, fmt_metric, slug};
 use super::model::Provenance;
 use super::svg::Scale;
+use crate::kinds::{Candidate, Selection};
 
 /// One metric of a sweep laid out with alpha down and rho across, both in order of first
 /// appearance among the candidates (the manifest's axis order).

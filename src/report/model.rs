@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use tarun_core::manifest::Protocol;
 
-use super::super::select::Selection;
+use crate::kinds::Selection;
 
 /// Where a number comes from: the node that produced it and its record.
 #[derive(Clone, Debug, PartialEq)]

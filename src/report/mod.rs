@@ -1,0 +1,135 @@
+//! The study's write-up, built only from its inputs' records and JSON outputs.
+//!
+//! The `report` node kind (`src/kinds/report.rs`) writes it as `report.md`, a self-contained
+//! `report.html` (inline CSS and SVG, no external assets) and every figure as its own `.svg`
+//! file. Nothing is recomputed: every number is copied from a record or an output file and cited
+//! by node id and the first 12 hex digits of the record key. Sections: the protocol that ran, training runs, metric tables per
+//! architecture, the (alpha, rho) grids of `select` nodes, confusion matrices, t-SNE plots,
+//! relearning curves, the time benchmark from the records' timings (seed-spec 7.9, without
+//! extra training), the seed's published CIFAR-10 numbers side by side (seed-spec 8), and the
+//! provenance of every record.
+//!
+//! The kind also writes a PNG copy of every figure ([`png`]); without system fonts these carry
+//! no text (there is no embedded font), while the SVGs render in every browser.
+//!
+//! The job-facing code (reading the inputs' records and files, writing the outputs) is the node
+//! kind's; [`build_report`] is a pure function of plain data, which is what the tests exercise.
+
+mod charts;
+mod compare;
+mod doc;
+mod grid;
+mod html;
+mod markdown;
+pub mod model;
+mod overview;
+mod plots;
+pub mod png;
+mod published;
+mod summary;
+mod svg;
+#[cfg(test)]
+mod tests;
+mod timing;
+
+use self::doc::Document;
+use self::model::{
+    AblateInfo, Content, EvalInfo, ModelRole, Provenance, ReportInput, ReportStudy, TrainInfo,
+};
+use crate::kinds::Selection;
+
+/// The rendered report: two documents and the figures (file name, SVG text).
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub markdown: String,
+    pub html: String,
+    pub figures: Vec<(String, String)>,
+}
+
+/// The inputs sorted by kind, each with its provenance.
+pub struct View<'a> {
+    pub all: &'a [ReportInput],
+    pub trains: Vec<(&'a Provenance, &'a TrainInfo)>,
+    pub ablates: Vec<(&'a Provenance, &'a AblateInfo)>,
+    pub selects: Vec<(&'a Provenance, &'a Selection)>,
+    pub evals: Vec<(&'a Provenance, &'a EvalInfo)>,
+}
+
+impl<'a> View<'a> {
+    pub fn new(all: &'a [ReportInput]) -> View<'a> {
+        let mut v = View {
+            all,
+            trains: vec![],
+            ablates: vec![],
+            selects: vec![],
+            evals: vec![],
+        };
+        for input in all {
+            let p = &input.prov;
+            match &input.content {
+                Content::Train(t) => v.trains.push((p, t)),
+                Content::Ablate(a) => v.ablates.push((p, a)),
+                Content::Select(s) => v.selects.push((p, s)),
+                Content::Evaluate(e) => v.evals.push((p, e)),
+                Content::Other => {}
+            }
+        }
+        v
+    }
+
+    /// The evaluations whose model has this role, forget class and metric, first first.
+    pub fn metric(
+        &self,
+        role: &ModelRole,
+        forget: Option<u32>,
+        name: &str,
+    ) -> Option<(f64, &'a Provenance)> {
+        self.evals
+            .iter()
+            .filter(|(_, e)| &e.role == role && (forget.is_none() || e.forget == forget))
+            .find_map(|(p, e)| Some((*e.metrics.get(name)?, *p)))
+    }
+
+    /// The evaluations grouped by architecture, architectures in order of first appearance.
+    pub fn evals_by_arch(&self) -> Vec<(&'a str, Vec<(&'a Provenance, &'a EvalInfo)>)> {
+        let mut groups: Vec<(&str, Vec<_>)> = vec![];
+        for &(p, e) in &self.evals {
+            match groups.iter_mut().find(|(a, _)| *a == e.arch) {
+                Some((_, list)) => list.push((p, e)),
+                None => groups.push((&e.arch, vec![(p, e)])),
+            }
+        }
+        groups
+    }
+}
+
+/// Builds the whole report from typed inputs. `notes` are shown under "Notes" (inputs that
+/// could not be read).
+pub fn build_report(inputs: &[ReportInput], study: &ReportStudy, notes: &[String]) -> Report {
+    let view = View::new(inputs);
+    let mut doc = Document {
+        title: study.title.clone(),
+        ..Document::default()
+    };
+    overview::header(&mut doc, study, &view);
+    summary::section(&mut doc, &view);
+    overview::training(&mut doc, &view);
+    overview::metric_tables(&mut doc, &view);
+    overview::per_class(&mut doc, &view);
+    grid::section(&mut doc, &view);
+    plots::confusion(&mut doc, &view);
+    plots::tsne(&mut doc, &view);
+    plots::relearning(&mut doc, &view);
+    timing::section(&mut doc, &view, study);
+    compare::section(&mut doc, &view, study);
+    overview::provenance(&mut doc, &view, notes);
+    Report {
+        markdown: markdown::render(&doc),
+        html: html::render(&doc),
+        figures: doc
+            .figures
+            .iter()
+            .map(|f| (f.file.clone(), f.svg.clone()))
+            .collect(),
+    }
+}
