@@ -29,7 +29,8 @@ Environment variables:
   TARUN_LOG            log filter for stderr, e.g. `debug` (default: warn)
   TARUN_KERNELS        `candle`: use Candle's stock ops instead of tarun's kernels
   TARUN_GPU_PRECISION  `fp32`: exact f32 GPU convolutions instead of TF32
-  TARUN_HUGE_PAGES     `0`: do not turn on transparent huge pages (glibc)";
+  TARUN_HUGE_PAGES     `0`: do not turn on transparent huge pages (glibc)
+  NO_COLOR             when set (not empty): no colour in `results`' heat table";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,6 +74,9 @@ pub enum Command {
     Gc(GcArgs),
     /// Copy the outputs of fresh nodes (checkpoints, metrics, reports) out of the store.
     Export(ExportArgs),
+    /// Every evaluate node's metrics as one table, the matrix axes as columns, or one metric
+    /// as a grid over two axes (nothing is run).
+    Results(ResultsArgs),
     /// Re-hash every object in the store and name every corrupt one.
     Verify(VerifyArgs),
     /// List past runs.
@@ -260,6 +264,70 @@ pub struct ExportArgs {
     /// Where to write: one folder per node, named after its id.
     #[arg(long, default_value = "export")]
     pub to: Utf8PathBuf,
+}
+
+/// How `tarun results` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResultsFormat {
+    /// Aligned columns for the terminal (a pivot's cells coloured by value in a terminal).
+    Table,
+    /// One JSON object, documented in docs/results.md.
+    Json,
+    /// Comma-separated values with a header line, numbers at full precision.
+    Csv,
+    /// A Markdown table.
+    Md,
+}
+
+/// When `tarun results` colours a pivot's cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// When stdout is a terminal and `NO_COLOR` is not set.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Keep the rows where KEY is VALUE: an axis (`arch=resnet18`, numbers compared by value),
+    /// `node` (a family name or a node id) or `state` (fresh, stale, missing, blocked).
+    /// Repeatable: different keys must all match, values of one key are alternatives.
+    #[arg(long = "where", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Sort the rows by this column (`-retain-acc`: descending); rows without a value last.
+    #[arg(long, value_name = "COLUMN", allow_hyphen_values = true)]
+    pub sort: Option<String>,
+    /// The columns to print, in this order (comma-separated): `node`, `state`, axes, metrics.
+    #[arg(long, value_name = "COLUMN,...", value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// Pivot: one row per value of this axis (needs `--cols` and `--value`).
+    #[arg(
+        long,
+        value_name = "AXIS",
+        requires_all = ["cols", "value"],
+        conflicts_with_all = ["sort", "columns"]
+    )]
+    pub rows: Option<String>,
+    /// Pivot: one column per value of this axis.
+    #[arg(long, value_name = "AXIS", requires_all = ["rows", "value"])]
+    pub cols: Option<String>,
+    /// Pivot: the metric in each cell.
+    #[arg(long, value_name = "METRIC", requires_all = ["rows", "cols"])]
+    pub value: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ResultsFormat,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Colour a pivot's cells by value (a heat scale).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod exec_node;
 mod export;
 mod gc;
 mod log;
+mod results;
 mod run;
 mod status;
 mod verify;
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Dag(args) => dag::dag(args),
         Command::Gc(args) => gc::gc(args),
         Command::Export(args) => export::export(args),
+        Command::Results(args) => results::results(args),
         Command::Verify(args) => verify::verify(args),
         Command::Log(args) => log::log(args),
         Command::Data(cmd) => data::data(cmd),
