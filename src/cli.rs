@@ -360,6 +360,11 @@ pub struct BenchArgs {
     /// `jobs` (the training throughput of several jobs at once on one device: `--jobs`).
     #[arg(default_value = "train")]
     pub suite: String,
+    /// `train` suite: CPU threads for both tools, e.g. `--threads 1,2,16` for how each scales
+    /// with cores (default: all of this machine's). Only rows on all threads are saved for
+    /// `run --dry-run`.
+    #[arg(long, value_delimiter = ',')]
+    pub threads: Vec<usize>,
     /// `jobs` suite: how many jobs at once (default 1,2,4).
     #[arg(long, value_delimiter = ',')]
     pub jobs: Vec<usize>,

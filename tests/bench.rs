@@ -66,7 +66,9 @@ done"#
     );
     let script = format!(
         "#!/bin/sh\n# argv: -c CODE, or SCRIPT --serve ARCH WIDTH BATCH THREADS DEVICE\n\
-         [ \"$1\" = -c ] && exit 0\n[ \"$2\" = --serve ] || exit 5\n{env_log}{serve}\n"
+         [ \"$1\" = -c ] && exit 0\n[ \"$2\" = --serve ] || exit 5\n\
+         echo \"$6\" >> '{}/threads.txt'\n{env_log}{serve}\n",
+        dir.display()
     );
     let path = dir.join("python3");
     std::fs::write(&path, script).unwrap();
@@ -235,6 +237,52 @@ fn the_jobs_suite_reports_the_throughput_of_concurrent_jobs() {
     let zero = Command::cargo_bin("tarun")
         .unwrap()
         .args(["bench", "jobs", "--jobs", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(zero.status.code(), Some(2));
+}
+
+/// `--threads 1,N` measures each row with 1 and with all N of the machine's threads, PyTorch's
+/// process started with the same count; only the N-thread rows are saved for the estimates.
+#[test]
+fn rows_at_each_thread_count_with_pytorch_on_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_python(dir.path(), false);
+    let all = std::thread::available_parallelism().unwrap().get();
+    let old = std::env::var("PATH").unwrap_or_default();
+    let out = Command::cargo_bin("tarun")
+        .unwrap()
+        .args(["bench", "--json", "--arch", "resnet18", "--width", "0.25"])
+        .args(["--batch", "2", "--steps", "1", "--rounds", "1"])
+        .args(["--threads", &format!("1,{all}")])
+        .env("PATH", format!("{}:{old}", dir.path().display()))
+        .env("TARUN_STORE", dir.path().join("store"))
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let threads: Vec<u64> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["threads"].as_u64().unwrap())
+        .collect();
+    assert_eq!(threads, [1, all as u64]);
+    let asked = std::fs::read_to_string(dir.path().join("threads.txt")).unwrap();
+    assert_eq!(asked, format!("1\n{all}\n"), "PyTorch's thread counts");
+    let saved: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("store/bench/cpu.json")).unwrap(),
+    )
+    .unwrap();
+    let saved: Vec<u64> = saved["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["threads"].as_u64().unwrap())
+        .collect();
+    assert_eq!(saved, [all as u64]);
+    let zero = Command::cargo_bin("tarun")
+        .unwrap()
+        .args(["bench", "--threads", "0"])
         .output()
         .unwrap();
     assert_eq!(zero.status.code(), Some(2));

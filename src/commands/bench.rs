@@ -35,6 +35,8 @@ struct Row {
     arch: String,
     width: f64,
     batch: usize,
+    /// CPU threads both tools computed with (`--threads`; the machine's by default).
+    threads: usize,
     train_images_per_s: f64,
     infer_images_per_s: f64,
     peak_mb: Option<f64>,
@@ -59,6 +61,14 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let device = tarun_ml::device::open(&args.device).map_err(ExpectedError::Usage)?;
     let torch = !args.no_torch && torch_available();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let counts = if args.threads.is_empty() {
+        vec![threads]
+    } else {
+        args.threads.clone()
+    };
+    if counts.contains(&0) {
+        return Err(ExpectedError::Usage("--threads counts start at 1".into()));
+    }
     // The script ships inside the binary, so an installed tarun needs no source tree.
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("torch_bench.py");
@@ -67,26 +77,29 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     for &arch in &archs {
         for &width in &widths {
             for &batch in &batches {
-                let peer = if torch {
-                    let spec = (arch, width, batch, threads, args.device.as_str());
-                    Some(TorchPeer::start(&script, spec)?)
-                } else {
-                    None
-                };
-                // Inside a pool of its own, as `tarun run` runs every node: the steps' thread
-                // is then one of the pool's, running its share of each parallel op itself. From
-                // outside, it handed every op to the pool and slept until it was done, a wake-up
-                // and a sleep per op (ResNet-18 width 0.25 batch 32 trained about 12 % slower).
-                let row = tarun_ml::device::with_threads(threads, || {
-                    measure(arch, width, batch, &args, &device, peer)
-                })?;
-                if !args.json {
-                    eprintln!(
-                        "measured {} width {} batch {}",
-                        row.arch, row.width, row.batch
-                    );
+                for &threads in &counts {
+                    let peer = if torch {
+                        let spec = (arch, width, batch, threads, args.device.as_str());
+                        Some(TorchPeer::start(&script, spec)?)
+                    } else {
+                        None
+                    };
+                    // Inside a pool of its own, as `tarun run` runs every node: the steps'
+                    // thread is then one of the pool's, running its share of each parallel op
+                    // itself. From outside, it handed every op to the pool and slept until it
+                    // was done, a wake-up and a sleep per op (ResNet-18 width 0.25 batch 32
+                    // trained about 12 % slower).
+                    let row = tarun_ml::device::with_threads(threads, || {
+                        measure(arch, width, batch, threads, &args, &device, peer)
+                    })?;
+                    if !args.json {
+                        eprintln!(
+                            "measured {} width {} batch {} on {threads} threads",
+                            row.arch, row.width, row.batch
+                        );
+                    }
+                    rows.push(row);
                 }
-                rows.push(row);
             }
         }
     }
@@ -102,10 +115,24 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {
-        print_table(&rows, torch, threads, &args);
+        print_table(&rows, torch, &counts, &args);
     }
-    let path = save(&args.store.store, &out)?;
-    eprintln!("saved to `{path}`, where `tarun run --dry-run` reads its time estimates from");
+    // The estimates price jobs with all of the machine's threads: only those rows are saved.
+    let mut full = out.clone();
+    full["rows"] = serde_json::to_value(
+        rows.iter()
+            .filter(|r| r.threads == threads)
+            .collect::<Vec<_>>(),
+    )
+    .expect("json");
+    if full["rows"].as_array().is_some_and(|r| r.is_empty()) {
+        eprintln!(
+            "not saved for `tarun run --dry-run`: its estimates use rows measured on all {threads} threads"
+        );
+    } else {
+        let path = save(&args.store.store, &full)?;
+        eprintln!("saved to `{path}`, where `tarun run --dry-run` reads its time estimates from");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -252,6 +279,7 @@ fn measure(
     arch: Arch,
     width: f64,
     batch: usize,
+    threads: usize,
     args: &BenchArgs,
     device: &Device,
     mut peer: Option<TorchPeer>,
@@ -289,6 +317,7 @@ fn measure(
         arch: arch.name().to_owned(),
         width,
         batch,
+        threads,
         train_images_per_s: rate(&mut tt).unwrap_or(f64::NAN),
         infer_images_per_s: rate(&mut ti).unwrap_or(f64::NAN),
         peak_mb: peak_memory_mb(),
@@ -390,11 +419,14 @@ fn torch_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn print_table(rows: &[Row], torch: bool, threads: usize, args: &BenchArgs) {
+fn print_table(rows: &[Row], torch: bool, counts: &[usize], args: &BenchArgs) {
+    let several = counts.len() > 1;
+    let counts: Vec<String> = counts.iter().map(usize::to_string).collect();
     println!(
-        "tarun bench: images/second on {}, {threads} threads, median of {} rounds x {} timed \
+        "tarun bench: images/second on {}, {} threads, median of {} rounds x {} timed \
          steps after warm-up{}, {} kernels (TARUN_KERNELS)",
         args.device,
+        counts.join(", "),
         args.rounds.max(1),
         args.steps.max(1),
         if torch {
@@ -409,8 +441,9 @@ fn print_table(rows: &[Row], torch: bool, threads: usize, args: &BenchArgs) {
             "PyTorch not found (python3 -c 'import torch, torchvision' failed): tarun's figures only"
         );
     }
+    let threads_col = if several { " threads |" } else { "" };
     println!(
-        "| network | width | batch | train | infer | peak MB |{}",
+        "| network | width | batch |{threads_col} train | infer | peak MB |{}",
         if torch {
             " torch train | torch infer | torch peak MB | train ratio | infer ratio |"
         } else {
@@ -418,13 +451,19 @@ fn print_table(rows: &[Row], torch: bool, threads: usize, args: &BenchArgs) {
         }
     );
     println!(
-        "|---|---|---|---|---|---|{}",
+        "|---|---|---|{}---|---|---|{}",
+        if several { "---|" } else { "" },
         if torch { "---|---|---|---|---|" } else { "" }
     );
     for r in rows {
         let peak = r.peak_mb.map_or("-".into(), |m| format!("{m:.0}"));
+        let threads = if several {
+            format!(" {} |", r.threads)
+        } else {
+            String::new()
+        };
         print!(
-            "| {} | {} | {} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {} |{threads} {:.1} | {:.1} | {} |",
             r.arch, r.width, r.batch, r.train_images_per_s, r.infer_images_per_s, peak
         );
         if let (Some(t), Some(i)) = (r.torch_train_images_per_s, r.torch_infer_images_per_s) {
