@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
-use support::{report_study, tarun};
+use support::{report_study, run_ok, tarun};
 
 /// The 3-node study (`base`, `base-eval`, `summary`), written to a temporary folder with its
 /// store beside it.
@@ -35,15 +35,7 @@ impl Study {
     /// The study with every node run.
     fn run() -> Study {
         let study = Study::new();
-        let out = tarun(&study.store)
-            .args(["run", &study.manifest, "--no-progress"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(&study.store, &study.manifest, &[]);
         study
     }
 
