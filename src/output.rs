@@ -13,12 +13,17 @@ use tracing_subscriber::EnvFilter;
 
 use crate::errors::ExpectedError;
 
+/// Logs go to stderr, coloured only where it is a terminal and `NO_COLOR` is unset, so that a
+/// log captured to a file or a pipe holds no escape codes.
 pub fn init() {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_env("TARUN_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let colour = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(colour)
         .try_init();
 }
 

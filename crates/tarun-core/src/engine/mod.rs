@@ -307,13 +307,35 @@ impl Engine {
                 algorithm,
                 &self.data_digest,
             );
+            tracing::debug!(
+                "key of `{}`: {key} ({} input{}, algorithm {algorithm}, data {})",
+                node.id,
+                st.input_index[i].len(),
+                if st.input_index[i].len() == 1 { "" } else { "s" },
+                self.data_digest
+            );
             let cached = match self.store.read_record(&key) {
-                Ok(r) => r.filter(|r| self.store.outputs_present(r)),
+                Ok(Some(r)) if self.store.outputs_present(&r) => Some(r),
+                Ok(Some(_)) => {
+                    tracing::debug!("miss: `{}` has a record but not all its outputs", node.id);
+                    None
+                }
+                Ok(None) => {
+                    tracing::debug!("miss: no record of `{}` under its key", node.id);
+                    None
+                }
                 Err(e) => {
                     tracing::warn!("ignoring unreadable record for `{}`: {e}", node.id);
                     None
                 }
             };
+            match cached {
+                Some(_) if opts.force.contains(&i) => {
+                    tracing::debug!("hit for `{}`, ignored: --force", node.id);
+                }
+                Some(_) => tracing::debug!("hit: `{}` is cached", node.id),
+                None => {}
+            }
             match cached {
                 Some(record) if !opts.force.contains(&i) => {
                     let _ = self.events.send(Event::NodeCached {
@@ -332,6 +354,14 @@ impl Engine {
                         request: node.device,
                         memory_mb: self.runner.memory_estimate(&self.study, node),
                     };
+                    tracing::debug!(
+                        "`{}` waits for a slot ({:?} device, memory estimate {})",
+                        node.id,
+                        node.device,
+                        demand
+                            .memory_mb
+                            .map_or("none".into(), |m| format!("{m} MB"))
+                    );
                     st.waiting_for_slot[node.device as usize].push_back((i, demand));
                 }
                 _ => self.start(st, i, None, tx),
@@ -412,9 +442,18 @@ impl Engine {
         st.running += 1;
         let (device, threads) = match slot {
             Some(Slot::Device(s)) => (self.devices.name(s).to_owned(), self.devices.threads(s)),
-            Some(Slot::Remote) => return self.start_remote(st, i, tx),
+            Some(Slot::Remote) => {
+                tracing::debug!("`{}` goes to Slurm", self.study.nodes[i].id);
+                return self.start_remote(st, i, tx);
+            }
             None => ("cpu".to_owned(), 1),
         };
+        tracing::debug!(
+            "`{}` placed on {device} with {threads} thread{}{}",
+            self.study.nodes[i].id,
+            if threads == 1 { "" } else { "s" },
+            if slot.is_none() { " (no slot)" } else { "" }
+        );
         let inputs = Self::input_records(st, i);
         let work = worker::Work {
             study: self.study.clone(),

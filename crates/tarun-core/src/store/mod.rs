@@ -139,12 +139,18 @@ impl Store {
             .into_parts()
             .0;
         match file.try_lock() {
-            Ok(()) => {}
+            Ok(()) => tracing::debug!("store lock `{path}` taken at once"),
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut who = String::new();
                 let _ = file.read_to_string(&mut who);
                 on_wait(who.trim());
+                let t0 = std::time::Instant::now();
                 file.lock().map_err(StoreError::io(&path))?;
+                tracing::debug!(
+                    "store lock `{path}` taken after waiting {:.1} s for {}",
+                    t0.elapsed().as_secs_f64(),
+                    who.trim()
+                );
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&path)(e)),
         }
