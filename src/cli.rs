@@ -77,6 +77,10 @@ pub enum Command {
     /// Every evaluate node's metrics as one table, the matrix axes as columns, or one metric
     /// as a grid over two axes (nothing is run).
     Results(ResultsArgs),
+    /// Compare two studies (two manifests, a manifest at two git revisions, or one with and
+    /// without `--set`): the nodes whose keys differ and why, and the metrics of both sides with
+    /// their deltas (nothing is run).
+    Compare(CompareArgs),
     /// Re-hash every object in the store and name every corrupt one.
     Verify(VerifyArgs),
     /// List past runs.
@@ -328,6 +332,50 @@ pub struct ResultsArgs {
     /// Colour a pivot's cells by value (a heat scale).
     #[arg(long, value_enum, default_value = "auto")]
     pub color: ColorChoice,
+}
+
+/// How `tarun compare` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// The node list, then each family's metric rows, then what is not computed.
+    Table,
+    /// One JSON object, documented in docs/compare.md.
+    Json,
+    /// One row per node and metric (one per node without metric rows), numbers at full precision.
+    Csv,
+    /// Two Markdown tables: the nodes, then the metrics.
+    Md,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Side A: a manifest, or `PATH@REV` for the manifest (and the files it includes) at a git
+    /// revision, e.g. `experiments/quickstart.toml@HEAD~1`.
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// Side B, as A; when omitted, B is A's manifest with `--set-b` (which is then required).
+    #[arg(value_name = "B")]
+    pub b: Option<String>,
+    /// Override a value of side A's manifest, as `run --set` does (repeatable).
+    #[arg(long = "set-a", value_name = "PATH=VALUE")]
+    pub set_a: Vec<String>,
+    /// Override a value of side B's manifest (repeatable).
+    #[arg(long = "set-b", value_name = "PATH=VALUE")]
+    pub set_b: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Hide the nodes both sides share whose metrics are equal.
+    #[arg(long)]
+    pub only_changed: bool,
+    /// Hide the metric rows whose |B - A| is at most this (and equal non-numeric values).
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
+    pub threshold: Option<f64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: CompareFormat,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

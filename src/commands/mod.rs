@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_jobs;
+mod compare;
 mod completions;
 mod dag;
 mod data;
@@ -34,6 +35,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Gc(args) => gc::gc(args),
         Command::Export(args) => export::export(args),
         Command::Results(args) => results::results(args),
+        Command::Compare(args) => compare::compare(args),
         Command::Verify(args) => verify::verify(args),
         Command::Log(args) => log::log(args),
         Command::Data(cmd) => data::data(cmd),

@@ -148,7 +148,7 @@ fn rows<'a>(study: &'a Study, statuses: &[NodeStatus], store: &Store) -> Result<
 
 /// The `metrics` object of a fresh evaluate node's `metrics.json` (the record's summary holds the
 /// same scalars, and is the fallback for a record without the file).
-fn metrics_of(store: &Store, record: &NodeRecord) -> Result<BTreeMap<String, Value>> {
+pub(super) fn metrics_of(store: &Store, record: &NodeRecord) -> Result<BTreeMap<String, Value>> {
     let metrics = match record.outputs.get(kinds::METRICS_FILE) {
         Some(output) => {
             let path = store.object_path(&output.digest);
@@ -533,7 +533,7 @@ impl Row<'_> {
 
 /// A number in at most four significant digits (`36.67`, `0.4031`), integers whole, very large
 /// or small ones in scientific notation.
-fn compact(x: f64) -> String {
+pub(super) fn compact(x: f64) -> String {
     if !x.is_finite() {
         return format!("{x}");
     }
@@ -686,7 +686,7 @@ impl Delimited {
 }
 
 /// RFC 4180: quoted when it holds a comma, a quote or a line break (node ids hold commas).
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -72,6 +72,60 @@ pub fn node_key(
     (digest_value(&value), value)
 }
 
+/// Every node's key as far as it is known without running anything, with its key material: a
+/// node whose inputs are all fresh gets its key exactly as [`status`] computes it; an input that
+/// is not fresh enters by its own planned key (`{"planned": KEY}`) in place of its outputs'
+/// digests. Two studies resolved against one store have equal planned keys for a node exactly
+/// when its key is or will be the same (up to early cutoff not yet known), so `tarun compare`
+/// can tell changed nodes from shared ones before either side has run; [`material_causes`] on
+/// two materials says why they differ.
+pub fn planned_keys(
+    study: &Study,
+    graph: &Graph,
+    statuses: &[NodeStatus],
+    ctx: &dyn KeyContext,
+    data_digest: &str,
+) -> Vec<(NodeKey, serde_json::Value)> {
+    let mut out: Vec<Option<(NodeKey, serde_json::Value)>> = vec![None; study.nodes.len()];
+    for &i in graph.topo_order() {
+        let node = &study.nodes[i];
+        let fresh: Vec<&NodeRecord> = graph
+            .inputs(i)
+            .filter_map(|j| statuses[j].record.as_ref())
+            .collect();
+        let (key, mut material) = node_key(
+            study,
+            node,
+            &fresh,
+            ctx.algorithm_version(node.kind),
+            data_digest,
+        );
+        let planned: Vec<usize> = graph
+            .inputs(i)
+            .filter(|&j| statuses[j].record.is_none())
+            .collect();
+        let key = if planned.is_empty() {
+            key
+        } else {
+            let inputs = material["inputs"]
+                .as_object_mut()
+                .expect("key material has inputs");
+            for j in planned {
+                let (k, _) = out[j].as_ref().expect("topological order");
+                inputs.insert(
+                    study.nodes[j].id.clone(),
+                    serde_json::json!({ "planned": k.to_string() }),
+                );
+            }
+            digest_value(&material)
+        };
+        out[i] = Some((key, material));
+    }
+    out.into_iter()
+        .map(|k| k.expect("every node visited"))
+        .collect()
+}
+
 /// A node's state as `status` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

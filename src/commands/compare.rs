@@ -1,0 +1,889 @@
+//! `tarun compare A B`: two studies side by side, from the store alone (nothing is run). A side is
+//! a manifest, a manifest at a git revision (`PATH@REV`, read with `git show` into a temporary
+//! folder: no checkout), or either with `--set` overrides; B may be A with `--set-b`.
+//!
+//! Nodes are matched by id. A node is `same` when both sides give it the same key, `changed` when
+//! the keys differ, with the causes `status` gives (`plan::material_causes` over the two key
+//! materials: the parameters that differ, the inputs whose outputs or keys changed, data, seed,
+//! protocol, algorithm), and `only-a` / `only-b` when one side lacks it. A key that depends on an
+//! input not computed yet is the planned key (`plan::planned_keys`), so two sides compare before
+//! either has run. For the nodes of both sides, every metric both sides' current records have is
+//! listed with the two values and the delta B - A, grouped by family; a side whose current key
+//! has no record is `not computed`. Output and the JSON schema: docs/compare.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::{Value, json};
+use tarun_core::digest::NodeKey;
+use tarun_core::graph::Graph;
+use tarun_core::manifest::{NodeKind, Study};
+use tarun_core::plan::{self, NodeStatus, State};
+use tarun_core::store::Store;
+
+use super::Result;
+use super::results::{compact, csv_field, metrics_of};
+use crate::cli::{CompareArgs, CompareFormat};
+use crate::errors::ExpectedError;
+use crate::kinds;
+use crate::output::outln;
+
+const STATES: [State; 4] = [State::Fresh, State::Stale, State::Missing, State::Blocked];
+
+pub fn compare(args: CompareArgs) -> Result<ExitCode> {
+    if let Some(x) = args.threshold
+        && !(x.is_finite() && x >= 0.0)
+    {
+        return Err(ExpectedError::Usage(format!(
+            "--threshold {x}: expected a number at least 0 (rows with |B - A| at most it are hidden)"
+        )));
+    }
+    let spec_a = Spec::parse(&args.a, args.set_a.clone())?;
+    let spec_b = match &args.b {
+        Some(b) => Spec::parse(b, args.set_b.clone())?,
+        None if args.set_b.is_empty() => {
+            return Err(ExpectedError::Usage(
+                "compare needs two sides: `tarun compare A B`, or `tarun compare A --set-b \
+                 PATH=VALUE` for A against itself with an override"
+                    .into(),
+            ));
+        }
+        None => Spec {
+            overrides: args.set_b.clone(),
+            ..spec_a.clone()
+        },
+    };
+    let store = Store::open_read_only(args.store.store.clone())?;
+    let a = Side::load(spec_a, &store)?;
+    let b = Side::load(spec_b, &store)?;
+    let nodes = compare_nodes(&a, &b, &store)?;
+    let counts = Counts::of(&nodes);
+    let listed: Vec<NodeCmp> = nodes
+        .into_iter()
+        .map(|mut n| {
+            if let Some(x) = args.threshold {
+                n.metrics.retain(|m| m.shown_at(x));
+            }
+            n
+        })
+        .filter(|n| !(args.only_changed && n.status == Status::Same && n.metrics_equal()))
+        .collect();
+    let format = if args.json {
+        CompareFormat::Json
+    } else {
+        args.format
+    };
+    match format {
+        CompareFormat::Table => print_table(&a, &b, &counts, &listed)?,
+        CompareFormat::Json => print_json(&a, &b, &counts, &listed, &args)?,
+        CompareFormat::Csv => print_csv(&listed)?,
+        CompareFormat::Md => print_md(&listed)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What one side names: a manifest, maybe at a git revision, with its overrides.
+#[derive(Clone, Debug)]
+struct Spec {
+    path: Utf8PathBuf,
+    rev: Option<String>,
+    overrides: Vec<String>,
+}
+
+impl Spec {
+    /// `PATH` or `PATH@REV`; a file whose own name holds `@` is taken whole.
+    fn parse(given: &str, overrides: Vec<String>) -> Result<Spec> {
+        if !Utf8Path::new(given).is_file()
+            && let Some((path, rev)) = given.rsplit_once('@')
+        {
+            if path.is_empty() || rev.is_empty() {
+                return Err(ExpectedError::Usage(format!(
+                    "`{given}`: expected a manifest path, or PATH@REV for the manifest at a git \
+                     revision (e.g. experiments/quickstart.toml@HEAD~1)"
+                )));
+            }
+            return Ok(Spec {
+                path: path.into(),
+                rev: Some(rev.to_owned()),
+                overrides,
+            });
+        }
+        Ok(Spec {
+            path: given.into(),
+            rev: None,
+            overrides,
+        })
+    }
+
+    /// `M@REV --set k=v` as the side is shown.
+    fn describe(&self) -> String {
+        let mut s = self.path.to_string();
+        if let Some(rev) = &self.rev {
+            s.push('@');
+            s.push_str(rev);
+        }
+        for o in &self.overrides {
+            s.push_str(" --set ");
+            s.push_str(&shell_word(o));
+        }
+        s
+    }
+
+    /// The command that computes this side, when it is the working tree's.
+    fn run_command(&self) -> Option<String> {
+        if self.rev.is_some() {
+            return None;
+        }
+        let mut s = format!("tarun run {}", shell_word(self.path.as_str()));
+        for o in &self.overrides {
+            s.push_str(" --set ");
+            s.push_str(&shell_word(o));
+        }
+        Some(s)
+    }
+}
+
+/// A word as a shell reads it back: single-quoted when it holds anything but plain characters.
+fn shell_word(w: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=,:@+%".contains(c);
+    if !w.is_empty() && w.chars().all(plain) {
+        w.to_owned()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
+}
+
+/// One side, loaded and resolved against the store.
+struct Side {
+    spec: Spec,
+    study: Study,
+    statuses: Vec<NodeStatus>,
+    /// Each node's planned key and its material.
+    planned: Vec<(NodeKey, Value)>,
+    index: BTreeMap<String, usize>,
+}
+
+impl Side {
+    fn load(spec: Spec, store: &Store) -> Result<Side> {
+        let checkout = match &spec.rev {
+            Some(rev) => Some(materialise(&spec.path, rev)?),
+            None => None,
+        };
+        let manifest = checkout.as_ref().map_or(&spec.path, |(_, p)| p);
+        let mut study = tarun_core::manifest::load(manifest, &spec.overrides)?;
+        // Data paths (`[data] path`) stay relative to the working tree's manifest.
+        study.path = spec.path.clone();
+        drop(checkout);
+        let graph = Graph::new(&study);
+        let runner = kinds::StudyRunner;
+        let data = kinds::planning_digest(&study, store)?;
+        let statuses = plan::status(&study, &graph, store, &runner, &data, &BTreeSet::new())?;
+        let planned = plan::planned_keys(&study, &graph, &statuses, &runner, &data);
+        let index = study
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
+        Ok(Side {
+            spec,
+            study,
+            statuses,
+            planned,
+            index,
+        })
+    }
+
+    fn count(&self, state: State) -> usize {
+        self.statuses.iter().filter(|s| s.state == state).count()
+    }
+
+    fn not_computed(&self) -> usize {
+        self.statuses
+            .iter()
+            .filter(|s| s.state != State::Fresh)
+            .count()
+    }
+
+    /// `5 of 22 nodes not computed (2 stale, 3 missing): `tarun run M` would compute them`.
+    fn run_summary(&self) -> String {
+        let n = self.statuses.len();
+        let due = self.not_computed();
+        if due == 0 {
+            return format!("all {n} nodes computed");
+        }
+        let states: Vec<String> = STATES[1..]
+            .iter()
+            .map(|&s| (self.count(s), s))
+            .filter(|&(c, _)| c > 0)
+            .map(|(c, s)| format!("{c} {}", s.as_str()))
+            .collect();
+        let how = match (&self.spec.run_command(), &self.spec.rev) {
+            (Some(cmd), _) => format!("`{cmd}` would compute them"),
+            (None, Some(rev)) => format!(
+                "`tarun run {}` at revision {rev} would compute them",
+                self.spec.path
+            ),
+            (None, None) => unreachable!("a side without a revision has a command"),
+        };
+        format!(
+            "{due} of {n} nodes not computed ({}): {how}",
+            states.join(", ")
+        )
+    }
+}
+
+/// Writes the manifest at `rev`, and every file it includes (transitively), into a temporary
+/// folder at their paths in the repository, so that relative includes resolve as they did at
+/// that revision. Returns the folder (removed when dropped) and the manifest's path in it.
+fn materialise(path: &Utf8Path, rev: &str) -> Result<(tempfile::TempDir, Utf8PathBuf)> {
+    let given = format!("{path}@{rev}");
+    let usage = |msg: String| ExpectedError::Usage(format!("`{given}`: {msg}"));
+    let dir = match path.parent() {
+        Some(d) if !d.as_str().is_empty() => d,
+        _ => Utf8Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| usage("not a file path".into()))?;
+    let prefix = git(dir, &["rev-parse", "--show-prefix"]).map_err(&usage)?;
+    let prefix = String::from_utf8_lossy(&prefix).trim().to_owned();
+    let tmp = tempfile::Builder::new()
+        .prefix("tarun-compare-")
+        .tempdir()
+        .map_err(|e| ExpectedError::Other(anyhow::anyhow!("creating a temporary folder: {e}")))?;
+    let root = Utf8Path::from_path(tmp.path())
+        .ok_or_else(|| usage("the temporary folder's path is not UTF-8".into()))?
+        .to_path_buf();
+    let first = format!("{prefix}{name}");
+    let mut queue = vec![first.clone()];
+    let mut seen = BTreeSet::new();
+    while let Some(file) = queue.pop() {
+        if !seen.insert(file.clone()) {
+            continue;
+        }
+        let bytes = git(dir, &["show", &format!("{rev}:{file}")]).map_err(&usage)?;
+        let dest = root.join(&file);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| ExpectedError::Other(anyhow::anyhow!("creating `{parent}`: {e}")))?;
+        }
+        std::fs::write(&dest, &bytes)
+            .map_err(|e| ExpectedError::Other(anyhow::anyhow!("writing `{dest}`: {e}")))?;
+        // A file that does not parse is left to the manifest loader to report.
+        let Ok(doc) = String::from_utf8_lossy(&bytes).parse::<toml::Table>() else {
+            continue;
+        };
+        let includes = doc
+            .get("study")
+            .and_then(|s| s.get("include"))
+            .and_then(toml::Value::as_array);
+        for include in includes
+            .into_iter()
+            .flatten()
+            .filter_map(toml::Value::as_str)
+        {
+            match in_repository(&file, include) {
+                Some(p) => queue.push(p),
+                None => {
+                    return Err(usage(format!(
+                        "`{file}` includes `{include}`, outside the repository: only files in \
+                         the repository can be read at a revision"
+                    )));
+                }
+            }
+        }
+    }
+    Ok((tmp, root.join(first)))
+}
+
+/// `relative` joined onto the folder of `file` (both relative to the repository's root), `.`
+/// and `..` removed; `None` when it leaves the repository.
+fn in_repository(file: &str, relative: &str) -> Option<String> {
+    if relative.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = file.split('/').collect();
+    parts.pop();
+    for part in relative.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Runs `git -C dir ARGS`, returning its stdout, or its stderr as the error.
+fn git(dir: &Utf8Path, args: &[&str]) -> std::result::Result<Vec<u8>, String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .map_err(|e| format!("running git: {e}"))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(format!(
+            "`git {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Same,
+    Changed,
+    OnlyA,
+    OnlyB,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Same => "same",
+            Status::Changed => "changed",
+            Status::OnlyA => "only-a",
+            Status::OnlyB => "only-b",
+        }
+    }
+}
+
+/// One node id of either side.
+struct NodeCmp {
+    id: String,
+    family: String,
+    kind: NodeKind,
+    status: Status,
+    causes: Vec<String>,
+    /// The node on each side: its state and its current key (when every input is computed).
+    a: Option<(State, Option<NodeKey>)>,
+    b: Option<(State, Option<NodeKey>)>,
+    metrics: Vec<MetricRow>,
+}
+
+impl NodeCmp {
+    fn metrics_equal(&self) -> bool {
+        self.metrics.iter().all(|m| m.a.is_some() && m.a == m.b)
+    }
+}
+
+/// One metric of a node on both sides; `None` for a side that is not computed.
+struct MetricRow {
+    name: String,
+    a: Option<Value>,
+    b: Option<Value>,
+    delta: Option<f64>,
+}
+
+impl MetricRow {
+    /// Whether `--threshold x` keeps the row: a delta above it, different non-numeric values,
+    /// or a side not computed.
+    fn shown_at(&self, x: f64) -> bool {
+        match (self.delta, &self.a, &self.b) {
+            (Some(d), _, _) => d.abs() > x,
+            (None, Some(a), Some(b)) => a != b,
+            _ => true,
+        }
+    }
+}
+
+/// Every node id of A (in A's order), then those only B has (in B's order).
+fn compare_nodes(a: &Side, b: &Side, store: &Store) -> Result<Vec<NodeCmp>> {
+    let mut out = Vec::new();
+    let ids = a.study.nodes.iter().map(|n| &n.id).chain(
+        b.study
+            .nodes
+            .iter()
+            .map(|n| &n.id)
+            .filter(|id| !a.index.contains_key(*id)),
+    );
+    for id in ids {
+        let (ia, ib) = (a.index.get(id).copied(), b.index.get(id).copied());
+        let node = ia.map_or_else(|| &b.study.nodes[ib.expect("in b")], |i| &a.study.nodes[i]);
+        let side = |s: &Side, i: Option<usize>| i.map(|i| (s.statuses[i].state, s.statuses[i].key));
+        let (status, causes) = match (ia, ib) {
+            (Some(i), Some(j)) if a.planned[i].0 == b.planned[j].0 => (Status::Same, vec![]),
+            (Some(i), Some(j)) => (
+                Status::Changed,
+                plan::material_causes(&a.planned[i].1, &b.planned[j].1),
+            ),
+            (Some(_), None) => (Status::OnlyA, vec![]),
+            (None, _) => (Status::OnlyB, vec![]),
+        };
+        let metrics = match (ia, ib) {
+            (Some(i), Some(j)) => metric_rows(
+                node.kind,
+                side_metrics(a, i, store)?,
+                side_metrics(b, j, store)?,
+            ),
+            _ => vec![],
+        };
+        out.push(NodeCmp {
+            id: id.clone(),
+            family: node.name.clone(),
+            kind: node.kind,
+            status,
+            causes,
+            a: side(a, ia),
+            b: side(b, ib),
+            metrics,
+        });
+    }
+    Ok(out)
+}
+
+/// A side's metrics of node `i`, when its current key has a record.
+fn side_metrics(side: &Side, i: usize, store: &Store) -> Result<Option<BTreeMap<String, Value>>> {
+    let s = &side.statuses[i];
+    match &s.record {
+        Some(record) if s.state == State::Fresh => metrics_of(store, record).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The rows of a node on both sides: the metrics both have (by name), or, when a side is not
+/// computed, the other side's metrics against `not computed` (one `-` row for an evaluate node
+/// computed on neither side).
+fn metric_rows(
+    kind: NodeKind,
+    a: Option<BTreeMap<String, Value>>,
+    b: Option<BTreeMap<String, Value>>,
+) -> Vec<MetricRow> {
+    match (a, b) {
+        (Some(a), Some(b)) => a
+            .into_iter()
+            .filter_map(|(name, x)| {
+                let y = b.get(&name)?.clone();
+                let delta = match (x.as_f64(), y.as_f64()) {
+                    (Some(x), Some(y)) => Some(y - x),
+                    _ => None,
+                };
+                Some(MetricRow {
+                    name,
+                    a: Some(x),
+                    b: Some(y),
+                    delta,
+                })
+            })
+            .collect(),
+        (Some(a), None) => a
+            .into_iter()
+            .map(|(name, x)| MetricRow {
+                name,
+                a: Some(x),
+                b: None,
+                delta: None,
+            })
+            .collect(),
+        (None, Some(b)) => b
+            .into_iter()
+            .map(|(name, y)| MetricRow {
+                name,
+                a: None,
+                b: Some(y),
+                delta: None,
+            })
+            .collect(),
+        (None, None) if kind == NodeKind::Evaluate => vec![MetricRow {
+            name: "-".into(),
+            a: None,
+            b: None,
+            delta: None,
+        }],
+        (None, None) => vec![],
+    }
+}
+
+/// How many nodes have each status (over every node, whatever is listed).
+struct Counts {
+    a: usize,
+    b: usize,
+    by: [(Status, usize); 4],
+}
+
+impl Counts {
+    fn of(nodes: &[NodeCmp]) -> Counts {
+        let count = |st: Status| nodes.iter().filter(|n| n.status == st).count();
+        Counts {
+            a: nodes.iter().filter(|n| n.a.is_some()).count(),
+            b: nodes.iter().filter(|n| n.b.is_some()).count(),
+            by: [Status::Same, Status::Changed, Status::OnlyA, Status::OnlyB]
+                .map(|s| (s, count(s))),
+        }
+    }
+
+    /// `22 nodes in A, 22 in B: 17 same, 5 changed` (statuses with no node left out).
+    fn line(&self) -> String {
+        let parts: Vec<String> = self
+            .by
+            .iter()
+            .filter(|(_, c)| *c > 0)
+            .map(|(s, c)| format!("{c} {}", s.as_str()))
+            .collect();
+        format!(
+            "{} nodes in A, {} in B: {}",
+            self.a,
+            self.b,
+            if parts.is_empty() {
+                "none".into()
+            } else {
+                parts.join(", ")
+            }
+        )
+    }
+}
+
+fn state_text(side: &Option<(State, Option<NodeKey>)>) -> &'static str {
+    side.as_ref().map_or("-", |(s, _)| s.as_str())
+}
+
+/// A value as the table and Markdown print it (numbers compact), `not computed` for none.
+fn value_text(v: &Option<Value>) -> String {
+    match v {
+        None => "not computed".into(),
+        Some(Value::Number(n)) => n.as_f64().map_or_else(|| n.to_string(), compact),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// A delta, signed: `+1.5`, `-10`, `0`; `-` for none.
+fn delta_text(d: Option<f64>) -> String {
+    match d {
+        None => "-".into(),
+        Some(d) if d > 0.0 => format!("+{}", compact(d)),
+        Some(d) => compact(d),
+    }
+}
+
+/// Aligned columns, no trailing spaces; `right[i]` right-aligns column `i`.
+fn aligned(lines: &[Vec<String>], right: &[bool], indent: &str) -> Result<()> {
+    let cols = lines.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for line in lines {
+        let cells: Vec<String> = line
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let w = widths[i];
+                if right[i] {
+                    format!("{t:>w$}")
+                } else {
+                    format!("{t:<w$}")
+                }
+            })
+            .collect();
+        outln!("{indent}{}", cells.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
+/// Families in the order their first listed node comes, each with its listed nodes.
+fn by_family(nodes: &[NodeCmp]) -> Vec<(&str, Vec<&NodeCmp>)> {
+    let mut out: Vec<(&str, Vec<&NodeCmp>)> = Vec::new();
+    for n in nodes {
+        match out.iter_mut().find(|(f, _)| *f == n.family) {
+            Some((_, members)) => members.push(n),
+            None => out.push((&n.family, vec![n])),
+        }
+    }
+    out
+}
+
+fn print_table(a: &Side, b: &Side, counts: &Counts, nodes: &[NodeCmp]) -> Result<()> {
+    outln!("A: {}", a.spec.describe())?;
+    outln!("B: {}", b.spec.describe())?;
+    outln!("{}", counts.line())?;
+    if !nodes.is_empty() {
+        outln!()?;
+        let mut lines = vec![vec![
+            "status".to_owned(),
+            "node".into(),
+            "A".into(),
+            "B".into(),
+            "causes".into(),
+        ]];
+        for n in nodes {
+            lines.push(vec![
+                n.status.as_str().into(),
+                n.id.clone(),
+                state_text(&n.a).into(),
+                state_text(&n.b).into(),
+                n.causes.join("; "),
+            ]);
+        }
+        aligned(&lines, &[false; 5], "")?;
+    }
+    let families: Vec<(&str, Vec<&NodeCmp>)> = by_family(nodes)
+        .into_iter()
+        .filter(|(_, ns)| ns.iter().any(|n| !n.metrics.is_empty()))
+        .collect();
+    if !families.is_empty() {
+        outln!()?;
+        outln!("metrics (delta = B - A):")?;
+        for (family, members) in families {
+            outln!("{family}")?;
+            let mut lines = vec![vec![
+                "node".to_owned(),
+                "metric".into(),
+                "A".into(),
+                "B".into(),
+                "delta".into(),
+            ]];
+            for n in members {
+                for m in &n.metrics {
+                    lines.push(vec![
+                        n.id.clone(),
+                        m.name.clone(),
+                        value_text(&m.a),
+                        value_text(&m.b),
+                        delta_text(m.delta),
+                    ]);
+                }
+            }
+            aligned(&lines, &[false, false, true, true, true], "  ")?;
+        }
+    }
+    outln!()?;
+    outln!("A: {}", a.run_summary())?;
+    outln!("B: {}", b.run_summary())?;
+    Ok(())
+}
+
+fn side_json(side: &Option<(State, Option<NodeKey>)>) -> Value {
+    match side {
+        None => Value::Null,
+        Some((state, key)) => json!({
+            "state": state.as_str(),
+            "computed": *state == State::Fresh,
+            "key": key.map(|k| k.to_string()),
+        }),
+    }
+}
+
+fn print_json(
+    a: &Side,
+    b: &Side,
+    counts: &Counts,
+    nodes: &[NodeCmp],
+    args: &CompareArgs,
+) -> Result<()> {
+    let side = |s: &Side| {
+        let states: serde_json::Map<String, Value> = STATES
+            .iter()
+            .map(|&st| (st.as_str().to_owned(), s.count(st).into()))
+            .collect();
+        json!({
+            "manifest": s.spec.path,
+            "revision": s.spec.rev,
+            "set": s.spec.overrides,
+            "study": s.study.name,
+            "nodes": s.statuses.len(),
+            "states": states,
+            "not-computed": s.not_computed(),
+            "run": s.spec.run_command(),
+        })
+    };
+    let mut count_map = serde_json::Map::new();
+    for (st, c) in counts.by {
+        count_map.insert(st.as_str().into(), c.into());
+    }
+    let nodes: Vec<Value> = nodes
+        .iter()
+        .map(|n| {
+            let metrics: Vec<Value> = n
+                .metrics
+                .iter()
+                .map(|m| {
+                    json!({
+                        "metric": m.name, "a": m.a, "b": m.b, "delta": m.delta,
+                    })
+                })
+                .collect();
+            json!({
+                "node": n.id,
+                "family": n.family,
+                "kind": n.kind.as_str(),
+                "status": n.status.as_str(),
+                "causes": n.causes,
+                "a": side_json(&n.a),
+                "b": side_json(&n.b),
+                "metrics": metrics,
+            })
+        })
+        .collect();
+    let doc = json!({
+        "a": side(a),
+        "b": side(b),
+        "only-changed": args.only_changed,
+        "threshold": args.threshold,
+        "counts": count_map,
+        "nodes": nodes,
+    });
+    outln!("{}", serde_json::to_string_pretty(&doc).expect("json"))
+}
+
+/// A value at full precision for CSV, empty for none.
+fn exact(v: &Option<Value>) -> String {
+    match v {
+        None => String::new(),
+        Some(Value::Number(n)) => n.as_f64().map_or_else(|| n.to_string(), |x| format!("{x}")),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    }
+}
+
+fn print_csv(nodes: &[NodeCmp]) -> Result<()> {
+    let line = |cells: Vec<String>| {
+        outln!(
+            "{}",
+            cells
+                .iter()
+                .map(|c| csv_field(c))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    line(
+        [
+            "family", "node", "status", "state-a", "state-b", "causes", "metric", "a", "b", "delta",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    )?;
+    for n in nodes {
+        let head = vec![
+            n.family.clone(),
+            n.id.clone(),
+            n.status.as_str().to_owned(),
+            n.a.as_ref().map_or("", |(s, _)| s.as_str()).to_owned(),
+            n.b.as_ref().map_or("", |(s, _)| s.as_str()).to_owned(),
+            n.causes.join("; "),
+        ];
+        if n.metrics.is_empty() {
+            let mut cells = head.clone();
+            cells.extend(["", "", "", ""].map(str::to_owned));
+            line(cells)?;
+        }
+        for m in &n.metrics {
+            let mut cells = head.clone();
+            cells.extend([
+                if m.name == "-" {
+                    String::new()
+                } else {
+                    m.name.clone()
+                },
+                exact(&m.a),
+                exact(&m.b),
+                m.delta.map(|d| format!("{d}")).unwrap_or_default(),
+            ]);
+            line(cells)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_md(nodes: &[NodeCmp]) -> Result<()> {
+    let md = |cells: &[String]| {
+        outln!(
+            "| {} |",
+            cells
+                .iter()
+                .map(|c| c.replace('|', "\\|"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )
+    };
+    md(&["status", "node", "A", "B", "causes"].map(str::to_owned))?;
+    outln!("|---|---|---|---|---|")?;
+    for n in nodes {
+        md(&[
+            n.status.as_str().to_owned(),
+            n.id.clone(),
+            state_text(&n.a).to_owned(),
+            state_text(&n.b).to_owned(),
+            n.causes.join("; "),
+        ])?;
+    }
+    let rows: Vec<(&str, &NodeCmp, &MetricRow)> = by_family(nodes)
+        .into_iter()
+        .flat_map(|(f, ns)| {
+            ns.into_iter()
+                .flat_map(move |n| n.metrics.iter().map(move |m| (f, n, m)))
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    outln!()?;
+    md(&["family", "node", "metric", "A", "B", "delta"].map(str::to_owned))?;
+    outln!("|---|---|---|---:|---:|---:|")?;
+    for (f, n, m) in rows {
+        md(&[
+            f.to_owned(),
+            n.id.clone(),
+            m.name.clone(),
+            value_text(&m.a),
+            value_text(&m.b),
+            delta_text(m.delta),
+        ])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn includes_resolve_inside_the_repository() {
+        assert_eq!(
+            in_repository("experiments/q.toml", "../configs/r.toml").as_deref(),
+            Some("configs/r.toml")
+        );
+        assert_eq!(
+            in_repository("q.toml", "./c/r.toml").as_deref(),
+            Some("c/r.toml")
+        );
+        assert_eq!(in_repository("q.toml", "../r.toml"), None);
+        assert_eq!(in_repository("q.toml", "/etc/r.toml"), None);
+    }
+
+    #[test]
+    fn sides_parse_paths_and_revisions() {
+        let s = Spec::parse("m.toml@HEAD~1", vec![]).unwrap();
+        assert_eq!(
+            (s.path.as_str(), s.rev.as_deref()),
+            ("m.toml", Some("HEAD~1"))
+        );
+        assert!(Spec::parse("m.toml@", vec![]).is_err());
+        let s = Spec::parse("m.toml", vec!["a.b=1".into()]).unwrap();
+        assert_eq!(s.rev, None);
+        assert_eq!(s.describe(), "m.toml --set a.b=1");
+        assert_eq!(shell_word("a b"), "'a b'");
+    }
+
+    #[test]
+    fn deltas_print_signed() {
+        assert_eq!(delta_text(Some(1.5)), "+1.5");
+        assert_eq!(delta_text(Some(-10.0)), "-10");
+        assert_eq!(delta_text(Some(0.0)), "0");
+        assert_eq!(delta_text(None), "-");
+    }
+}
