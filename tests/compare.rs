@@ -492,6 +492,52 @@ fn sides_not_computed_are_reported_with_what_run_would_compute() {
 }
 
 #[test]
+fn two_manifests_name_the_nodes_only_one_side_has() {
+    let s = Study::new();
+    s.run(&[]);
+    // B: `other-eval` removed, `extra` added, `base-eval` asks for one more metric.
+    let (kept, _) = MANIFEST.split_once("[evaluate.other-eval]").unwrap();
+    let b = format!(
+        "{kept}[evaluate.extra]\nmodel = \"other\"\nmetrics = [\"accuracy\"]\n\n\
+         [evaluate.base-eval]\nmodel = \"base\"\nforget = 8\nmetrics = [\"accuracy\", \"forget-acc\"]\n"
+    );
+    let b_path = s.dir.path().join("b.toml");
+    std::fs::write(&b_path, b).unwrap();
+    let doc = s.json(&[&s.manifest, b_path.to_str().unwrap()]);
+    let got = statuses(&doc);
+    assert_eq!(got["other-eval"].0, "only-a");
+    assert_eq!(got["extra"].0, "only-b");
+    assert_eq!(
+        got["base-eval"].1,
+        ["params.metrics [\"accuracy\"] -> [\"accuracy\",\"forget-acc\"]"]
+    );
+    assert_eq!(node(&doc, "other-eval")["b"], Value::Null);
+    assert_eq!(node(&doc, "extra")["a"], Value::Null);
+    assert!(
+        node(&doc, "extra")["metrics"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let counts = &doc["counts"];
+    assert_eq!(
+        (
+            &counts["same"],
+            &counts["changed"],
+            &counts["only-a"],
+            &counts["only-b"]
+        ),
+        (&5.into(), &1.into(), &1.into(), &1.into()),
+        "{doc:#}"
+    );
+    // B's not computed: base-eval's A metrics stand against `not computed`.
+    let rows = node(&doc, "base-eval")["metrics"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0]["a"].is_number() && rows[0]["b"].is_null());
+    assert_eq!(doc["b"]["not-computed"], 2);
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let s = Study::new();
     let m = s.manifest.as_str();

@@ -119,6 +119,7 @@ pub fn planned_keys(
             }
             digest_value(&material)
         };
+        debug_assert!(statuses[i].key.is_none_or(|k| k == key), "status's key");
         out[i] = Some((key, material));
     }
     out.into_iter()
