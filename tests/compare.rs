@@ -483,6 +483,15 @@ fn sides_not_computed_are_reported_with_what_run_would_compute() {
     // Keys are planned: the base network is the only node shared.
     assert_eq!(statuses(&doc)["base"].0, "same");
     assert_eq!(doc["counts"]["changed"], 5);
+    let only = s.json(&[&s.manifest, "--set-b", LR, "--only-changed"]);
+    assert!(
+        only["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["status"] == "changed"),
+        "same nodes computed on neither side are hidden too: {only:#}"
+    );
     let text = s.text(&[&s.manifest, "--set-b", LR]);
     assert!(
         text.contains("A: 7 of 7 nodes not computed (7 missing): `tarun run "),

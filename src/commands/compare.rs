@@ -370,8 +370,10 @@ struct NodeCmp {
 }
 
 impl NodeCmp {
+    /// Whether every row has equal sides (both `not computed` counts as equal: a `same` node
+    /// shares its record, or lack of one, between the sides).
     fn metrics_equal(&self) -> bool {
-        self.metrics.iter().all(|m| m.a.is_some() && m.a == m.b)
+        self.metrics.iter().all(|m| m.a == m.b)
     }
 }
 
