@@ -29,6 +29,7 @@ Environment variables:
   TARUN_LOG            log filter for stderr, e.g. `debug` (default: warn)
   TARUN_KERNELS        `candle`: use Candle's stock ops instead of tarun's kernels
   TARUN_GPU_PRECISION  `fp32`: exact f32 GPU convolutions instead of TF32
+  TARUN_CPU_SIMD       `avx2`: AVX2 CPU kernels on an AVX-512 CPU; `none`: none (default: widest)
   TARUN_HUGE_PAGES     `0`: do not turn on transparent huge pages (glibc)
   NO_COLOR             when set (not empty): no colour in `results`' heat table";
 

@@ -72,6 +72,7 @@ fn help_lists_exit_codes_and_environment_variables() {
         "TARUN_LOG",
         "TARUN_KERNELS",
         "TARUN_GPU_PRECISION",
+        "TARUN_CPU_SIMD",
         "TARUN_HUGE_PAGES",
     ] {
         assert!(text.contains(var), "{var} missing from\n{text}");

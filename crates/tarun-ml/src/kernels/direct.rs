@@ -1,50 +1,76 @@
-//! A direct convolution on AVX-512, without an im2col matrix: the 3x3 convolutions of
-//! ResNet-18 and VGG-11-BN on 16-128 channels ("same" at stride 1, and stride 2), forward and
-//! both gradients.
+//! A direct convolution without an im2col matrix, on AVX-512 or on AVX2 + FMA: the 3x3
+//! convolutions of ResNet-18 and VGG-11-BN on 16-128 channels ("same" at stride 1, and
+//! stride 2), forward and both gradients.
 //!
 //! im2col + GEMM copies each input element nine times into the column matrix, and gemm then
 //! packs that matrix once more; on ResNet-18 width 0.25 (16-32 channels, 32x32 and 16x16 maps)
 //! the copies were a fifth of an inference pass and the GEMM ran at 120-150 GFLOP/s.
 //!
 //! * **Forward:** each kernel tap `(dy, dx)` is a shift of the whole flattened plane by
-//!   `dy W + dx` (as in `conv::im2col_same`), so a vector of 16 consecutive outputs reads 16
-//!   consecutive inputs, with a lane mask for those that fall off a row or off the plane: a
-//!   masked load straight from the NCHW input. A tile is [`NV`] such vectors (several images'
-//!   on small maps) times [`CB`] output channels, 24 accumulators in registers over the whole
-//!   `C k k` reduction, stored once. At stride 2 the input is first split into its four phases
-//!   (even and odd rows and columns), where each tap is again a shift ([`split_phases`]).
+//!   `dy W + dx` (as in `conv::im2col_same`), so a vector of `L` consecutive outputs (16 on
+//!   AVX-512, 8 on AVX2) reads `L` consecutive inputs, with a lane mask for those that fall off a
+//!   row or off the plane: a masked load straight from the NCHW input. A tile is `NV` such
+//!   vectors (several images' on small maps) times `CB` output channels ([`tile_shape`]: 24
+//!   accumulators in registers on AVX-512, 8 on AVX2) over the whole `C k k` reduction, stored
+//!   once. At stride 2 the input is first split into its four phases (even and odd rows and
+//!   columns), where each tap is again a shift ([`split_phases`]).
 //! * **Input gradient** (stride 1): the same kernel on `dY` with the kernel turned.
 //! * **Kernel gradient:** the input channels in the vector lanes over a padded channels-last
 //!   copy of each image ([`kernel_grad`]).
+//!
+//! The kernels are written once over `simd::Vector` and compiled for each set; [`level`]
+//! chooses at run time (`TARUN_CPU_SIMD=avx2` forces AVX2 on an AVX-512 CPU). The `_in`
+//! functions take the set, for the tests to run every one the CPU has.
 
 use rayon::prelude::*;
 
 use super::conv::{Epilogue, Geom};
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512, Vector};
+use super::simd::{Simd, level};
 use super::{par_filled, threads};
 
-/// Output channels per tile: one broadcast weight each.
-const CB: usize = 8;
-/// Vectors of 16 outputs per tile.
-const NV: usize = 3;
-/// Lanes per vector.
-const L: usize = 16;
+/// A tile's shape in each instruction set: output channels (one broadcast weight each) by
+/// vectors of outputs. AVX-512's 32 registers hold 24 sums, 3 inputs and a weight. AVX2's 16
+/// hold 8 sums, an input, its load mask and a weight: 4 x 3 spilled a sum to the stack (a
+/// store-to-load chain every channel, 40 GFLOP/s), and 8 x 1 measured at or above 4 x 2, 5 x 2,
+/// 6 x 2 and 3 x 3 (60-110 GFLOP/s on ResNet-18 width 0.25's layers, on an AVX-512 CPU).
+const AVX512_TILE: (usize, usize) = (8, 3);
+const AVX2_TILE: (usize, usize) = (8, 1);
 
-/// Whether the direct kernel runs `g` here: a convolution of a kernel of 3x3 to 7x7 at stride 1
-/// with "same" padding or at stride 2 with an output of half the input (rounded up), on a CPU
-/// with AVX-512, with at least one image per thread (the tiles split over images) and output
-/// maps of at least 16 positions (a 2x2 map filled a quarter of each vector: 50 against
-/// im2col's 120 GFLOP/s). 1x1 convolutions are one GEMM without im2col and stay there (the
-/// direct kernel measured 5-45 % slower on MobileNetV2's and ResNet-18's).
+/// `(CB, NV)`: output channels and vectors per tile in `simd`.
+fn tile_shape(simd: Simd) -> (usize, usize) {
+    match simd {
+        Simd::Avx512 => AVX512_TILE,
+        Simd::Avx2 => AVX2_TILE,
+    }
+}
+
+/// The fewest output positions a map needs for the direct kernel (a 2x2 map filled a quarter
+/// of an AVX-512 vector: 50 against im2col's 120 GFLOP/s).
+const MIN_POSITIONS: usize = 16;
+
+/// Whether the direct kernel runs `g` here: [`fits`], on a CPU with AVX-512 or AVX2 + FMA
+/// ([`level`]), unless `TARUN_NO_DIRECT` is set.
 pub(super) fn applies(g: &Geom) -> bool {
+    fits(g) && enabled().is_some()
+}
+
+/// Whether `g` is a shape the direct kernel is for: a convolution of a kernel of 3x3 to 7x7 at
+/// stride 1 with "same" padding or at stride 2 with an output of half the input (rounded up),
+/// with at least one image per thread (the tiles split over images), output maps of at least
+/// [`MIN_POSITIONS`] and at most 128 channels on one side. 1x1 convolutions are one GEMM
+/// without im2col and stay there (the direct kernel measured 5-45 % slower on MobileNetV2's and
+/// ResNet-18's).
+pub(super) fn fits(g: &Geom) -> bool {
     let (hp, wp) = phase_dims(g);
-    let shape = (3..=7).contains(&g.k)
+    (3..=7).contains(&g.k)
         && g.pad < g.k
         && (g.stride == 1 || g.stride == 2)
         && (g.ho, g.wo) == (hp, wp)
         && g.b >= threads()
-        && g.ho * g.wo >= L
-        && g.c.min(g.co) <= 128;
-    shape && enabled()
+        && g.ho * g.wo >= MIN_POSITIONS
+        && g.c.min(g.co) <= 128
 }
 
 /// The size of the input's phases at the convolution's stride `s`: phase `(ry, rx)` holds the
@@ -54,51 +80,42 @@ fn phase_dims(g: &Geom) -> (usize, usize) {
     (g.h.div_ceil(g.stride), g.w.div_ceil(g.stride))
 }
 
-/// [`available`], unless `TARUN_NO_DIRECT` is set (for measuring this kernel against im2col +
-/// GEMM in the same build); read once.
-fn enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| available() && std::env::var_os("TARUN_NO_DIRECT").is_none())
+/// The instruction set the kernel runs in ([`level`]), or none where the CPU has neither or
+/// `TARUN_NO_DIRECT` is set (for measuring this kernel against im2col + GEMM in the same
+/// build); read once.
+fn enabled() -> Option<Simd> {
+    static ENABLED: std::sync::OnceLock<Option<Simd>> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| level().filter(|_| std::env::var_os("TARUN_NO_DIRECT").is_none()))
 }
 
-/// Whether this CPU has AVX-512, which the kernel is written in.
-pub(super) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Where a group's tiles read and write, relative to the group's first image: for tile `i`,
-/// slot `v` and tap `t`, the input offset `x_off[(i * taps + t) * NV + v]` and its lane mask;
-/// the output offset (channel 0) and store mask of slot `v` in `out[i * NV + v]`. Unused
-/// slots of the last tile have empty masks. The input is the group's phases (at stride 1, its
-/// images): `[image][phase][channel][Hp x Wp]`.
+/// Where a group's tiles read and write, relative to the group's first image, for vectors of
+/// `lanes` outputs, `nv` a tile: for tile `i`, slot `v` and tap `t`, the input offset
+/// `x_off[(i * taps + t) * nv + v]` and its lane mask; the output offset (channel 0) and store
+/// mask of slot `v` in `out[i * nv + v]`. Unused slots of the last tile have empty masks. The
+/// input is the group's phases (at stride 1, its images): `[image][phase][channel][Hp x Wp]`.
 struct Plan {
     taps: usize,
+    nv: usize,
     x_off: Vec<isize>,
     x_mask: Vec<u16>,
     out: Vec<(usize, u16)>,
 }
 
 impl Plan {
-    fn new(g: &Geom, gn: usize) -> Self {
+    fn new(g: &Geom, gn: usize, lanes: usize, nv: usize) -> Self {
         let (hp, wp) = phase_dims(g);
         let (hw, taps, s) = (g.ho * g.wo, g.k * g.k, g.stride as isize);
         let image = g.stride * g.stride * g.c * hp * wp;
         let slots: Vec<(usize, usize)> = (0..gn)
-            .flat_map(|i| (0..hw).step_by(L).map(move |p| (i, p)))
+            .flat_map(|i| (0..hw).step_by(lanes).map(move |p| (i, p)))
             .collect();
-        let tiles = slots.len().div_ceil(NV);
+        let tiles = slots.len().div_ceil(nv);
         let mut plan = Plan {
             taps,
-            x_off: vec![0; tiles * taps * NV],
-            x_mask: vec![0; tiles * taps * NV],
-            out: vec![(0, 0); tiles * NV],
+            nv,
+            x_off: vec![0; tiles * taps * nv],
+            x_mask: vec![0; tiles * taps * nv],
+            out: vec![(0, 0); tiles * nv],
         };
         // Tap `(ki, kj)` reads input row `s oh + ki - pad = s (oh + dy) + ry`: phase row
         // `oh + dy` of phase `(ry, rx)`.
@@ -107,21 +124,21 @@ impl Plan {
             (a.div_euclid(s), a.rem_euclid(s) as usize)
         };
         for (slot, &(i, p)) in slots.iter().enumerate() {
-            let (tile, v) = (slot / NV, slot % NV);
-            let lanes = (hw - p).min(L);
-            plan.out[slot] = (i * g.co * hw + p, ((1u32 << lanes) - 1) as u16);
+            let (tile, v) = (slot / nv, slot % nv);
+            let used = (hw - p).min(lanes);
+            plan.out[slot] = (i * g.co * hw + p, ((1u32 << used) - 1) as u16);
             for t in 0..taps {
                 let ((dy, ry), (dx, rx)) = (split(t / g.k), split(t % g.k));
                 let phase = (ry * g.stride + rx) * g.c * hp * wp;
                 let mut mask = 0u16;
-                for l in 0..lanes {
+                for l in 0..used {
                     let (oh, ow) = (((p + l) / wp) as isize, ((p + l) % wp) as isize);
                     let (ih, iw) = (oh + dy, ow + dx);
                     if (0..hp as isize).contains(&ih) && (0..wp as isize).contains(&iw) {
                         mask |= 1 << l;
                     }
                 }
-                let at = (tile * taps + t) * NV + v;
+                let at = (tile * taps + t) * nv + v;
                 plan.x_off[at] = (i * image + phase + p) as isize + dy * wp as isize + dx;
                 plan.x_mask[at] = mask;
             }
@@ -131,16 +148,16 @@ impl Plan {
 
     /// [`Plan::new`], kept for the next call with the same shapes: building it took 2 % of a
     /// ResNet-18 width 0.25 batch 32 inference pass, every pass asking for the same few.
-    fn cached(g: &Geom, gn: usize) -> std::sync::Arc<Plan> {
-        type Key = (usize, usize, usize, usize, usize, usize, usize, usize);
+    fn cached(g: &Geom, gn: usize, lanes: usize, nv: usize) -> std::sync::Arc<Plan> {
+        type Key = [usize; 10];
         static PLANS: std::sync::Mutex<Vec<(Key, std::sync::Arc<Plan>)>> =
             std::sync::Mutex::new(Vec::new());
-        let key = (g.c, g.co, g.h, g.w, g.k, g.stride, g.pad, gn);
+        let key = [g.c, g.co, g.h, g.w, g.k, g.stride, g.pad, gn, lanes, nv];
         let mut plans = PLANS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, plan)) = plans.iter().find(|(k, _)| *k == key) {
             return plan.clone();
         }
-        let plan = std::sync::Arc::new(Plan::new(g, gn));
+        let plan = std::sync::Arc::new(Plan::new(g, gn, lanes, nv));
         if plans.len() >= 64 {
             plans.remove(0);
         }
@@ -149,26 +166,26 @@ impl Plan {
     }
 
     fn tiles(&self) -> usize {
-        self.out.len() / NV
+        self.out.len() / self.nv
     }
 }
 
-/// The kernel `Co x C x k x k` in blocks of [`CB`] output channels, `[block][tap][c][j]`, the
+/// The kernel `Co x C x k x k` in blocks of `cb` output channels, `[block][tap][c][j]`, the
 /// last block padded with zeros.
-fn pack_weights(w: &[f32], g: &Geom) -> Vec<f32> {
-    let (taps, blocks) = (g.k * g.k, g.co.div_ceil(CB));
-    let mut packed = vec![0f32; blocks * taps * g.c * CB];
+fn pack_weights(w: &[f32], g: &Geom, cb: usize) -> Vec<f32> {
+    let (taps, blocks) = (g.k * g.k, g.co.div_ceil(cb));
+    let mut packed = vec![0f32; blocks * taps * g.c * cb];
     // Block by block on all threads (the last stage's kernels are 147K weights, packed for
     // every call), each written in order.
     packed
-        .par_chunks_mut(taps * g.c * CB)
+        .par_chunks_mut(taps * g.c * cb)
         .enumerate()
         .for_each(|(blk, block)| {
-            for o in blk * CB..(blk * CB + CB).min(g.co) {
-                let j = o - blk * CB;
+            for o in blk * cb..(blk * cb + cb).min(g.co) {
+                let j = o - blk * cb;
                 for t in 0..taps {
-                    let dst = &mut block[t * g.c * CB..(t + 1) * g.c * CB];
-                    for (c, v) in dst.iter_mut().skip(j).step_by(CB).enumerate() {
+                    let dst = &mut block[t * g.c * cb..(t + 1) * g.c * cb];
+                    for (c, v) in dst.iter_mut().skip(j).step_by(cb).enumerate() {
                         *v = w[(o * g.c + c) * taps + t];
                     }
                 }
@@ -180,15 +197,29 @@ fn pack_weights(w: &[f32], g: &Geom) -> Vec<f32> {
 /// The forward convolution of `x` (`B x C x H x W`) by `w` (`Co x C x k x k`), followed by `epi`
 /// if given. Only where [`applies`] holds.
 pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
+    let simd = enabled().expect("the direct convolution runs only where it applies");
+    forward_in(simd, x, w, g, epi)
+}
+
+/// [`forward`] in the instruction set `simd`, which this CPU must have; `g` must [`fit`](fits).
+pub(super) fn forward_in(
+    simd: Simd,
+    x: &[f32],
+    w: &[f32],
+    g: &Geom,
+    epi: Option<&Epilogue>,
+) -> Vec<f32> {
+    assert!(simd.supported(), "this CPU lacks {}", simd.name());
     let hw = g.ho * g.wo;
     let total = g.b * g.co * hw;
     if total == 0 {
         return Vec::new();
     }
-    let gn = group(hw, g.b);
-    let full = Plan::cached(g, gn);
-    let rest = (!g.b.is_multiple_of(gn)).then(|| Plan::cached(g, g.b % gn));
-    let packed = pack_weights(w, g);
+    let ((cb, nv), lanes) = (tile_shape(simd), simd.lanes());
+    let gn = group(hw, g.b, lanes, nv);
+    let full = Plan::cached(g, gn, lanes, nv);
+    let rest = (!g.b.is_multiple_of(gn)).then(|| Plan::cached(g, g.b % gn, lanes, nv));
+    let packed = pack_weights(w, g, cb);
     let (hp, wp) = phase_dims(g);
     let image = g.stride * g.stride * g.c * hp * wp;
     par_filled(total, gn * g.co * hw, |gi, out| {
@@ -199,11 +230,11 @@ pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) ->
         };
         let xg = &x[n0 * g.chw()..(n0 + count) * g.chw()];
         if g.stride == 1 {
-            run_group(xg, &packed, g, plan, out);
+            run_group(simd, xg, &packed, g, plan, out);
         } else {
             super::with_scratch(count * image, 0, |phases, _| {
                 split_phases(xg, g, phases);
-                run_group(phases, &packed, g, plan, out);
+                run_group(simd, phases, &packed, g, plan, out);
             });
         }
         if let Some(e) = epi {
@@ -246,8 +277,13 @@ fn split_phases(x: &[f32], g: &Geom, phases: &mut [f32]) {
 /// `t`'s shift, which is the same convolution of `dY` with the kernel turned by 180 degrees
 /// and its channels swapped (taps `t` and `k k - 1 - t` have opposite shifts).
 pub(super) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Option<Vec<f32>> {
+    input_grad_in(enabled()?, dy, w, g)
+}
+
+/// [`input_grad`] in the instruction set `simd`, which this CPU must have.
+pub(super) fn input_grad_in(simd: Simd, dy: &[f32], w: &[f32], g: &Geom) -> Option<Vec<f32>> {
     let back = Geom::new(&[g.b, g.co, g.h, g.w], &[g.c, g.co, g.k, g.k], 1, g.pad).ok()?;
-    if !(g.stride == 1 && applies(g) && applies(&back)) {
+    if !(g.stride == 1 && fits(g) && fits(&back)) {
         return None;
     }
     let taps = g.k * g.k;
@@ -259,45 +295,49 @@ pub(super) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Option<Vec<f32>> {
             }
         }
     }
-    Some(forward(dy, &turned, &back, None))
+    Some(forward_in(simd, dy, &turned, &back, None))
 }
 
 /// dL/dW of the convolution `g`, where the direct forward runs it:
 /// `dW[o][c][t] = sum_(n, p) dY[n][o][p] X[n][c][s p + t]`, with the input channels in the
 /// vector lanes. Each image's input is first laid out `H' x W' x C'` (padded rows and columns,
-/// channels rounded up to 16, zeros around), so that every tap of every output position reads
-/// whole vectors of channels; a block of output channels, taps and channel vectors keeps its
-/// 24 sums in registers over all of an image's positions, one broadcast of `dY` per output
+/// channels rounded up to the lanes, zeros around), so that every tap of every output position
+/// reads whole vectors of channels; a block of output channels, taps and channel vectors keeps
+/// its sums in registers over all of an image's positions, one broadcast of `dY` per output
 /// channel and position. im2col + GEMM wrote the input out nine times (`col`) and had gemm
 /// pack it again.
 pub(super) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Option<Vec<f32>> {
-    let (cv, taps) = (g.c.div_ceil(L), g.k * g.k);
-    let cp = cv * L;
+    kernel_grad_in(enabled()?, x, dy, g)
+}
+
+/// [`kernel_grad`] in the instruction set `simd`, which this CPU must have.
+pub(super) fn kernel_grad_in(simd: Simd, x: &[f32], dy: &[f32], g: &Geom) -> Option<Vec<f32>> {
+    let lanes = simd.lanes();
+    let (cv, taps) = (g.c.div_ceil(lanes), g.k * g.k);
+    let cp = cv * lanes;
     // The 3-channel stem would fill 3 of 16 lanes (1.6x slower than im2col + GEMM).
-    if !applies(g) || 2 * g.c <= cp {
+    if !fits(g) || 2 * g.c <= cp {
         return None;
     }
+    assert!(simd.supported(), "this CPU lacks {}", simd.name());
     let padded = (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * cp;
     let hw = g.ho * g.wo;
     let total = super::sum_over_groups((g.b, 1), taps * g.co * cp, |acc, n0, count, _| {
         for n in n0..n0 + count {
-            super::with_scratch(padded + L, 0, |xt, _| {
+            super::with_scratch(padded + 16, 0, |xt, _| {
                 // Rows of whole cache lines: loads split across two lines cost twice.
-                let start = xt.as_ptr().align_offset(64).min(L);
+                let start = xt.as_ptr().align_offset(64).min(16);
                 let xt = &mut xt[start..start + padded];
-                channels_last_padded(&x[n * g.chw()..(n + 1) * g.chw()], g, cp, xt);
+                channels_last_padded(simd, &x[n * g.chw()..(n + 1) * g.chw()], g, cp, xt);
                 let dyn_ = &dy[n * g.co * hw..(n + 1) * g.co * hw];
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `applies` checked AVX-512; every load is inside `xt` (the padded
-                // layout covers every tap of every output position) or `dy` (channel indices
-                // clamped to the last), every sum lands inside `acc`.
+                // SAFETY: `simd` is supported (asserted above); every load is inside `xt` (the
+                // padded layout covers every tap of every output position) or `dy` (channel
+                // indices clamped to the last), every sum lands inside `acc`.
                 unsafe {
-                    if cv.is_multiple_of(4) {
-                        grad_image::<6, 1, 4>(xt, dyn_, g, cp, acc);
-                    } else if cv.is_multiple_of(2) {
-                        grad_image::<4, 3, 2>(xt, dyn_, g, cp, acc);
-                    } else {
-                        grad_image::<8, 3, 1>(xt, dyn_, g, cp, acc);
+                    match simd {
+                        Simd::Avx512 => grad_image_avx512(xt, dyn_, g, cp, acc),
+                        Simd::Avx2 => grad_image_avx2(xt, dyn_, g, cp, acc),
                     }
                 }
                 #[cfg(not(target_arch = "x86_64"))]
@@ -317,10 +357,46 @@ pub(super) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Option<Vec<f32>> {
     Some(dw)
 }
 
+/// [`grad_image`] on AVX-512, its blocks of `OB TB CVB = 24` sums by the number of channel
+/// vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn grad_image_avx512(xt: &[f32], dy: &[f32], g: &Geom, cp: usize, acc: &mut [f32]) {
+    let cv = cp / Avx512::L;
+    // SAFETY: see `kernel_grad_in`.
+    unsafe {
+        if cv.is_multiple_of(4) {
+            grad_image::<Avx512, 6, 1, 4>(xt, dy, g, cp, acc);
+        } else if cv.is_multiple_of(2) {
+            grad_image::<Avx512, 4, 3, 2>(xt, dy, g, cp, acc);
+        } else {
+            grad_image::<Avx512, 8, 3, 1>(xt, dy, g, cp, acc);
+        }
+    }
+}
+
+/// [`grad_image`] on AVX2 + FMA, its blocks of 10-12 sums (16 registers).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn grad_image_avx2(xt: &[f32], dy: &[f32], g: &Geom, cp: usize, acc: &mut [f32]) {
+    let cv = cp / Avx2::L;
+    // SAFETY: see `kernel_grad_in`.
+    unsafe {
+        if cv.is_multiple_of(4) {
+            grad_image::<Avx2, 3, 1, 4>(xt, dy, g, cp, acc);
+        } else if cv.is_multiple_of(2) {
+            grad_image::<Avx2, 5, 1, 2>(xt, dy, g, cp, acc);
+        } else {
+            grad_image::<Avx2, 4, 3, 1>(xt, dy, g, cp, acc);
+        }
+    }
+}
+
 /// One image `C x H x W` into `xt`, `(H + 2 pad) x (W + 2 pad) x cp`, zeros around and in the
-/// channels past `C`. Whole 16 x 16 blocks (16 channels by 16 columns of a row) are transposed
-/// in registers: element by element, the copy took half as long as the gradient itself.
-fn channels_last_padded(x: &[f32], g: &Geom, cp: usize, xt: &mut [f32]) {
+/// channels past `C`. Whole blocks of a vector's lanes by as many columns of a row are
+/// transposed in registers: element by element, the copy took half as long as the gradient
+/// itself.
+fn channels_last_padded(simd: Simd, x: &[f32], g: &Geom, cp: usize, xt: &mut [f32]) {
     let wpad = g.w + 2 * g.pad;
     let row_len = wpad * cp;
     if cp != g.c {
@@ -335,18 +411,26 @@ fn channels_last_padded(x: &[f32], g: &Geom, cp: usize, xt: &mut [f32]) {
             row[(g.pad + g.w) * cp..].fill(0.0);
         }
     }
-    let blocked = g.c.is_multiple_of(L) && g.w.is_multiple_of(L);
+    let l = simd.lanes();
+    let blocked = g.c.is_multiple_of(l) && g.w.is_multiple_of(l);
     for ih in 0..g.h {
         let dst = &mut xt[(ih + g.pad) * row_len + g.pad * cp..][..g.w * cp];
         #[cfg(target_arch = "x86_64")]
         if blocked {
-            for c0 in (0..g.c).step_by(L) {
-                for w0 in (0..g.w).step_by(L) {
+            for c0 in (0..g.c).step_by(l) {
+                for w0 in (0..g.w).step_by(l) {
                     let src = &x[(c0 * g.h + ih) * g.w + w0..];
-                    // SAFETY: `applies` checked AVX-512; the 16 rows read are `src[c * H W..]
-                    // [..16]` for `c < 16`, inside the image as `c0 + 16 <= C` and `w0 + 16 <=
-                    // W`, and the 16 written are `dst[(w0 + j) * cp + c0..][..16]`.
-                    unsafe { transpose16(src, g.h * g.w, &mut dst[w0 * cp + c0..], cp) };
+                    let dst = &mut dst[w0 * cp + c0..];
+                    // SAFETY: `simd` is supported (see `kernel_grad_in`); the `l` rows read
+                    // are `src[c * H W..][..l]` for `c < l`, inside the image as `c0 + l <= C`
+                    // and `w0 + l <= W`, and the `l` written are `dst[(w0 + j) * cp + c0..]
+                    // [..l]` (the transposes assert it).
+                    unsafe {
+                        match simd {
+                            Simd::Avx512 => transpose_avx512(src, g.h * g.w, dst, cp),
+                            Simd::Avx2 => transpose_avx2(src, g.h * g.w, dst, cp),
+                        }
+                    }
                 }
             }
             continue;
@@ -361,68 +445,33 @@ fn channels_last_padded(x: &[f32], g: &Geom, cp: usize, xt: &mut [f32]) {
     }
 }
 
-/// `dst[j * ld_dst + i] = src[i * ld_src + j]` for `i, j < 16`: the 16 x 16 transpose of
-/// unpacks and 128-bit lane shuffles.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn transpose16(src: &[f32], ld_src: usize, dst: &mut [f32], ld_dst: usize) {
-    use std::arch::x86_64::*;
-    assert!(src.len() > 15 * ld_src + 15 && dst.len() > 15 * ld_dst + 15);
-    // SAFETY: the assertion bounds every row read and written.
-    let mut r: [__m512; 16] =
-        std::array::from_fn(|i| unsafe { _mm512_loadu_ps(src.as_ptr().add(i * ld_src)) });
-    let mut t = [_mm512_setzero_ps(); 16];
-    for i in 0..8 {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    let pd = |a: __m512, b: __m512, hi: bool| {
-        let (a, b) = (_mm512_castps_pd(a), _mm512_castps_pd(b));
-        _mm512_castpd_ps(if hi {
-            _mm512_unpackhi_pd(a, b)
-        } else {
-            _mm512_unpacklo_pd(a, b)
-        })
-    };
-    for q in 0..4 {
-        let (a, b) = (t[4 * q], t[4 * q + 2]);
-        let (c, d) = (t[4 * q + 1], t[4 * q + 3]);
-        r[4 * q] = pd(a, b, false);
-        r[4 * q + 1] = pd(a, b, true);
-        r[4 * q + 2] = pd(c, d, false);
-        r[4 * q + 3] = pd(c, d, true);
-    }
-    for h in 0..2 {
-        for i in 0..4 {
-            let (a, b) = (r[8 * h + i], r[8 * h + 4 + i]);
-            t[8 * h + i] = _mm512_shuffle_f32x4::<0x88>(a, b);
-            t[8 * h + 4 + i] = _mm512_shuffle_f32x4::<0xdd>(a, b);
-        }
-    }
-    for i in 0..8 {
-        r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[8 + i]);
-        r[8 + i] = _mm512_shuffle_f32x4::<0xdd>(t[i], t[8 + i]);
-    }
-    for (j, v) in r.iter().enumerate() {
-        // SAFETY: see the assertion.
-        unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(j * ld_dst), *v) };
-    }
+unsafe fn transpose_avx512(src: &[f32], ld_src: usize, dst: &mut [f32], ld_dst: usize) {
+    // SAFETY: compiled for AVX-512F, which the caller checked; the bounds are asserted inside.
+    unsafe { Avx512::transpose(src, ld_src, dst, ld_dst) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_avx2(src: &[f32], ld_src: usize, dst: &mut [f32], ld_dst: usize) {
+    // SAFETY: compiled for AVX2, which the caller checked; the bounds are asserted inside.
+    unsafe { Avx2::transpose(src, ld_src, dst, ld_dst) }
 }
 
 /// One image's kernel gradient into `acc` (`[t][o][cp]`), in blocks of `OB` output channels,
-/// `TB` taps and `CVB` vectors of input channels (`OB TB CVB = 24` sums). Output channels and
-/// taps past the last are clamped to it and their sums dropped; `cp / 16` is a multiple of
-/// `CVB`.
+/// `TB` taps and `CVB` vectors of input channels. Output channels and taps past the last are
+/// clamped to it and their sums dropped; `cp / S::L` is a multiple of `CVB`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn grad_image<const OB: usize, const TB: usize, const CVB: usize>(
+#[inline(always)]
+unsafe fn grad_image<S: Vector, const OB: usize, const TB: usize, const CVB: usize>(
     xt: &[f32],
     dy: &[f32],
     g: &Geom,
     cp: usize,
     acc: &mut [f32],
 ) {
-    use std::arch::x86_64::*;
+    let l = S::L;
     let (taps, hw, wpad) = (g.k * g.k, g.ho * g.wo, g.w + 2 * g.pad);
     let s = g.stride;
     debug_assert!(xt.len() >= (g.h + 2 * g.pad) * wpad * cp && dy.len() == g.co * hw);
@@ -433,25 +482,25 @@ unsafe fn grad_image<const OB: usize, const TB: usize, const CVB: usize>(
             let tv: [usize; TB] = std::array::from_fn(|i| (t0 + i).min(taps - 1));
             let toff: [usize; TB] =
                 std::array::from_fn(|i| ((tv[i] / g.k) * wpad + tv[i] % g.k) * cp);
-            for c0 in (0..cp / L).step_by(CVB) {
-                let mut sum = [[[_mm512_setzero_ps(); CVB]; TB]; OB];
+            for c0 in (0..cp / l).step_by(CVB) {
+                // SAFETY (this function's operations): the caller runs it compiled for `S` on
+                // a CPU that has it; for the bounds, see `kernel_grad_in`.
+                let mut sum = [[[unsafe { S::zero() }; CVB]; TB]; OB];
                 for oh in 0..g.ho {
-                    let row = s * oh * wpad * cp + c0 * L;
+                    let row = s * oh * wpad * cp + c0 * l;
                     for ow in 0..g.wo {
                         let at = row + s * ow * cp;
-                        // SAFETY: see `kernel_grad`.
-                        let xv: [[__m512; CVB]; TB] = std::array::from_fn(|i| {
+                        let xv: [[S::V; CVB]; TB] = std::array::from_fn(|i| {
                             std::array::from_fn(|v| unsafe {
-                                _mm512_loadu_ps(xp.add(at + toff[i] + v * L))
+                                S::load(xp.add(at + toff[i] + v * l))
                             })
                         });
                         let p = oh * g.wo + ow;
                         for j in 0..OB {
-                            // SAFETY: see `kernel_grad`.
-                            let d = _mm512_set1_ps(unsafe { *yp.add(ys[j] + p) });
+                            let d = unsafe { S::splat(*yp.add(ys[j] + p)) };
                             for i in 0..TB {
                                 for v in 0..CVB {
-                                    sum[j][i][v] = _mm512_fmadd_ps(d, xv[i][v], sum[j][i][v]);
+                                    sum[j][i][v] = unsafe { S::fmadd(d, xv[i][v], sum[j][i][v]) };
                                 }
                             }
                         }
@@ -460,12 +509,12 @@ unsafe fn grad_image<const OB: usize, const TB: usize, const CVB: usize>(
                 for (j, per_tap) in sum.iter().enumerate().take(g.co - o0) {
                     for (i, vecs) in per_tap.iter().enumerate().take(taps - t0) {
                         for (v, &add) in vecs.iter().enumerate() {
-                            let at = ((t0 + i) * g.co + o0 + j) * cp + (c0 + v) * L;
-                            let dst = &mut acc[at..at + L];
-                            // SAFETY: `dst` holds 16 floats.
+                            let at = ((t0 + i) * g.co + o0 + j) * cp + (c0 + v) * l;
+                            let dst = &mut acc[at..at + l];
+                            // SAFETY: `dst` holds one vector.
                             unsafe {
-                                let cur = _mm512_loadu_ps(dst.as_ptr());
-                                _mm512_storeu_ps(dst.as_mut_ptr(), _mm512_add_ps(cur, add));
+                                let cur = S::load(dst.as_ptr());
+                                S::store(dst.as_mut_ptr(), S::add(cur, add));
                             }
                         }
                     }
@@ -475,62 +524,96 @@ unsafe fn grad_image<const OB: usize, const TB: usize, const CVB: usize>(
     }
 }
 
-/// Images per group: the number, up to `2 NV`, whose groups the threads finish soonest, counted
+/// Images per group: the number, up to `2 nv`, whose groups the threads finish soonest, counted
 /// in tiles per thread (the groups spread evenly, the last tile of a group maybe part empty);
-/// the fewest of equals. An 8x8 map is four vectors: one image a group leaves two of six
-/// slots empty, three fill four tiles; at batch 32 on two threads, three 32x32 images a group
-/// made 11 groups, six for one thread and five for the other, where two made 16.
-fn group(hw: usize, b: usize) -> usize {
-    let vectors = hw.div_ceil(L);
-    let cost = |gn: usize| b.div_ceil(gn).div_ceil(threads()) * (gn * vectors).div_ceil(NV);
-    (1..=(2 * NV).min(b).max(1))
+/// the fewest of equals. An 8x8 map is four AVX-512 vectors: one image a group leaves two of
+/// six slots empty, three fill four tiles; at batch 32 on two threads, three 32x32 images a
+/// group made 11 groups, six for one thread and five for the other, where two made 16.
+fn group(hw: usize, b: usize, lanes: usize, nv: usize) -> usize {
+    let vectors = hw.div_ceil(lanes);
+    let cost = |gn: usize| b.div_ceil(gn).div_ceil(threads()) * (gn * vectors).div_ceil(nv);
+    (1..=(2 * nv).min(b).max(1))
         .min_by_key(|&gn| (cost(gn), gn))
         .unwrap_or(1)
 }
 
-/// Every tile of one group of images, block of output channels by block.
-fn run_group(x: &[f32], packed: &[f32], g: &Geom, plan: &Plan, out: &mut [f32]) {
+/// Every tile of one group of images, block of output channels by block, in `simd`.
+fn run_group(simd: Simd, x: &[f32], packed: &[f32], g: &Geom, plan: &Plan, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        let (hp, wp) = phase_dims(g);
-        let hw = g.ho * g.wo;
-        let block = plan.taps * g.c * CB;
-        for (blk, wb) in packed.chunks_exact(block).enumerate() {
-            let channels = (g.co - blk * CB).min(CB);
-            for tile in 0..plan.tiles() {
-                let at = tile * plan.taps * NV;
-                let offs = &plan.x_off[at..at + plan.taps * NV];
-                let masks = &plan.x_mask[at..at + plan.taps * NV];
-                let dst = &plan.out[tile * NV..(tile + 1) * NV];
-                // SAFETY: `applies` checked AVX-512; every unmasked lane of a load is inside
-                // `x` (the plan's masks keep each tap inside its image's plane) and every
-                // unmasked lane of a store inside `out` (image `i`, channel `blk*CB + j < Co`).
-                unsafe {
-                    tile_avx512(
-                        x,
-                        wb,
-                        (g.c, hp * wp, hw),
-                        (offs, masks),
-                        (dst, blk * CB * hw, channels),
-                        out,
-                    );
-                }
+        // SAFETY: `forward_in` asserted that this CPU has `simd`; every unmasked lane of a
+        // load is inside `x` (the plan's masks keep each tap inside its image's plane) and
+        // every unmasked lane of a store inside `out` (image `i`, channel `blk CB + j < Co`).
+        unsafe {
+            match simd {
+                Simd::Avx512 => run_group_avx512(x, packed, g, plan, out),
+                Simd::Avx2 => run_group_avx2(x, packed, g, plan, out),
             }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (x, packed, g, plan, out);
-        unreachable!("the direct convolution runs only on x86-64 with AVX-512");
+        let _ = (simd, x, packed, g, plan, out);
+        unreachable!("the direct convolution runs only on x86-64 with AVX-512 or AVX2");
     }
 }
 
-/// One tile: [`CB`] output channels by [`NV`] vectors of 16 outputs, summed over the `C` input
-/// channels (stride `x_cs` in `x`, `hw` in `out`) and the taps, tap by tap so that each slot's offset and mask
-/// stay in registers over the channel loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_avx512(
+unsafe fn run_group_avx512(x: &[f32], packed: &[f32], g: &Geom, plan: &Plan, out: &mut [f32]) {
+    // SAFETY: see `run_group`.
+    unsafe { run_tiles::<Avx512, { AVX512_TILE.0 }, { AVX512_TILE.1 }>(x, packed, g, plan, out) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_group_avx2(x: &[f32], packed: &[f32], g: &Geom, plan: &Plan, out: &mut [f32]) {
+    // SAFETY: see `run_group`.
+    unsafe { run_tiles::<Avx2, { AVX2_TILE.0 }, { AVX2_TILE.1 }>(x, packed, g, plan, out) }
+}
+
+/// [`run_group`]'s loops, for tiles of `CB` output channels by `NV` vectors of `S`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn run_tiles<S: Vector, const CB: usize, const NV: usize>(
+    x: &[f32],
+    packed: &[f32],
+    g: &Geom,
+    plan: &Plan,
+    out: &mut [f32],
+) {
+    debug_assert_eq!(plan.nv, NV);
+    let (hp, wp) = phase_dims(g);
+    let hw = g.ho * g.wo;
+    let block = plan.taps * g.c * CB;
+    for (blk, wb) in packed.chunks_exact(block).enumerate() {
+        let channels = (g.co - blk * CB).min(CB);
+        for tile in 0..plan.tiles() {
+            let at = tile * plan.taps * NV;
+            let offs = &plan.x_off[at..at + plan.taps * NV];
+            let masks = &plan.x_mask[at..at + plan.taps * NV];
+            let dst = &plan.out[tile * NV..(tile + 1) * NV];
+            // SAFETY: see `run_group`.
+            unsafe {
+                one_tile::<S, CB, NV>(
+                    x,
+                    wb,
+                    (g.c, hp * wp, hw),
+                    (offs, masks),
+                    (dst, blk * CB * hw, channels),
+                    out,
+                );
+            }
+        }
+    }
+}
+
+/// One tile: `CB` output channels by `NV` vectors of `S::L` outputs, summed over the `C` input
+/// channels (stride `x_cs` in `x`, `hw` in `out`) and the taps, tap by tap so that each slot's
+/// offset and mask stay in registers over the channel loop.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn one_tile<S: Vector, const CB: usize, const NV: usize>(
     x: &[f32],
     w: &[f32],
     (c, x_cs, hw): (usize, usize, usize),
@@ -538,25 +621,25 @@ unsafe fn tile_avx512(
     (dst, out_base, channels): (&[(usize, u16)], usize, usize),
     out: &mut [f32],
 ) {
-    use std::arch::x86_64::*;
     let taps = offs.len() / NV;
     debug_assert_eq!(w.len(), taps * c * CB);
-    let mut acc = [[_mm512_setzero_ps(); NV]; CB];
+    // SAFETY (this function's operations): the caller runs it compiled for `S` on a CPU that
+    // has it; unmasked lanes are in bounds (see `run_group`), masked ones not accessed.
+    let mut acc = [[unsafe { S::zero() }; NV]; CB];
     let xp = x.as_ptr();
     for t in 0..taps {
         let off: [isize; NV] = std::array::from_fn(|v| offs[t * NV + v]);
-        let mask: [u16; NV] = std::array::from_fn(|v| masks[t * NV + v]);
+        let mask: [S::Mask; NV] = std::array::from_fn(|v| unsafe { S::mask(masks[t * NV + v]) });
         let wt = &w[t * c * CB..(t + 1) * c * CB];
         for (ci, wc) in wt.chunks_exact(CB).enumerate() {
             let base = xp.wrapping_add(ci * x_cs);
-            // SAFETY: see `run_group`: unmasked lanes are in bounds, masked ones not accessed.
-            let xv: [__m512; NV] = std::array::from_fn(|v| unsafe {
-                _mm512_maskz_loadu_ps(mask[v], base.wrapping_offset(off[v]))
+            let xv: [S::V; NV] = std::array::from_fn(|v| unsafe {
+                S::load_masked(mask[v], base.wrapping_offset(off[v]))
             });
             for j in 0..CB {
-                let wj = _mm512_set1_ps(wc[j]);
+                let wj = unsafe { S::splat(wc[j]) };
                 for v in 0..NV {
-                    acc[j][v] = _mm512_fmadd_ps(wj, xv[v], acc[j][v]);
+                    acc[j][v] = unsafe { S::fmadd(wj, xv[v], acc[j][v]) };
                 }
             }
         }
@@ -564,8 +647,7 @@ unsafe fn tile_avx512(
     let op = out.as_mut_ptr();
     for (j, row) in acc.iter().enumerate().take(channels) {
         for (v, &(o, m)) in dst.iter().enumerate() {
-            // SAFETY: see `run_group`.
-            unsafe { _mm512_mask_storeu_ps(op.add(out_base + j * hw + o), m, row[v]) };
+            unsafe { S::store_masked(op.add(out_base + j * hw + o), S::mask(m), row[v]) };
         }
     }
 }

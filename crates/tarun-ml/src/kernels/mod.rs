@@ -8,8 +8,9 @@
 //!
 //! * [`conv2d`]: dense convolution (any stride and padding, 1x1 and the 3-channel stem) as
 //!   batched im2col + GEMM straight into NCHW, with both gradients the same way (issue 8);
-//!   Winograd F(2x2, 3x3) for wide 3x3 layers, and on AVX-512 a direct kernel without im2col
-//!   for 3x3 layers of up to 128 channels (`direct.rs`).
+//!   Winograd F(2x2, 3x3) for wide 3x3 layers, and on AVX-512 or AVX2 + FMA a direct kernel
+//!   without im2col for 3x3 layers of up to 128 channels (`direct.rs`; the instruction set is
+//!   chosen at run time, `simd.rs`).
 //! * [`depthwise_conv2d`]: per-channel direct loops, forward and both gradients.
 //! * [`batch_norm`]: batch statistics, normalisation, affine and an optional ReLU / ReLU6 in one
 //!   pass, with a fused backward; in evaluation mode it uses the running statistics.
@@ -35,6 +36,7 @@ mod dropout;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod direct;
 mod residual;
+mod simd;
 mod tape;
 mod winograd;
 

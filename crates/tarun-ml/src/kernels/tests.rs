@@ -5,6 +5,7 @@ use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::simd::Simd;
 use super::*;
 
 fn random(shape: &[usize], seed: u64) -> Var {
@@ -152,7 +153,8 @@ fn conv2d_gradients_match_finite_differences() {
     // Candle's own backward fails on the non-square stride-2 case (its transposed convolution
     // gets the width wrong), so that one is checked here only.
     let non_square = (3, 3, 6, 5, 4, 3, 2, 1);
-    // On two threads (CI), all three passes of the direct kernel (AVX-512 only).
+    // On two threads (CI), all three passes of the direct kernel (AVX-512 or AVX2, as
+    // `TARUN_CPU_SIMD` picks).
     let direct = (2, 10, 5, 5, 3, 3, 1, 1);
     for &(b, c, h, w, co, k, s, p) in &[
         CONV_CASES[2],
@@ -506,13 +508,22 @@ fn channel_bias_matches_candle_broadcast_add() {
 /// a multiple of 16 (a vector crosses rows, the last one is partial), maps of one vector per
 /// image (several images per tile), output channels not a multiple of the 8 per tile, batches
 /// that leave a ragged last group, 1x1 to 7x7 kernels, non-square maps and the 3-channel stem.
-/// On a CPU without AVX-512 the kernel does not run and neither does this test.
+/// Run in every instruction set this CPU has (AVX-512 and AVX2 + FMA, whatever
+/// `TARUN_CPU_SIMD` says), each against the reference and AVX2 against AVX-512 too; on a CPU
+/// with neither the kernel does not run and neither does this test.
 #[test]
 fn direct_convolution_matches_im2col() {
-    if !direct::available() {
-        eprintln!("no AVX-512 here: the direct convolution is not used, not tested");
+    let sets: Vec<Simd> = Simd::ALL.into_iter().filter(|s| s.supported()).collect();
+    if sets.is_empty() {
+        eprintln!("no AVX-512 or AVX2 here: the direct convolution is not used, not tested");
         return;
     }
+    for simd in sets {
+        direct_matches_im2col_in(simd);
+    }
+}
+
+fn direct_matches_im2col_in(simd: Simd) {
     // (batch, channels in, height, width, channels out, kernel, stride, padding)
     let cases = [
         (2, 3, 32, 32, 16, 3, 1, 1),
@@ -536,18 +547,25 @@ fn direct_convolution_matches_im2col() {
         let g = conv::Geom::new(&[b, c, h, w], &[co, c, k, k], s, p).unwrap();
         let (ho, wo) = (g.ho, g.wo);
         assert!(
-            direct::applies(&g) || k == 1 || b < threads() || ho * wo < 16,
+            direct::fits(&g) || k == 1 || b < threads() || ho * wo < 16,
             "case {n}"
         );
         let (x, wt) = (
             random_vec(&[b, c, h, w], n as u64),
             random_vec(&[co, c, k, k], 50 + n as u64),
         );
-        let what = format!("case {n} {:?}", (b, c, h, w, co, k, s, p));
+        let what = format!("{} case {n} {:?}", simd.name(), (b, c, h, w, co, k, s, p));
         let reference = conv::gemm_forward(&x, &wt, &g, None);
-        close(&direct::forward(&x, &wt, &g, None), &reference, &what);
+        let y = direct::forward_in(simd, &x, &wt, &g, None);
+        close(&y, &reference, &what);
+        // AVX2 against AVX-512, where the CPU has both.
+        let widest = Simd::ALL.into_iter().find(|s| s.supported()).unwrap();
+        if widest != simd {
+            let wide = direct::forward_in(widest, &x, &wt, &g, None);
+            close(&y, &wide, &format!("{what} against {}", widest.name()));
+        }
         let dy = random_vec(&[b, co, ho, wo], 90 + n as u64);
-        if let Some(dx) = direct::input_grad(&dy, &wt, &g) {
+        if let Some(dx) = direct::input_grad_in(simd, &dy, &wt, &g) {
             let reference = conv::gemm_input_grad(&dy, &wt, &g);
             close(&dx, &reference, &format!("{what} input gradient"));
         } else {
@@ -557,12 +575,15 @@ fn direct_convolution_matches_im2col() {
             );
         }
         let (scale, shift) = (random(&[co], 60 + n as u64), random(&[co], 70 + n as u64));
-        if let Some(dw) = direct::kernel_grad(&x, &dy, &g) {
+        if let Some(dw) = direct::kernel_grad_in(simd, &x, &dy, &g) {
             let reference = conv::gemm_kernel_grad(&x, &dy, &g);
             close(&dw, &reference, &format!("{what} kernel gradient"));
         } else {
             assert!(
-                k == 1 || 2 * c <= c.div_ceil(16) * 16 || b < threads() || ho * wo < 16,
+                k == 1
+                    || 2 * c <= c.div_ceil(simd.lanes()) * simd.lanes()
+                    || b < threads()
+                    || ho * wo < 16,
                 "{what}: no direct kernel gradient"
             );
         }
@@ -576,7 +597,7 @@ fn direct_convolution_matches_im2col() {
         .unwrap();
         for epi in [epi.with_residual(&r), epi] {
             close(
-                &direct::forward(&x, &wt, &g, Some(&epi)),
+                &direct::forward_in(simd, &x, &wt, &g, Some(&epi)),
                 &conv::gemm_forward(&x, &wt, &g, Some(&epi)),
                 &format!("{what} with an epilogue"),
             );
