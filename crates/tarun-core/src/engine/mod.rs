@@ -311,7 +311,11 @@ impl Engine {
                 "key of `{}`: {key} ({} input{}, algorithm {algorithm}, data {})",
                 node.id,
                 st.input_index[i].len(),
-                if st.input_index[i].len() == 1 { "" } else { "s" },
+                if st.input_index[i].len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 self.data_digest
             );
             let cached = match self.store.read_record(&key) {
