@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use support::{SMALL, TINY};
+use support::{SMALL, TINY, report_study};
 
 /// A store in which `SMALL`'s five nodes are fresh.
 fn store() -> tempfile::TempDir {
@@ -93,6 +93,27 @@ fn dag_stops_quietly() {
     for format in ["text", "dot", "mermaid"] {
         with_closed_stdout(store.path(), &["dag", TINY, "--format", format]);
     }
+}
+
+#[test]
+fn devices_stops_quietly() {
+    let store = store();
+    with_closed_stdout(store.path(), &["devices"]);
+    with_closed_stdout(store.path(), &["devices", "--json"]);
+}
+
+/// gc lists what it removed after removing it: a closed stdout cuts the listing, not the work.
+#[test]
+fn gc_stops_quietly_after_its_work() {
+    let store = store();
+    with_closed_stdout(store.path(), &["gc", "--dry-run", TINY]);
+    let records = |dir: &Path| std::fs::read_dir(dir.join("records")).unwrap().count();
+    assert!(records(store.path()) > 0);
+    // A manifest with nothing in common keeps nothing: every record goes, listed or not.
+    let other = store.path().join("other.toml");
+    std::fs::write(&other, report_study("other", "other")).unwrap();
+    with_closed_stdout(store.path(), &["gc", other.to_str().unwrap()]);
+    assert_eq!(records(store.path()), 0);
 }
 
 /// The listing is informational, the copies are the work: every file of every node is copied.

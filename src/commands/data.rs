@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::Result;
 use crate::cli::DataCommand;
 use crate::errors::ExpectedError;
+use crate::output::outln;
 
 pub fn data(cmd: DataCommand) -> Result<ExitCode> {
     match cmd {
@@ -35,7 +36,7 @@ pub fn data(cmd: DataCommand) -> Result<ExitCode> {
             let dir = tarun_ml::data::fetch_cifar10(dest.as_std_path(), &mut progress)
                 .map_err(|e| ExpectedError::Other(anyhow::anyhow!("{e}")))?;
             bar.finish_and_clear();
-            println!("CIFAR-10 is in `{}`", dir.display());
+            outln!("CIFAR-10 is in `{}`", dir.display())?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use super::Result;
 use crate::cli::DevicesArgs;
 use crate::kinds;
+use crate::output::outln;
 
 pub fn devices(args: &DevicesArgs) -> Result<ExitCode> {
     let infos = tarun_ml::device::describe();
@@ -31,30 +32,33 @@ pub fn devices(args: &DevicesArgs) -> Result<ExitCode> {
             })
             .collect();
         let out = serde_json::json!({ "devices": devices, "features": features });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&out).expect("plain data")
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<8} {:>5} {:>10}  hardware", "device", "slots", "memory");
+    outln!("{:<8} {:>5} {:>10}  hardware", "device", "slots", "memory")?;
     for (info, spec) in infos.iter().zip(&specs) {
         let memory = info.memory_mb.map_or_else(
             || "-".to_owned(),
             |mb| format!("{:.1} GB", mb as f64 / 1024.0),
         );
-        println!(
+        outln!(
             "{:<8} {:>5} {:>10}  {}",
-            info.name, spec.slots, memory, info.description
-        );
+            info.name,
+            spec.slots,
+            memory,
+            info.description
+        )?;
     }
     if features.is_empty() {
-        println!(
+        outln!(
             "this build has no GPU support: build with `--features cuda` (NVIDIA) or \
              `--features metal` (Apple) to use GPUs"
-        );
+        )?;
     } else {
-        println!("built with: {}", features.join(", "));
+        outln!("built with: {}", features.join(", "))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,7 @@ use super::Result;
 use crate::cli::GcArgs;
 use crate::errors::ExpectedError;
 use crate::kinds;
+use crate::output::outln;
 
 pub fn gc(args: GcArgs) -> Result<ExitCode> {
     let store = Store::open(args.store.store)?;
@@ -48,10 +49,11 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
     } else {
         "removed"
     };
+    // The listing comes after the work, so a reader that stops early (`| head`) cuts only it.
     for path in report.records.iter().chain(&report.objects) {
-        println!("{verb} {path}");
+        outln!("{verb} {path}")?;
     }
-    println!(
+    outln!(
         "{verb} {} records, {} objects ({:.1} MB), {} temporary files and {} Slurm task, job \
          and log files; kept {} records",
         report.records.len(),
@@ -60,7 +62,7 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
         report.temporaries.len(),
         slurm_files.len(),
         keep.len()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
