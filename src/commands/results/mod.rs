@@ -641,13 +641,13 @@ fn print_json(study: &Study, columns: &[Column], rows: &[&Row]) -> Result<()> {
 }
 
 #[derive(Clone, Copy)]
-enum Delimited {
+pub(super) enum Delimited {
     Csv,
     Md,
 }
 
 impl Delimited {
-    fn line(self, cells: &[String], right: Option<&[bool]>) -> Result<()> {
+    pub(super) fn line(self, cells: &[String], right: Option<&[bool]>) -> Result<()> {
         match self {
             Delimited::Csv => outln!(
                 "{}",
