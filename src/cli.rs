@@ -350,8 +350,9 @@ pub enum CompareFormat {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Side A: a manifest, or `PATH@REV` for the manifest (and the files it includes) at a git
-    /// revision, e.g. `experiments/quickstart.toml@HEAD~1`.
+    /// Side A: a manifest, `PATH@REV` for the manifest (and the files it includes) at a git
+    /// revision, e.g. `experiments/quickstart.toml@HEAD~1`, or a run id as `tarun log` lists it
+    /// (or a unique prefix of one, at least 4 characters).
     #[arg(value_name = "A")]
     pub a: String,
     /// Side B, as A; when omitted, B is A's manifest with `--set-b` (which is then required).

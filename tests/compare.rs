@@ -1,7 +1,8 @@
 //! `tarun compare A B` (issue 19, item 2): an alpha and a learning rate changed through
 //! `--set-b`, and a manifest (and a file it includes) at a git revision. The changed nodes and
 //! their causes are checked against what the edit invalidates, and the metric deltas against the
-//! stored `metrics.json` files of both sides, read here through `tarun export`.
+//! stored `metrics.json` files of both sides, read here through `tarun export`. Two recorded runs
+//! compare by their ids (item 3) as their manifests do.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
-use support::{run_ok_with, tarun};
+use support::{journals, run_ok_with, tarun};
 
 /// A base network, one expert, two task-arithmetic points and an evaluation of each model:
 /// 7 nodes, about a second on the CPU. (At this scale many alphas give the same metrics; -1.5
@@ -373,6 +374,135 @@ fn a_learning_rate_through_set_changes_the_expert_and_everything_built_on_it() {
     let a = s.stored_metrics(&[], "a");
     let b = s.stored_metrics(&[LR], "b");
     assert_deltas(&doc, &a, &b, &["manual-eval", "other-eval"]);
+}
+
+/// The ids of the recorded runs, oldest first, and each run's node id -> key, from `tarun log`.
+fn runs(s: &Study) -> Vec<(String, BTreeMap<String, String>)> {
+    journals(&s.store)
+        .iter()
+        .map(|j| {
+            let keys = j["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["key"].is_string())
+                .map(|e| {
+                    (
+                        e["id"].as_str().unwrap().to_owned(),
+                        e["key"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            (j["run-id"].as_str().unwrap().to_owned(), keys)
+        })
+        .collect()
+}
+
+#[test]
+fn two_runs_of_one_study_compare_by_their_ids() {
+    let s = Study::new();
+    s.run(&[]);
+    s.run(&[ALPHA]);
+    let runs = runs(&s);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let ((one, keys_one), (two, keys_two)) = (&runs[0], &runs[1]);
+    let changed: &[(&str, &[&str])] = &[
+        ("manual", &["params.vectors[0].alpha -1.5 -> -2.5"]),
+        ("manual-eval", &["input `manual` changed"]),
+    ];
+    let doc = s.json(&[one, two]);
+    assert_changed(&doc, changed);
+    for (side, id, keys) in [("a", one, keys_one), ("b", two, keys_two)] {
+        assert_eq!(doc[side]["run-id"], id.as_str());
+        assert_eq!(doc[side]["manifest"], s.manifest.as_str());
+        assert_eq!(doc[side]["study"], "compare");
+        assert_eq!(doc[side]["run"], Value::Null);
+        assert_eq!(doc[side]["not-computed"], 0);
+        assert_eq!(doc[side]["nodes"], NODES);
+        for (node_id, key) in keys {
+            assert_eq!(
+                node(&doc, node_id)[side]["key"],
+                key.as_str(),
+                "{side} {node_id}"
+            );
+        }
+    }
+    assert_eq!(doc["b"]["set"], serde_json::json!([ALPHA]));
+    // The first run computed every node; the second only what the alpha changed.
+    assert_eq!(doc["a"]["states"]["ran"], NODES);
+    assert_eq!(doc["b"]["states"]["ran"], 2);
+    assert_eq!(doc["b"]["states"]["cached"], NODES - 2);
+    assert_eq!(node(&doc, "manual")["b"]["state"], "ran");
+    assert_eq!(node(&doc, "base")["b"]["state"], "cached");
+    assert_eq!(node(&doc, "manual-eval")["family"], "manual-eval");
+    // Every delta is B - A of the metrics files each run stored.
+    let a = s.stored_metrics(&[], "a");
+    let b = s.stored_metrics(&[ALPHA], "b");
+    assert_deltas(&doc, &a, &b, &["manual-eval"]);
+
+    // The same with unique prefixes of the ids, and in the table.
+    let common = one
+        .chars()
+        .zip(two.chars())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let unique = |id: &str| id[..(common + 1).max(4)].to_owned();
+    let by_prefix = s.json(&[&unique(one), &unique(two)]);
+    assert_eq!(statuses(&by_prefix), statuses(&doc));
+    let text = s.text(&[one, two]);
+    assert!(
+        text.contains(&format!("A: run {one} ({}, ", s.manifest)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("B: run {two} ({} --set '{ALPHA}', ", s.manifest)),
+        "{text}"
+    );
+    assert!(
+        text.contains("7 nodes in A, 7 in B: 5 same, 2 changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("B: run {two}: 2 ran, 5 cached (7 nodes)")),
+        "{text}"
+    );
+    let manual_eval = &a["manual-eval"]["forget-acc"];
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("manual-eval  forget-acc"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(&manual_eval.as_f64().unwrap().to_string()),
+        "{line}"
+    );
+
+    // A run against a manifest: the run's keys against the manifest's planned ones.
+    let mixed = s.json(&[one, &s.manifest, "--set-b", ALPHA]);
+    assert_changed(&mixed, changed);
+    assert_eq!(mixed["b"]["run-id"], Value::Null);
+    let same = s.json(&[two, &s.manifest, "--set-b", ALPHA]);
+    assert_changed(&same, &[]);
+
+    // A prefix of both ids names neither; overrides do not apply to a run.
+    let prefix = &one[..common.max(4)];
+    if two.starts_with(prefix) {
+        let out = s.compare(&[prefix, two]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(one.as_str()) && err.contains(two.as_str()),
+            "{err}"
+        );
+    }
+    for args in [
+        vec![one.as_str(), two, "--set-a", LR],
+        vec![one.as_str(), "--set-b", LR],
+    ] {
+        let out = s.compare(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(one.as_str()), "{args:?}: {err}");
+    }
 }
 
 fn git(dir: &Path, args: &[&str]) {

@@ -18,9 +18,9 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::Value;
 use tarun_core::digest::NodeKey;
 use tarun_core::graph::Graph;
-use tarun_core::manifest::{NodeKind, Study};
-use tarun_core::plan::{self, NodeStatus, State};
-use tarun_core::store::Store;
+use tarun_core::manifest::NodeKind;
+use tarun_core::plan::{self, State};
+use tarun_core::store::{NodeRecord, Outcome, RunJournal, Store};
 
 use super::Result;
 use super::results::metrics_of;
@@ -40,9 +40,18 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
             "--threshold {x}: expected a number at least 0 (rows with |B - A| at most it are hidden)"
         )));
     }
-    let spec_a = Spec::parse(&args.a, args.set_a.clone())?;
-    let spec_b = match &args.b {
-        Some(b) => Spec::parse(b, args.set_b.clone())?,
+    let store = Store::open_read_only(args.store.store.clone())?;
+    let mut journals = None;
+    let a = Given::parse(
+        &args.a,
+        args.set_a.clone(),
+        &store,
+        &mut journals,
+        "A",
+        "--set-a",
+    )?;
+    let b = match &args.b {
+        Some(b) => Given::parse(b, args.set_b.clone(), &store, &mut journals, "B", "--set-b")?,
         None if args.set_b.is_empty() => {
             return Err(ExpectedError::Usage(
                 "compare needs two sides: `tarun compare A B`, or `tarun compare A --set-b \
@@ -50,14 +59,22 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
                     .into(),
             ));
         }
-        None => Spec {
-            overrides: args.set_b.clone(),
-            ..spec_a.clone()
+        None => match &a {
+            Given::Manifest(spec) => Given::Manifest(Spec {
+                overrides: args.set_b.clone(),
+                ..spec.clone()
+            }),
+            Given::Run(j) => {
+                return Err(ExpectedError::Usage(format!(
+                    "`{}` is run {}: B can be left out (for A with `--set-b`) only when A is a \
+                     manifest; give B, e.g. another run id or `{}`",
+                    args.a, j.run_id, j.manifest
+                )));
+            }
         },
     };
-    let store = Store::open_read_only(args.store.store.clone())?;
-    let a = Side::load(spec_a, &store)?;
-    let b = Side::load(spec_b, &store)?;
+    let a = a.load(&store)?;
+    let b = b.load(&store)?;
     let nodes = compare_nodes(&a, &b, &store)?;
     let counts = Counts::of(&nodes);
     let listed: Vec<NodeCmp> = nodes
@@ -84,7 +101,51 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What one side names: a manifest, maybe at a git revision, with its overrides.
+/// What a side argument names: a manifest (a file, or `PATH@REV`) or a recorded run.
+enum Given {
+    Manifest(Spec),
+    Run(RunJournal),
+}
+
+impl Given {
+    /// An existing file is a manifest; otherwise a run id (or a unique prefix of one) is that
+    /// run; otherwise a manifest path or `PATH@REV`. `journals` is read on first need.
+    fn parse(
+        given: &str,
+        overrides: Vec<String>,
+        store: &Store,
+        journals: &mut Option<Vec<RunJournal>>,
+        side: &str,
+        set_flag: &str,
+    ) -> Result<Given> {
+        if !Utf8Path::new(given).is_file() {
+            if journals.is_none() {
+                *journals = Some(store.journals()?);
+            }
+            if let Some(run) = find_run(given, journals.as_deref().unwrap_or_default())? {
+                if !overrides.is_empty() {
+                    return Err(ExpectedError::Usage(format!(
+                        "{set_flag} applies to a manifest, but {side} `{given}` is run {} \
+                         (what it ran is fixed; compare its manifest `{}` with the override \
+                         instead)",
+                        run.run_id, run.manifest
+                    )));
+                }
+                return Ok(Given::Run(run));
+            }
+        }
+        Spec::parse(given, overrides).map(Given::Manifest)
+    }
+
+    fn load(self, store: &Store) -> Result<Side> {
+        match self {
+            Given::Manifest(spec) => Side::load(spec, store),
+            Given::Run(journal) => Side::from_run(journal, store),
+        }
+    }
+}
+
+/// A manifest side: a manifest, maybe at a git revision, with its overrides.
 #[derive(Clone, Debug)]
 struct Spec {
     path: Utf8PathBuf,
@@ -155,14 +216,51 @@ fn shell_word(w: &str) -> String {
     }
 }
 
-/// One side, loaded and resolved against the store.
+/// One side, loaded and resolved against the store: its nodes, in its order.
 struct Side {
-    spec: Spec,
-    study: Study,
-    statuses: Vec<NodeStatus>,
-    /// Each node's planned key and its material.
-    planned: Vec<(NodeKey, Value)>,
+    origin: Origin,
+    nodes: Vec<SideNode>,
     index: BTreeMap<String, usize>,
+}
+
+/// Where a side's nodes come from.
+enum Origin {
+    /// A manifest (maybe at a revision, with overrides), planned against the store, with the
+    /// count of nodes in each `tarun status` state (in the order of [`STATES`]).
+    Manifest {
+        spec: Spec,
+        study: String,
+        states: [usize; 4],
+    },
+    /// A recorded run: its journal.
+    Run(RunJournal),
+}
+
+/// One node of a side.
+struct SideNode {
+    id: String,
+    family: String,
+    /// `None` for a run's node whose record is no longer in the store.
+    kind: Option<NodeKind>,
+    /// The `tarun status` state (manifest side) or the run's outcome (run side).
+    state: &'static str,
+    /// Whether `record` is the node's current record (its metrics are current).
+    computed: bool,
+    /// The current key: for a manifest, when every input is computed; for a run, its key.
+    key: Option<NodeKey>,
+    /// The key the sides are compared by (a manifest's planned key) and its material (`None`
+    /// for a run's node whose record is gone).
+    compared: NodeKey,
+    material: Option<Value>,
+    record: Option<NodeRecord>,
+}
+
+/// The node as one side of a compared node shows it.
+#[derive(Clone, Copy)]
+struct Presence {
+    state: &'static str,
+    computed: bool,
+    key: Option<NodeKey>,
 }
 
 impl Side {
@@ -181,59 +279,197 @@ impl Side {
         let data = kinds::planning_digest(&study, store)?;
         let statuses = plan::status(&study, &graph, store, &runner, &data, &BTreeSet::new())?;
         let planned = plan::planned_keys(&study, &graph, &statuses, &runner, &data);
-        let index = study
+        let states = STATES.map(|st| statuses.iter().filter(|s| s.state == st).count());
+        let nodes = study
             .nodes
+            .iter()
+            .zip(statuses)
+            .zip(planned)
+            .map(|((node, status), (compared, material))| {
+                let computed = status.state == State::Fresh;
+                SideNode {
+                    id: node.id.clone(),
+                    family: node.name.clone(),
+                    kind: Some(node.kind),
+                    state: status.state.as_str(),
+                    computed,
+                    key: status.key,
+                    compared,
+                    material: Some(material),
+                    record: status.record.filter(|_| computed),
+                }
+            })
+            .collect();
+        Ok(Side::new(
+            Origin::Manifest {
+                spec,
+                study: study.name,
+                states,
+            },
+            nodes,
+        ))
+    }
+
+    /// A run's side: every journal entry with a key (`ran`, `cached`), with its record when the
+    /// store still has it. Failed, skipped and cancelled entries have no key and are left out
+    /// (the run's summary line counts them).
+    fn from_run(journal: RunJournal, store: &Store) -> Result<Side> {
+        let mut nodes = Vec::new();
+        for entry in &journal.entries {
+            let Some(key) = entry.key else { continue };
+            let record = store.read_record(&key)?;
+            nodes.push(SideNode {
+                id: entry.id.clone(),
+                family: family_of(&entry.id).to_owned(),
+                kind: record.as_ref().map(|r| r.kind),
+                state: entry.outcome.as_str(),
+                computed: record.is_some(),
+                key: Some(key),
+                compared: key,
+                material: record.as_ref().map(|r| r.key_material.clone()),
+                record,
+            });
+        }
+        Ok(Side::new(Origin::Run(journal), nodes))
+    }
+
+    fn new(origin: Origin, nodes: Vec<SideNode>) -> Side {
+        let index = nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (n.id.clone(), i))
             .collect();
-        Ok(Side {
-            spec,
-            study,
-            statuses,
-            planned,
+        Side {
+            origin,
+            nodes,
             index,
-        })
+        }
     }
 
-    fn count(&self, state: State) -> usize {
-        self.statuses.iter().filter(|s| s.state == state).count()
+    fn node(&self, id: &str) -> Option<&SideNode> {
+        self.index.get(id).map(|&i| &self.nodes[i])
     }
 
     fn not_computed(&self) -> usize {
-        self.statuses
-            .iter()
-            .filter(|s| s.state != State::Fresh)
-            .count()
+        self.nodes.iter().filter(|n| !n.computed).count()
     }
 
-    /// `5 of 22 nodes not computed (2 stale, 3 missing): `tarun run M` would compute them`.
+    /// How the side is named: `M@REV --set k=v`, or `run ID (M --set k=v, DATE)`.
+    fn describe(&self) -> String {
+        match &self.origin {
+            Origin::Manifest { spec, .. } => spec.describe(),
+            Origin::Run(j) => {
+                let mut m = j.manifest.clone();
+                for o in &j.overrides {
+                    m.push_str(" --set ");
+                    m.push_str(&shell_word(o));
+                }
+                format!(
+                    "run {} ({m}, {})",
+                    j.run_id,
+                    j.started.strftime("%Y-%m-%d %H:%M:%S")
+                )
+            }
+        }
+    }
+
+    /// For a manifest: `5 of 22 nodes not computed (2 stale, 3 missing): `tarun run M` would
+    /// compute them`. For a run: `run ID: 2 ran, 5 cached (7 nodes)`, with what is left out.
     fn run_summary(&self) -> String {
-        let n = self.statuses.len();
+        let n = self.nodes.len();
+        let (spec, states) = match &self.origin {
+            Origin::Manifest { spec, states, .. } => (spec, states),
+            Origin::Run(j) => {
+                let counts: Vec<String> = OUTCOMES
+                    .iter()
+                    .map(|&o| (j.count(o), o))
+                    .filter(|&(c, _)| c > 0)
+                    .map(|(c, o)| format!("{c} {}", o.as_str()))
+                    .collect();
+                let mut s = format!("run {}: {} ({n} nodes", j.run_id, counts.join(", "));
+                if j.entries.len() > n {
+                    s.push_str("; those that did not finish have no key and are left out");
+                }
+                let gone = self.not_computed();
+                if gone > 0 {
+                    s.push_str(&format!(
+                        "; {gone} no longer in the store (`tarun gc` removed their records)"
+                    ));
+                }
+                s.push(')');
+                return s;
+            }
+        };
         let due = self.not_computed();
         if due == 0 {
             return format!("all {n} nodes computed");
         }
-        let states: Vec<String> = STATES[1..]
+        let parts: Vec<String> = STATES
             .iter()
-            .map(|&s| (self.count(s), s))
-            .filter(|&(c, _)| c > 0)
-            .map(|(c, s)| format!("{c} {}", s.as_str()))
+            .zip(states)
+            .skip(1)
+            .filter(|&(_, &c)| c > 0)
+            .map(|(s, c)| format!("{c} {}", s.as_str()))
             .collect();
-        let how = match (&self.spec.run_command(), &self.spec.rev) {
+        let how = match (&spec.run_command(), &spec.rev) {
             (Some(cmd), _) => format!("`{cmd}` would compute them"),
             (None, Some(rev)) => format!(
                 "`tarun run {}` at revision {rev} would compute them",
-                self.spec.path
+                spec.path
             ),
             (None, None) => unreachable!("a side without a revision has a command"),
         };
         format!(
             "{due} of {n} nodes not computed ({}): {how}",
-            states.join(", ")
+            parts.join(", ")
         )
     }
 }
+
+/// A node id's family: the id without its matrix values (`unlearn[arch=vgg11_bn]` ->
+/// `unlearn`), as the manifest expansion builds ids.
+fn family_of(id: &str) -> &str {
+    id.split_once('[').map_or(id, |(family, _)| family)
+}
+
+const OUTCOMES: [Outcome; 5] = [
+    Outcome::Ran,
+    Outcome::Cached,
+    Outcome::Failed,
+    Outcome::Skipped,
+    Outcome::Cancelled,
+];
+
+/// The journal of the run `given` names: its id or a unique prefix of at least
+/// [`RUN_PREFIX`] characters. `None` when no run matches; an ambiguous prefix is a usage error.
+fn find_run(given: &str, journals: &[RunJournal]) -> Result<Option<RunJournal>> {
+    if let Some(j) = journals.iter().find(|j| j.run_id == given) {
+        return Ok(Some(j.clone()));
+    }
+    if given.chars().count() < RUN_PREFIX {
+        return Ok(None);
+    }
+    let matches: Vec<&RunJournal> = journals
+        .iter()
+        .filter(|j| j.run_id.starts_with(given))
+        .collect();
+    match matches.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some((*one).clone())),
+        many => Err(ExpectedError::Usage(format!(
+            "`{given}` is the start of {} run ids: {} (give more of the id; `tarun log` lists \
+             the runs)",
+            many.len(),
+            many.iter()
+                .map(|j| j.run_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The fewest characters of a run id that name it (`tarun compare 2026-0412`).
+const RUN_PREFIX: usize = 4;
 
 /// Writes the manifest at `rev`, and every file it includes (transitively), into a temporary
 /// folder at their paths in the repository, so that relative includes resolve as they did at
@@ -361,12 +597,13 @@ impl Status {
 struct NodeCmp {
     id: String,
     family: String,
-    kind: NodeKind,
+    /// `None` only for a run's node whose record the store no longer has.
+    kind: Option<NodeKind>,
     status: Status,
     causes: Vec<String>,
-    /// The node on each side: its state and its current key (when every input is computed).
-    a: Option<(State, Option<NodeKey>)>,
-    b: Option<(State, Option<NodeKey>)>,
+    /// The node on each side: its state, whether computed, its current key.
+    a: Option<Presence>,
+    b: Option<Presence>,
     metrics: Vec<MetricRow>,
 }
 
@@ -401,53 +638,64 @@ impl MetricRow {
 /// Every node id of A (in A's order), then those only B has (in B's order).
 fn compare_nodes(a: &Side, b: &Side, store: &Store) -> Result<Vec<NodeCmp>> {
     let mut out = Vec::new();
-    let ids = a.study.nodes.iter().map(|n| &n.id).chain(
-        b.study
-            .nodes
+    let ids = a.nodes.iter().map(|n| &n.id).chain(
+        b.nodes
             .iter()
             .map(|n| &n.id)
             .filter(|id| !a.index.contains_key(*id)),
     );
     for id in ids {
-        let (ia, ib) = (a.index.get(id).copied(), b.index.get(id).copied());
-        let node = ia.map_or_else(|| &b.study.nodes[ib.expect("in b")], |i| &a.study.nodes[i]);
-        let side = |s: &Side, i: Option<usize>| i.map(|i| (s.statuses[i].state, s.statuses[i].key));
-        let (status, causes) = match (ia, ib) {
-            (Some(i), Some(j)) if a.planned[i].0 == b.planned[j].0 => (Status::Same, vec![]),
-            (Some(i), Some(j)) => (
+        let (na, nb) = (a.node(id), b.node(id));
+        let node = na.or(nb).expect("on a side");
+        let (status, causes) = match (na, nb) {
+            (Some(x), Some(y)) if x.compared == y.compared => (Status::Same, vec![]),
+            (Some(x), Some(y)) => (
                 Status::Changed,
-                plan::material_causes(&a.planned[i].1, &b.planned[j].1),
+                match (&x.material, &y.material) {
+                    (Some(mx), Some(my)) => plan::material_causes(mx, my),
+                    _ => vec![
+                        "key differs (a run's record is no longer in the store: its key \
+                         material is unknown)"
+                            .to_owned(),
+                    ],
+                },
             ),
             (Some(_), None) => (Status::OnlyA, vec![]),
             (None, _) => (Status::OnlyB, vec![]),
         };
-        let metrics = match (ia, ib) {
-            (Some(i), Some(j)) => metric_rows(
-                node.kind,
-                side_metrics(a, i, store)?,
-                side_metrics(b, j, store)?,
+        let metrics = match (na, nb) {
+            (Some(x), Some(y)) => metric_rows(
+                x.kind.or(y.kind),
+                side_metrics(x, store)?,
+                side_metrics(y, store)?,
             ),
             _ => vec![],
         };
+        let presence = |n: Option<&SideNode>| {
+            n.map(|n| Presence {
+                state: n.state,
+                computed: n.computed,
+                key: n.key,
+            })
+        };
         out.push(NodeCmp {
             id: id.clone(),
-            family: node.name.clone(),
-            kind: node.kind,
+            family: node.family.clone(),
+            kind: na.and_then(|n| n.kind).or(nb.and_then(|n| n.kind)),
             status,
             causes,
-            a: side(a, ia),
-            b: side(b, ib),
+            a: presence(na),
+            b: presence(nb),
             metrics,
         });
     }
     Ok(out)
 }
 
-/// A side's metrics of node `i`, when its current key has a record.
-fn side_metrics(side: &Side, i: usize, store: &Store) -> Result<Option<BTreeMap<String, Value>>> {
-    let s = &side.statuses[i];
-    match &s.record {
-        Some(record) if s.state == State::Fresh => metrics_of(store, record).map(Some),
+/// A side's metrics of a node, when it is computed (its record is current).
+fn side_metrics(node: &SideNode, store: &Store) -> Result<Option<BTreeMap<String, Value>>> {
+    match &node.record {
+        Some(record) if node.computed => metrics_of(store, record).map(Some),
         _ => Ok(None),
     }
 }
@@ -456,7 +704,7 @@ fn side_metrics(side: &Side, i: usize, store: &Store) -> Result<Option<BTreeMap<
 /// computed, the other side's metrics against `not computed` (one `-` row for an evaluate node
 /// computed on neither side).
 fn metric_rows(
-    kind: NodeKind,
+    kind: Option<NodeKind>,
     a: Option<BTreeMap<String, Value>>,
     b: Option<BTreeMap<String, Value>>,
 ) -> Vec<MetricRow> {
@@ -495,7 +743,7 @@ fn metric_rows(
                 delta: None,
             })
             .collect(),
-        (None, None) if kind == NodeKind::Evaluate => vec![MetricRow {
+        (None, None) if kind == Some(NodeKind::Evaluate) => vec![MetricRow {
             name: "-".into(),
             a: None,
             b: None,

@@ -1,17 +1,15 @@
 //! The printing of `tarun compare`: the aligned table, JSON, CSV and Markdown (docs/compare.md).
 
 use serde_json::{Value, json};
-use tarun_core::digest::NodeKey;
-use tarun_core::plan::State;
 
-use super::{Counts, MetricRow, NodeCmp, STATES, Side};
+use super::{Counts, MetricRow, NodeCmp, OUTCOMES, Origin, Presence, STATES, Side};
 use crate::cli::CompareArgs;
 use crate::commands::Result;
 use crate::commands::results::{Delimited, compact};
 use crate::output::outln;
 
-fn state_text(side: &Option<(State, Option<NodeKey>)>) -> &'static str {
-    side.as_ref().map_or("-", |(s, _)| s.as_str())
+fn state_text(side: &Option<Presence>) -> &'static str {
+    side.as_ref().map_or("-", |p| p.state)
 }
 
 /// A value as the table and Markdown print it (numbers compact), `not computed` for none.
@@ -76,8 +74,8 @@ fn by_family(nodes: &[NodeCmp]) -> Vec<(&str, Vec<&NodeCmp>)> {
 }
 
 pub(super) fn print_table(a: &Side, b: &Side, counts: &Counts, nodes: &[NodeCmp]) -> Result<()> {
-    outln!("A: {}", a.spec.describe())?;
-    outln!("B: {}", b.spec.describe())?;
+    outln!("A: {}", a.describe())?;
+    outln!("B: {}", b.describe())?;
     outln!("{}", counts.line())?;
     if !nodes.is_empty() {
         outln!()?;
@@ -135,14 +133,61 @@ pub(super) fn print_table(a: &Side, b: &Side, counts: &Counts, nodes: &[NodeCmp]
     Ok(())
 }
 
-fn side_json(side: &Option<(State, Option<NodeKey>)>) -> Value {
+fn side_json(side: &Option<Presence>) -> Value {
     match side {
         None => Value::Null,
-        Some((state, key)) => json!({
-            "state": state.as_str(),
-            "computed": *state == State::Fresh,
-            "key": key.map(|k| k.to_string()),
+        Some(p) => json!({
+            "state": p.state,
+            "computed": p.computed,
+            "key": p.key.map(|k| k.to_string()),
         }),
+    }
+}
+
+/// A side as JSON; a manifest side's `states` are `tarun status` states, a run side's the
+/// run's outcomes.
+fn side_object(s: &Side) -> Value {
+    match &s.origin {
+        Origin::Manifest {
+            spec,
+            study,
+            states,
+        } => {
+            let states: serde_json::Map<String, Value> = STATES
+                .iter()
+                .zip(states)
+                .map(|(st, &c)| (st.as_str().to_owned(), c.into()))
+                .collect();
+            json!({
+                "manifest": spec.path,
+                "revision": spec.rev,
+                "set": spec.overrides,
+                "study": study,
+                "nodes": s.nodes.len(),
+                "states": states,
+                "not-computed": s.not_computed(),
+                "run": spec.run_command(),
+                "run-id": null,
+            })
+        }
+        Origin::Run(j) => {
+            let states: serde_json::Map<String, Value> = OUTCOMES
+                .iter()
+                .map(|&o| (o.as_str().to_owned(), j.count(o).into()))
+                .collect();
+            json!({
+                "manifest": j.manifest,
+                "revision": null,
+                "set": j.overrides,
+                "study": j.study,
+                "nodes": s.nodes.len(),
+                "states": states,
+                "not-computed": s.not_computed(),
+                "run": null,
+                "run-id": j.run_id,
+                "started": j.started.to_string(),
+            })
+        }
     }
 }
 
@@ -153,22 +198,6 @@ pub(super) fn print_json(
     nodes: &[NodeCmp],
     args: &CompareArgs,
 ) -> Result<()> {
-    let side = |s: &Side| {
-        let states: serde_json::Map<String, Value> = STATES
-            .iter()
-            .map(|&st| (st.as_str().to_owned(), s.count(st).into()))
-            .collect();
-        json!({
-            "manifest": s.spec.path,
-            "revision": s.spec.rev,
-            "set": s.spec.overrides,
-            "study": s.study.name,
-            "nodes": s.statuses.len(),
-            "states": states,
-            "not-computed": s.not_computed(),
-            "run": s.spec.run_command(),
-        })
-    };
     let mut count_map = serde_json::Map::new();
     for (st, c) in counts.by {
         count_map.insert(st.as_str().into(), c.into());
@@ -188,7 +217,7 @@ pub(super) fn print_json(
             json!({
                 "node": n.id,
                 "family": n.family,
-                "kind": n.kind.as_str(),
+                "kind": n.kind.map(|k| k.as_str()),
                 "status": n.status.as_str(),
                 "causes": n.causes,
                 "a": side_json(&n.a),
@@ -198,8 +227,8 @@ pub(super) fn print_json(
         })
         .collect();
     let doc = json!({
-        "a": side(a),
-        "b": side(b),
+        "a": side_object(a),
+        "b": side_object(b),
         "only-changed": args.only_changed,
         "threshold": args.threshold,
         "counts": count_map,
@@ -232,8 +261,8 @@ pub(super) fn print_csv(nodes: &[NodeCmp]) -> Result<()> {
             n.family.clone(),
             n.id.clone(),
             n.status.as_str().to_owned(),
-            n.a.as_ref().map_or("", |(s, _)| s.as_str()).to_owned(),
-            n.b.as_ref().map_or("", |(s, _)| s.as_str()).to_owned(),
+            n.a.as_ref().map_or("", |p| p.state).to_owned(),
+            n.b.as_ref().map_or("", |p| p.state).to_owned(),
             n.causes.join("; "),
         ];
         if n.metrics.is_empty() {
