@@ -11,7 +11,7 @@ use super::failed;
 use crate::report::model::{self, ModelRole, Provenance, RawInput, ReportStudy, TrainParams};
 use crate::report::{build_report, png};
 
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The report's own parameter; its `inputs` arrive as the job's inputs, in manifest order.
 #[derive(Deserialize)]
@@ -109,6 +109,8 @@ fn gather(job: &Job, input: &JobInput) -> RawInput {
             key: record.key.to_hex(),
             seconds: record.seconds,
             device: record.device.clone(),
+            started: record.started,
+            run_id: record.run_id.clone(),
         }),
         summary: record.summary.clone(),
         selection: read("selection.json"),

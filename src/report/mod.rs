@@ -6,8 +6,10 @@
 //! by node id and the first 12 hex digits of the record key. Sections: the protocol that ran, training runs, metric tables per
 //! architecture, the (alpha, rho) grids of `select` nodes, confusion matrices, t-SNE plots,
 //! relearning curves, the time benchmark from the records' timings (seed-spec 7.9, without
-//! extra training), the seed's published CIFAR-10 numbers side by side (seed-spec 8), and the
-//! provenance of every record.
+//! extra training), a timeline of which node ran on which device when (one Gantt chart per run,
+//! from the records' start times, durations and devices, with each device's busy time), the
+//! seed's published CIFAR-10 numbers side by side (seed-spec 8), and the provenance of every
+//! record.
 //!
 //! The kind also writes a PNG copy of every figure ([`png`]); without system fonts these carry
 //! no text (there is no embedded font), while the SVGs render in every browser.
@@ -30,6 +32,7 @@ mod summary;
 mod svg;
 #[cfg(test)]
 mod tests;
+mod timeline;
 mod timing;
 
 use self::doc::Document;
@@ -121,6 +124,7 @@ pub fn build_report(inputs: &[ReportInput], study: &ReportStudy, notes: &[String
     plots::tsne(&mut doc, &view);
     plots::relearning(&mut doc, &view);
     timing::section(&mut doc, &view, study);
+    timeline::section(&mut doc, &view);
     compare::section(&mut doc, &view, study);
     overview::provenance(&mut doc, &view, notes);
     Report {

@@ -23,6 +23,10 @@ pub struct Provenance {
     /// Wall-clock seconds of the job that produced the record.
     pub seconds: f64,
     pub device: String,
+    /// When the job started.
+    pub started: jiff::Timestamp,
+    /// The run that computed the record (a cached record keeps the run that first computed it).
+    pub run_id: String,
 }
 
 impl Provenance {
@@ -333,6 +337,8 @@ mod tests {
             key: "ab".repeat(32),
             seconds: 1.0,
             device: "cpu".into(),
+            started: jiff::Timestamp::UNIX_EPOCH,
+            run_id: "r".into(),
         })
     }
 
