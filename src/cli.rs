@@ -387,7 +387,12 @@ pub struct LogArgs {
     /// Show every node of the last N runs.
     #[arg(long)]
     pub detail: Option<usize>,
-    /// Print the journals as JSON: `{"runs":[{"run-id":..,"entries":[{"id":..,"outcome":..}]}]}`.
+    /// Print one run's timeline: every node it started, with device, start and end (seconds
+    /// from the run's start), peak memory and attempts, as tab-separated values (`--json`: JSON).
+    /// RUN is a run id, a unique prefix of one, or `last`.
+    #[arg(long, value_name = "RUN")]
+    pub trace: Option<String>,
+    /// Print the journals (or with `--trace`, the timeline) as JSON: see docs/log.md.
     #[arg(long)]
     pub json: bool,
 }

@@ -286,7 +286,7 @@ fn measure(
 ) -> Result<Row> {
     let (steps, rounds) = (args.steps.max(1), args.rounds.max(1));
     tarun_ml::device::release_free_memory();
-    reset_peak_memory();
+    tarun_core::memory::reset_peak();
     let mut me = Subject::new(arch, width, batch, device)?;
     me.train_step()?;
     me.infer_step()?;
@@ -320,7 +320,7 @@ fn measure(
         threads,
         train_images_per_s: rate(&mut tt).unwrap_or(f64::NAN),
         infer_images_per_s: rate(&mut ti).unwrap_or(f64::NAN),
-        peak_mb: peak_memory_mb(),
+        peak_mb: tarun_core::memory::peak_mb(),
         torch_train_images_per_s: rate(&mut pt),
         torch_infer_images_per_s: rate(&mut pi),
         torch_peak_mb,
@@ -399,17 +399,6 @@ impl TorchPeer {
         }
         Ok(self.peak_mb)
     }
-}
-
-fn reset_peak_memory() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_memory_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
 }
 
 fn torch_available() -> bool {

@@ -86,3 +86,14 @@ pub fn select_nodes(study: &Study, names: &[String], flag: &str) -> Result<BTree
     }
     Ok(out)
 }
+
+/// A word as a shell reads it back: as it is when it holds only plain characters (`=` and `,`
+/// included, so `--set a.b=1` stays readable), else single-quoted.
+pub(crate) fn shell_word(w: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=,:@+%".contains(c);
+    if !w.is_empty() && w.chars().all(plain) {
+        w.to_owned()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
+}

@@ -74,6 +74,7 @@ fn commit(
         tarun_version: "test".into(),
         run_id: "r".into(),
         log: vec![],
+        peak_rss: None,
     };
     store.commit(&s.name, &rec).unwrap();
 }

@@ -10,5 +10,6 @@ pub mod engine;
 pub mod fault;
 pub mod graph;
 pub mod manifest;
+pub mod memory;
 pub mod plan;
 pub mod store;

@@ -115,10 +115,13 @@ struct Finished {
     node: usize,
     slot: Option<Slot>,
     result: Result<NodeRecord, JobError>,
+    /// When the job was started (`None`: failed without starting), and for how long it ran
+    /// (as the driver saw it).
+    started: Option<jiff::Timestamp>,
     seconds: f64,
     attempts: u32,
-    /// Where it ran when not here (`slurm job 42`), for the journal.
-    via: Option<String>,
+    /// Where it ran: the slot's device, or `slurm job 42` for a job sent elsewhere.
+    place: Option<String>,
 }
 
 /// One run of a study over a store.
@@ -190,7 +193,7 @@ impl Engine {
         for i in selected {
             if st.states[i] == NodeState::Waiting {
                 st.states[i] = NodeState::Cancelled;
-                self.journal_entry(&mut st, i, Outcome::Cancelled, None, 0.0, None, 0);
+                self.journal_entry(&mut st, i, Outcome::Cancelled, None, None);
             }
         }
         if self.cancel.is_cancelled() && st.journal.interrupted.is_none() {
@@ -259,6 +262,7 @@ impl Engine {
             started: jiff::Timestamp::now(),
             seconds: 0.0,
             overrides: self.study.overrides.clone(),
+            manifest_digest: Some(self.study.source_digest.clone()).filter(|d| !d.is_empty()),
             command: opts.command.clone(),
             entries: vec![],
             interrupted: None,
@@ -345,7 +349,7 @@ impl Engine {
                     let _ = self.events.send(Event::NodeCached {
                         id: node.id.clone(),
                     });
-                    self.journal_entry(st, i, Outcome::Cached, Some(&record), 0.0, None, 0);
+                    self.journal_entry(st, i, Outcome::Cached, Some(&record), None);
                     self.complete(st, i, record);
                 }
                 _ if self.runner.needs_device(node) => {
@@ -401,9 +405,10 @@ impl Engine {
             node: i,
             slot: None,
             result: Err(JobError::Failed(error)),
+            started: None,
             seconds: 0.0,
             attempts: 0,
-            via: None,
+            place: None,
         });
     }
 
@@ -474,6 +479,7 @@ impl Engine {
         };
         let tx = tx.clone();
         tokio::task::spawn_blocking(move || {
+            let started = jiff::Timestamp::now();
             let t0 = Instant::now();
             let (result, attempts) = work.run_with_retries();
             let seconds = t0.elapsed().as_secs_f64();
@@ -481,9 +487,10 @@ impl Engine {
                 node: i,
                 slot,
                 result,
+                started: Some(started),
                 seconds,
                 attempts,
-                via: None,
+                place: Some(work.device),
             });
         });
     }
@@ -500,15 +507,17 @@ impl Engine {
         let run_id = st.journal.run_id.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
+            let started = jiff::Timestamp::now();
             let t0 = Instant::now();
             let r = slurm::run_remote(&remote, &node, key, inputs, &data_digest, &run_id).await;
             let _ = tx.send(Finished {
                 node: i,
                 slot: Some(Slot::Remote),
                 result: r.result,
+                started: Some(started),
                 seconds: t0.elapsed().as_secs_f64(),
                 attempts: r.attempts,
-                via: r.job.map(|j| format!("slurm job {j}")),
+                place: Some(r.job.map_or_else(|| "slurm".into(), |j| format!("slurm job {j}"))),
             });
         });
     }
@@ -521,57 +530,48 @@ impl Engine {
             None => {}
         }
         let id = self.study.nodes[f.node].id.clone();
+        let mut entry = JournalEntry {
+            id: id.clone(),
+            outcome: Outcome::Ran,
+            key: None,
+            seconds: f.seconds,
+            device: f.place.clone(),
+            error: None,
+            attempts: f.attempts,
+            started: f.started,
+            ended: f.started.map(|_| jiff::Timestamp::now()),
+            peak_rss: None,
+        };
         let (outcome, error) = match f.result {
             Ok(record) => {
-                let device = Some(match &f.via {
-                    Some(via) => format!("{} ({via})", record.device),
-                    None => record.device.clone(),
-                });
-                self.journal_entry(
-                    st,
-                    f.node,
-                    Outcome::Ran,
-                    Some(&record),
-                    f.seconds,
-                    None,
-                    f.attempts,
-                );
-                st.journal.entries.last_mut().expect("just pushed").device = device;
+                // A Slurm job's record names the worker's device: `cuda:0 (slurm job 42)`.
+                if let (Some(Slot::Remote), Some(place)) = (f.slot, &f.place) {
+                    entry.device = Some(format!("{} ({place})", record.device));
+                }
+                entry.key = Some(record.key);
+                entry.peak_rss = record.peak_rss;
                 self.complete(st, f.node, record);
                 (Outcome::Ran, None)
             }
             Err(JobError::Cancelled) => {
                 st.states[f.node] = NodeState::Cancelled;
-                self.journal_entry(
-                    st,
-                    f.node,
-                    Outcome::Cancelled,
-                    None,
-                    f.seconds,
-                    None,
-                    f.attempts,
-                );
                 (Outcome::Cancelled, None)
             }
             Err(JobError::Failed(msg)) => {
                 st.states[f.node] = NodeState::Failed;
-                self.journal_entry(
-                    st,
-                    f.node,
-                    Outcome::Failed,
-                    None,
-                    f.seconds,
-                    Some(&msg),
-                    f.attempts,
-                );
-                self.skip_descendants(st, f.node);
-                if opts.fail_fast {
-                    st.stop_scheduling = true;
-                    self.cancel.cancel();
-                }
+                entry.error = Some(msg.clone());
                 (Outcome::Failed, Some(msg))
             }
         };
+        entry.outcome = outcome;
+        st.journal.entries.push(entry);
+        if outcome == Outcome::Failed {
+            self.skip_descendants(st, f.node);
+            if opts.fail_fast {
+                st.stop_scheduling = true;
+                self.cancel.cancel();
+            }
+        }
         let _ = self.events.send(Event::NodeFinished {
             id,
             outcome,
@@ -602,7 +602,7 @@ impl Engine {
                 st.states[d] = NodeState::Skipped;
                 let id = self.study.nodes[d].id.clone();
                 let reason = format!("input `{}` failed", self.study.nodes[i].id);
-                self.journal_entry(st, d, Outcome::Skipped, None, 0.0, Some(&reason), 0);
+                self.journal_entry(st, d, Outcome::Skipped, None, Some(&reason));
                 let _ = self.events.send(Event::NodeFinished {
                     id,
                     outcome: Outcome::Skipped,
@@ -613,28 +613,26 @@ impl Engine {
         }
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "a journal line has this many fields"
-    )]
+    /// The journal line of a node that did not run here: cached, skipped or cancelled early.
     fn journal_entry(
         &self,
         st: &mut RunState,
         i: usize,
         outcome: Outcome,
         record: Option<&NodeRecord>,
-        seconds: f64,
         error: Option<&str>,
-        attempts: u32,
     ) {
         st.journal.entries.push(JournalEntry {
             id: self.study.nodes[i].id.clone(),
             outcome,
             key: record.map(|r| r.key),
-            seconds,
+            seconds: 0.0,
             device: None,
             error: error.map(str::to_owned),
-            attempts,
+            attempts: 0,
+            started: None,
+            ended: None,
+            peak_rss: None,
         });
     }
 }

@@ -91,6 +91,7 @@ fn study(nodes: Vec<NodeSpec>) -> Study {
         nodes,
         overrides: vec![],
         files: vec![],
+        source_digest: String::new(),
     }
 }
 

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Event, Job, JobError, JobInput, Runner};
 use crate::manifest::Study;
+use crate::memory::PeakWatch;
 use crate::plan::node_key;
 use crate::store::{NodeRecord, Store};
 
@@ -94,7 +95,10 @@ impl Work {
         crate::fault::inject(&node.id, &self.cancel).map_err(JobError::Failed)?;
         let started = jiff::Timestamp::now();
         let t0 = Instant::now();
+        let watch = PeakWatch::start();
         let output = self.runner.run(&job)?;
+        let peak_rss = watch.peak();
+        drop(watch);
         if self.cancel.is_cancelled() {
             return Err(JobError::Cancelled);
         }
@@ -117,6 +121,7 @@ impl Work {
             tarun_version: env!("CARGO_PKG_VERSION").to_owned(),
             run_id: self.run_id.clone(),
             log: output.log,
+            peak_rss,
         };
         self.store
             .commit(&self.study.name, &record)

@@ -175,6 +175,10 @@ pub struct Study {
     pub overrides: Vec<String>,
     /// Every file read (the manifest and its includes), for provenance.
     pub files: Vec<Utf8PathBuf>,
+    /// blake3 of the texts of `files`, in order: which version of the manifest this is,
+    /// whatever the overrides (they are kept apart, in `overrides`).
+    #[serde(default)]
+    pub source_digest: String,
 }
 
 impl Study {

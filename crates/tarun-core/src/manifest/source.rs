@@ -87,6 +87,17 @@ impl Sources {
         self.texts.iter().filter_map(|t| t.path.clone()).collect()
     }
 
+    /// blake3 over the files read from disk, in order, each as its length (8 bytes, little
+    /// endian) then its text: the same files give the same digest wherever they are.
+    pub(crate) fn digest(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        for t in self.texts.iter().filter(|t| t.path.is_some()) {
+            hasher.update(&(t.text.len() as u64).to_le_bytes());
+            hasher.update(t.text.as_bytes());
+        }
+        hasher.finalize().to_hex().to_string()
+    }
+
     /// The text as a miette source, cheap to clone into every error.
     pub(crate) fn named(&self, id: SourceId) -> NamedSource<Arc<str>> {
         let t = &self.texts[id.0];

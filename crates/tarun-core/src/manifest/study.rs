@@ -54,6 +54,7 @@ pub(crate) fn build(
             study.path = path.to_path_buf();
             study.overrides = overrides.to_vec();
             study.files = sources.files();
+            study.source_digest = sources.digest();
             Ok(study)
         }
         _ => Err(into_errors(path, problems, &sources)),
@@ -164,6 +165,7 @@ fn interpret(doc: &Table, sources: &Sources, problems: &mut Vec<Problem>) -> Opt
         nodes,
         overrides: Vec::new(),
         files: Vec::new(),
+        source_digest: String::new(),
     })
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{NodeKey, ObjectDigest};
 use crate::manifest::NodeKind;
+use crate::memory::PeakRss;
 
 /// One output artifact of a node: its name (the file name the job wrote) and its content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +40,10 @@ pub struct NodeRecord {
     /// Log lines the job emitted.
     #[serde(default)]
     pub log: Vec<String>,
+    /// The peak resident set of the process that ran the job, while it ran (absent where the
+    /// system does not say, and in records of older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss: Option<PeakRss>,
 }
 
 /// How one node ended in one run.
@@ -84,6 +89,15 @@ pub struct JournalEntry {
     pub error: Option<String>,
     #[serde(default)]
     pub attempts: u32,
+    /// When the driver started the job and when it heard the job end (absent for nodes that did
+    /// not run, and in journals of older builds). For a Slurm job this includes its time queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<jiff::Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<jiff::Timestamp>,
+    /// The job's peak memory, from its record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss: Option<PeakRss>,
 }
 
 /// A run's journal: what ran, what hit the cache, timings, devices.
@@ -96,6 +110,10 @@ pub struct RunJournal {
     pub started: jiff::Timestamp,
     pub seconds: f64,
     pub overrides: Vec<String>,
+    /// blake3 of the manifest and of every file it includes, as read for this run (see
+    /// [`crate::manifest::Study::source_digest`]); absent in journals of older builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<String>,
     pub command: Vec<String>,
     pub entries: Vec<JournalEntry>,
     /// The signal that interrupted the run (`SIGINT`, `SIGTERM`, `SIGHUP`), written as soon as

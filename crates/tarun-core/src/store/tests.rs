@@ -28,6 +28,7 @@ fn record(store: &Store, id: &str, content: &[u8]) -> NodeRecord {
         tarun_version: "test".into(),
         run_id: "r1".into(),
         log: vec![],
+        peak_rss: None,
     }
 }
 
@@ -235,6 +236,7 @@ fn written_files_get_the_mode_file_create_would() {
         started: jiff::Timestamp::UNIX_EPOCH,
         seconds: 0.0,
         overrides: vec![],
+        manifest_digest: None,
         command: vec![],
         entries: vec![],
         interrupted: None,
