@@ -123,7 +123,13 @@ fn the_tiny_study_runs_every_kind_and_metric_then_is_cached() {
     let html = std::fs::read_to_string(report.join("report.html")).expect("report.html");
     assert!(html.contains("<svg"), "figures are inline");
     assert!(!html.contains("src=\"http"), "self-contained");
-    for figure in ["confusion-", "tsne-", "relearn-", "grid-forget-acc-"] {
+    for figure in [
+        "confusion-",
+        "tsne-",
+        "relearn-",
+        "grid-forget-acc-",
+        "timeline-",
+    ] {
         let found = std::fs::read_dir(&report)
             .unwrap()
             .any(|e| e.unwrap().file_name().to_string_lossy().starts_with(figure));
