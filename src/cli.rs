@@ -93,9 +93,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// List the devices this build can use, with the slots and memory `run` gives them.
     Devices(DevicesArgs),
-    /// Run one node of a study, as a Slurm job does (`tarun run --executor slurm` submits it).
     /// Print a completion script for bash, zsh or fish.
     Completions(CompletionsArgs),
+    /// Run one node of a study, as a Slurm job does (`tarun run --executor slurm` submits it).
     #[command(hide = true)]
     ExecNode(ExecNodeArgs),
 }

@@ -84,6 +84,16 @@ fn help_lists_exit_codes_and_environment_variables() {
     ] {
         assert!(text.contains(code), "{code} missing from\n{text}");
     }
+    // Each subcommand has its own summary (a hidden one's doc once ran into the next's).
+    let completions = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("completions "))
+        .unwrap_or_else(|| panic!("no completions line in\n{text}"));
+    assert!(
+        completions.ends_with("Print a completion script for bash, zsh or fish"),
+        "{completions}"
+    );
+    assert!(!text.contains("exec-node"), "{text}");
     // `-h` stays short and points to `--help`.
     let short = stdout(&tarun(&["-h"]));
     assert!(!short.contains("TARUN_HUGE_PAGES"), "{short}");
