@@ -378,6 +378,10 @@ pub struct CompareArgs {
     /// The same as `--format json`.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Also write the comparison as a self-contained HTML page (inline CSS and SVG): the sides,
+    /// the changed nodes, every metric per family and the grids of `select` nodes.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<Utf8PathBuf>,
 }
 
 #[derive(Debug, Args)]

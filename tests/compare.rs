@@ -84,10 +84,14 @@ struct Study {
 
 impl Study {
     fn new() -> Study {
+        Study::with(MANIFEST)
+    }
+
+    fn with(text: &str) -> Study {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store");
         let manifest = dir.path().join("compare.toml");
-        std::fs::write(&manifest, MANIFEST).unwrap();
+        std::fs::write(&manifest, text).unwrap();
         let manifest = manifest.to_str().unwrap().to_owned();
         Study {
             dir,
@@ -130,15 +134,14 @@ impl Study {
 
     /// The `metrics` object of each evaluate node's exported `metrics.json`, with `--set S...`.
     fn stored_metrics(&self, sets: &[&str], to: &str) -> BTreeMap<String, Value> {
+        self.exported_metrics(sets, to, &["manual-eval", "other-eval", "base-eval"])
+    }
+
+    /// [`Study::stored_metrics`] of the nodes (or families) named.
+    fn exported_metrics(&self, sets: &[&str], to: &str, nodes: &[&str]) -> BTreeMap<String, Value> {
         let to = self.dir.path().join(to);
         let mut cmd = tarun(&self.store);
-        cmd.args([
-            "export",
-            &self.manifest,
-            "manual-eval",
-            "other-eval",
-            "base-eval",
-        ]);
+        cmd.args(["export", &self.manifest]).args(nodes);
         for s in sets {
             cmd.args(["--set", s]);
         }
@@ -503,6 +506,141 @@ fn two_runs_of_one_study_compare_by_their_ids() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(one.as_str()), "{args:?}: {err}");
     }
+}
+
+/// [`MANIFEST`]'s base and expert, and a 2 x 2 (alpha, rho) grid of task-arithmetic candidates,
+/// each evaluated, that a `select` node chooses from: 11 nodes.
+const GRID: &str = r#"
+[study]
+name = "grid"
+seed = 7
+protocol = "seed"
+
+[data]
+source = "synthetic"
+train-per-class = 16
+test-per-class = 10
+validation-per-class = 0
+
+[matrix]
+alpha = [-1.0, -2.5]
+rho = [0.5, 0.8]
+
+[train.base]
+arch = "resnet18"
+width = 0.0625
+lr = 3e-3
+epochs = 3
+batch-size = 32
+
+[expert.expert]
+from = "base"
+only = [8]
+lr = 1e-2
+epochs = 3
+batch-size = 16
+
+[ablate.candidate]
+for-each = ["alpha", "rho"]
+base = "base"
+vectors = [{ expert = "expert", alpha = "${alpha}", rho = "${rho}" }]
+
+[evaluate.candidate-score]
+for-each = ["alpha", "rho"]
+model = "candidate[alpha=${alpha},rho=${rho}]"
+forget = 8
+metrics = ["forget-acc", "retain-acc"]
+
+[select.best]
+over = "candidate-score"
+score = "retain-acc - 1.5 * forget-acc"
+require = ["retain-acc > 75", "forget-acc < 20"]
+"#;
+
+#[test]
+fn an_html_page_holds_both_sides_the_deltas_and_the_grids() {
+    let s = Study::with(GRID);
+    s.run(&[]);
+    s.run(&[LR]);
+    let runs = runs(&s);
+    let (one, two) = (runs[0].0.as_str(), runs[1].0.as_str());
+    let page = s.dir.path().join("compare.html");
+    let out = s.compare(&[one, two, "--html", page.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains(&format!("wrote {}", page.display())), "{err}");
+    // The terminal output is the same as without --html.
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), s.text(&[one, two]));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+    assert!(html.contains(&format!("run {one} (")) && html.contains(&format!("run {two} (")));
+    assert!(
+        html.contains("11 nodes in A, 11 in B: 1 same, 10 changed"),
+        "{html}"
+    );
+    assert!(html.contains("params.lr 0.01 -&gt; 0.003"), "{html}");
+
+    // Every candidate's metrics: A and B from the files each run stored, and B - A.
+    let a = s.exported_metrics(&[], "a", &["candidate-score"]);
+    let b = s.exported_metrics(&[LR], "b", &["candidate-score"]);
+    assert_eq!(a.len(), 4);
+    let mut signs = BTreeMap::new();
+    for (id, ma) in &a {
+        for (name, x) in ma.as_object().unwrap() {
+            let (x, y) = (x.as_f64().unwrap(), b[id][name].as_f64().unwrap());
+            let start = format!("<tr data-node=\"{id}\" data-metric=\"{name}\">");
+            let at = html
+                .find(&start)
+                .unwrap_or_else(|| panic!("{start} in {html}"));
+            let row = &html[at..at + html[at..].find("</tr>").unwrap()];
+            let cells: Vec<&str> = row.split("<td").skip(3).collect();
+            assert_eq!(cells.len(), 3, "{row}");
+            assert!(cells[0].contains(&format!("data-value=\"{x}\"")), "{row}");
+            assert!(cells[1].contains(&format!("data-value=\"{y}\"")), "{row}");
+            assert!(
+                cells[2].contains(&format!("data-value=\"{}\"", y - x)),
+                "{row}"
+            );
+            let class = match (y - x).partial_cmp(&0.0).unwrap() {
+                std::cmp::Ordering::Greater => "up",
+                std::cmp::Ordering::Less => "down",
+                std::cmp::Ordering::Equal => "flat",
+            };
+            assert!(
+                cells[2].contains(&format!("class=\"num {class}\"")),
+                "{row}"
+            );
+            *signs.entry(class).or_insert(0) += 1;
+        }
+    }
+    assert!(
+        signs.keys().any(|c| *c != "flat"),
+        "the edit changed no metric: {signs:?}"
+    );
+    // One select node, two metrics: A, B and B - A of each.
+    assert_eq!(html.matches("<svg").count(), 6, "{html}");
+    for title in ["A: best", "B: best", "B - A: best"] {
+        assert!(html.contains(title), "{title}");
+    }
+
+    // Into a folder that does not exist: an error naming the path, and no file.
+    let missing = s.dir.path().join("nosuch").join("compare.html");
+    let out = s.compare(&[one, two, "--html", missing.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains(missing.to_str().unwrap()), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing printed before the page is written"
+    );
+    assert!(!missing.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 fn git(dir: &Path, args: &[&str]) {

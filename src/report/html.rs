@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::doc::{Block, Document, Figure, Table, slug};
 use super::svg::escape;
 
-const CSS: &str = "
+pub(crate) const CSS: &str = "
 body { font-family: -apple-system, 'Segoe UI', 'DejaVu Sans', Helvetica, Arial, sans-serif;
        color: #222; background: #fafafa; margin: 0; line-height: 1.5; }
 main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 64px; background: #fff; }

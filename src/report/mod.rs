@@ -17,11 +17,13 @@
 //! The job-facing code (reading the inputs' records and files, writing the outputs) is the node
 //! kind's; [`build_report`] is a pure function of plain data, which is what the tests exercise.
 
-mod charts;
+// `charts`, `doc`, `grid`, `html` and `svg` are crate-visible: `tarun compare --html` draws
+// its page with them (src/commands/compare/html.rs).
+pub(crate) mod charts;
 mod compare;
-mod doc;
-mod grid;
-mod html;
+pub(crate) mod doc;
+pub(crate) mod grid;
+pub(crate) mod html;
 mod markdown;
 pub mod model;
 mod overview;
@@ -29,7 +31,7 @@ mod plots;
 pub mod png;
 mod published;
 mod summary;
-mod svg;
+pub(crate) mod svg;
 #[cfg(test)]
 mod tests;
 mod timeline;

@@ -28,6 +28,7 @@ use crate::cli::{CompareArgs, CompareFormat};
 use crate::errors::ExpectedError;
 use crate::kinds;
 
+mod html;
 mod print;
 
 const STATES: [State; 4] = [State::Fresh, State::Stale, State::Missing, State::Blocked];
@@ -87,6 +88,9 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         })
         .filter(|n| !(args.only_changed && n.status == Status::Same && n.metrics_equal()))
         .collect();
+    if let Some(path) = &args.html {
+        html::write(path, &a, &b, &counts, &listed, &store)?;
+    }
     let format = if args.json {
         CompareFormat::Json
     } else {
@@ -97,6 +101,10 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         CompareFormat::Json => print::print_json(&a, &b, &counts, &listed, &args)?,
         CompareFormat::Csv => print::print_csv(&listed)?,
         CompareFormat::Md => print::print_md(&listed)?,
+    }
+    if let Some(path) = &args.html {
+        // On stderr: stdout stays the chosen format alone (JSON, CSV) for pipes.
+        eprintln!("wrote {path}");
     }
     Ok(ExitCode::SUCCESS)
 }

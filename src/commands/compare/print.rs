@@ -13,7 +13,7 @@ fn state_text(side: &Option<Presence>) -> &'static str {
 }
 
 /// A value as the table and Markdown print it (numbers compact), `not computed` for none.
-fn value_text(v: &Option<Value>) -> String {
+pub(super) fn value_text(v: &Option<Value>) -> String {
     match v {
         None => "not computed".into(),
         Some(Value::Number(n)) => n.as_f64().map_or_else(|| n.to_string(), compact),
@@ -23,7 +23,7 @@ fn value_text(v: &Option<Value>) -> String {
 }
 
 /// A delta, signed: `+1.5`, `-10`, `0`; `-` for none.
-fn delta_text(d: Option<f64>) -> String {
+pub(super) fn delta_text(d: Option<f64>) -> String {
     match d {
         None => "-".into(),
         Some(d) if d > 0.0 => format!("+{}", compact(d)),
@@ -62,7 +62,7 @@ fn aligned(lines: &[Vec<String>], right: &[bool], indent: &str) -> Result<()> {
 }
 
 /// Families in the order their first listed node comes, each with its listed nodes.
-fn by_family(nodes: &[NodeCmp]) -> Vec<(&str, Vec<&NodeCmp>)> {
+pub(super) fn by_family(nodes: &[NodeCmp]) -> Vec<(&str, Vec<&NodeCmp>)> {
     let mut out: Vec<(&str, Vec<&NodeCmp>)> = Vec::new();
     for n in nodes {
         match out.iter_mut().find(|(f, _)| *f == n.family) {
@@ -238,7 +238,7 @@ pub(super) fn print_json(
 }
 
 /// A value at full precision for CSV, empty for none.
-fn exact(v: &Option<Value>) -> String {
+pub(super) fn exact(v: &Option<Value>) -> String {
     match v {
         None => String::new(),
         Some(Value::Number(n)) => n.as_f64().map_or_else(|| n.to_string(), |x| format!("{x}")),
