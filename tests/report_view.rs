@@ -109,3 +109,56 @@ fn a_no_op_run_does_not_rewrite_the_view() {
     run(&store, &manifest, &[]);
     assert_ne!(std::fs::read(view.join("report.md")).unwrap(), b"edited");
 }
+
+/// A figure only the older report drew leaves the view when the current report lacks it: the
+/// folder shows one report, not a mix of two.
+#[test]
+fn the_view_holds_only_the_current_reports_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let manifest = tmp.path().join("view.toml");
+    std::fs::write(&manifest, report_study("view", "first title")).unwrap();
+    let view = store.join("reports/view/summary");
+    let names = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let store_files = |m: &Path| -> Vec<String> {
+        let export = tmp.path().join(format!("export-{}", names(&view).len()));
+        let out = tarun(&store)
+            .arg("export")
+            .arg(m)
+            .arg("summary")
+            .arg("--to")
+            .arg(&export)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        names(&export.join("summary"))
+    };
+
+    run(&store, &manifest, &[]);
+    let both = names(&view);
+    assert!(
+        both.iter().any(|n| n.starts_with("timeline-")),
+        "two inputs draw a timeline: {both:?}"
+    );
+    assert_eq!(both, store_files(&manifest));
+
+    // One input: no timeline figure in this report, so none in its view.
+    let one = ["--set", "report.summary.inputs=[\"base\"]"];
+    run(&store, &manifest, &one);
+    let single = names(&view);
+    assert!(
+        !single.iter().any(|n| n.starts_with("timeline-")),
+        "{single:?}"
+    );
+    assert!(single.contains(&"report.html".to_owned()), "{single:?}");
+    // And back: the cached two-input report's files, all of them.
+    run(&store, &manifest, &[]);
+    assert_eq!(names(&view), both);
+}

@@ -1,6 +1,6 @@
 //! `tarun run`: compute what is not cached, concurrently, and say what happened.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
@@ -354,8 +354,24 @@ fn export_reports(store: &Store, study: &Study, j: &RunJournal) -> Result<()> {
                 std::fs::read(store.object_path(&out.digest)).map_err(anyhow::Error::from)?;
             store.write_atomic(&dest, &bytes)?;
         }
+        prune_view(&dir, &record.outputs)?;
         if record.outputs.contains_key("report.html") {
             eprintln!("report: {}", dir.join("report.html"));
+        }
+    }
+    Ok(())
+}
+
+/// Removes the view's files that the current record does not have (a figure only an older
+/// report drew), so that the folder shows one report, not a mix. Folders are left alone: tarun
+/// writes none there.
+fn prune_view(dir: &Utf8Path, outputs: &BTreeMap<String, OutputRef>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(anyhow::Error::from)? {
+        let entry = entry.map_err(anyhow::Error::from)?;
+        let name = entry.file_name();
+        let ours = name.to_str().is_some_and(|n| outputs.contains_key(n));
+        if !ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(entry.path()).map_err(anyhow::Error::from)?;
         }
     }
     Ok(())
