@@ -1,6 +1,8 @@
 //! `tarun compare A B`: two studies side by side, from the store alone (nothing is run). A side is
 //! a manifest, a manifest at a git revision (`PATH@REV`, read with `git show` into a temporary
-//! folder: no checkout), or either with `--set` overrides; B may be A with `--set-b`.
+//! folder: no checkout), or either with `--set` overrides; B may be A with `--set-b`. A side may
+//! also be a recorded run (its id, or a unique prefix): its journal's keyed entries are its nodes,
+//! with the records of those keys.
 //!
 //! Nodes are matched by id. A node is `same` when both sides give it the same key, `changed` when
 //! the keys differ, with the causes `status` gives (`plan::material_causes` over the two key
@@ -9,7 +11,8 @@
 //! input not computed yet is the planned key (`plan::planned_keys`), so two sides compare before
 //! either has run. For the nodes of both sides, every metric both sides' current records have is
 //! listed with the two values and the delta B - A, grouped by family; a side whose current key
-//! has no record is `not computed`. Output and the JSON schema: docs/compare.md.
+//! has no record is `not computed`. Printing is in `print`, the `--html` page in `html`. Output
+//! and the JSON schema: docs/compare.md.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -323,8 +326,13 @@ impl Side {
     /// (the run's summary line counts them).
     fn from_run(journal: RunJournal, store: &Store) -> Result<Side> {
         let mut nodes = Vec::new();
+        let mut seen = BTreeSet::new();
         for entry in &journal.entries {
+            // One node per id: the first entry with a key.
             let Some(key) = entry.key else { continue };
+            if !seen.insert(entry.id.as_str()) {
+                continue;
+            }
             let record = store.read_record(&key)?;
             nodes.push(SideNode {
                 id: entry.id.clone(),
@@ -816,6 +824,47 @@ mod tests {
         );
         assert_eq!(in_repository("q.toml", "../r.toml"), None);
         assert_eq!(in_repository("q.toml", "/etc/r.toml"), None);
+    }
+
+    /// A journal with no entries, as an old build would have written it.
+    fn journal(id: &str) -> RunJournal {
+        serde_json::from_value(serde_json::json!({
+            "run-id": id, "manifest": "m.toml", "study": "s", "started": "2026-12-04T20:40:04Z",
+            "seconds": 0.0, "overrides": [], "command": [], "entries": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn runs_are_found_by_id_or_a_unique_prefix() {
+        let runs = [
+            journal("20261204T204004-31665"),
+            journal("20261204T204005-31701"),
+            journal("20261205T090000-00001"),
+        ];
+        let found = |given: &str| find_run(given, &runs).map(|j| j.map(|j| j.run_id));
+        assert_eq!(
+            found("20261204T204005-31701").unwrap().as_deref(),
+            Some("20261204T204005-31701")
+        );
+        assert_eq!(
+            found("20261205").unwrap().as_deref(),
+            Some("20261205T090000-00001")
+        );
+        // Too short to be taken as a prefix, and no run at all.
+        assert_eq!(found("202").unwrap(), None);
+        assert_eq!(found("m.toml").unwrap(), None);
+        let Err(ExpectedError::Usage(msg)) = found("20261204T2040") else {
+            panic!("an ambiguous prefix is a usage error");
+        };
+        assert!(msg.contains("20261204T204004-31665") && msg.contains("20261204T204005-31701"));
+        assert!(!msg.contains("20261205T090000-00001"), "{msg}");
+    }
+
+    #[test]
+    fn families_are_ids_without_matrix_values() {
+        assert_eq!(family_of("unlearn[arch=vgg11_bn,class=8]"), "unlearn");
+        assert_eq!(family_of("base"), "base");
     }
 
     #[test]
