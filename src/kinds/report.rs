@@ -11,7 +11,7 @@ use super::failed;
 use crate::report::model::{self, ModelRole, Provenance, RawInput, ReportStudy, TrainParams};
 use crate::report::{build_report, png};
 
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// The report's own parameter; its `inputs` arrive as the job's inputs, in manifest order.
 #[derive(Deserialize)]
@@ -35,6 +35,17 @@ pub fn run(job: &Job) -> Result<JobOutput, JobError> {
             .and_then(|v| v.as_str())
             .map(str::to_owned),
         seed: job.study.seed,
+        data: job
+            .study
+            .data
+            .iter()
+            // `path` is a folder on the machine that ran the study, of no use to a reader.
+            .filter(|(k, _)| !matches!(k.as_str(), "source" | "path"))
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
+        overrides: job.study.overrides.clone(),
+        version: env!("TARUN_VERSION").to_owned(),
+        rendered: jiff::Timestamp::now(),
     };
     let mut inputs = vec![];
     let mut notes = vec![];

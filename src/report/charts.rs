@@ -169,31 +169,61 @@ pub struct ScatterGroup {
     pub colour: String,
     pub opacity: f64,
     pub radius: f64,
+    /// A dark ring around each point (and its legend mark), setting the group apart without
+    /// changing its colour.
+    pub outline: Option<String>,
     pub points: Vec<(f64, f64)>,
 }
 
-/// Draws groups in order (later on top) in a square plot without axes, with a legend.
+/// Where each legend entry of a scatter plot goes: entries left to right, wrapping to a new
+/// line of `LEGEND_LINE` px when the next would pass `width`. Returns the entries' left edges
+/// and baselines' offsets below the title, and the number of lines.
+fn legend_layout(labels: &[String], width: f64) -> (Vec<(f64, f64)>, usize) {
+    let mut out = vec![];
+    let (mut x, mut line) = (0.0, 0usize);
+    for label in labels {
+        let w = 30.0 + text_width(label, 11.0);
+        if x > 0.0 && x + w - 16.0 > width {
+            (x, line) = (0.0, line + 1);
+        }
+        out.push((x, line as f64 * LEGEND_LINE));
+        x += w;
+    }
+    (out, if labels.is_empty() { 0 } else { line + 1 })
+}
+
+/// Height of one line of a scatter plot's legend.
+const LEGEND_LINE: f64 = 18.0;
+
+/// Draws groups in order (later on top) in a square plot without axes, under a legend that
+/// names each group and its number of points.
 pub fn scatter(title: &str, groups: &[ScatterGroup], size: f64) -> String {
     let all = || groups.iter().flat_map(|g| g.points.iter().copied());
     let (xs, ys) = (bounds(all().map(|p| p.0)), bounds(all().map(|p| p.1)));
-    let (pad, top) = (12.0, TITLE_H + 26.0);
+    let labels: Vec<String> = groups
+        .iter()
+        .map(|g| format!("{} ({})", g.name, g.points.len()))
+        .collect();
+    let (places, lines) = legend_layout(&labels, size);
+    let pad = 12.0;
+    let top = TITLE_H + 8.0 + lines as f64 * LEGEND_LINE;
     let mut svg = Svg::new(size + 2.0 * pad, size + top + pad);
     svg.text(
         (size / 2.0 + pad, 20.0),
         title,
         TextStyle::sized(13.0).anchor("middle").bold(),
     );
-    let mut lx = pad;
-    for g in groups {
-        svg.circle(
-            (lx + 5.0, TITLE_H + 8.0),
+    for ((g, label), (dx, dy)) in groups.iter().zip(&labels).zip(places) {
+        let (lx, ly) = (pad + dx, TITLE_H + dy);
+        let ring = g.outline.as_deref().map(|c| Stroke::solid(c, 1.2));
+        svg.circle_with(
+            (lx + 5.0, ly + 8.0),
             5.0,
             &g.colour,
             g.opacity.max(0.6),
+            ring,
         );
-        let label = format!("{} ({})", g.name, g.points.len());
-        svg.text((lx + 14.0, TITLE_H + 12.0), &label, TextStyle::sized(11.0));
-        lx += 30.0 + text_width(&label, 11.0);
+        svg.text((lx + 14.0, ly + 12.0), label, TextStyle::sized(11.0));
     }
     svg.rect(
         pad,
@@ -206,10 +236,11 @@ pub fn scatter(title: &str, groups: &[ScatterGroup], size: f64) -> String {
     let inner = size - 2.0 * 8.0;
     let map = |v: f64, (lo, hi): (f64, f64)| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
     for g in groups {
+        let ring = g.outline.as_deref().map(|c| Stroke::solid(c, 0.8));
         for &(x, y) in &g.points {
             let px = pad + 8.0 + map(x, xs) * inner;
             let py = top + 8.0 + (1.0 - map(y, ys)) * inner;
-            svg.circle((px, py), g.radius, &g.colour, g.opacity);
+            svg.circle_with((px, py), g.radius, &g.colour, g.opacity, ring);
         }
     }
     svg.finish()

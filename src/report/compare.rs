@@ -9,7 +9,7 @@ use super::model::{ModelRole, Provenance, ReportStudy};
 use super::published::{FORGET_CLASS, PUBLISHED, PublishedArch};
 use crate::kinds::Selection;
 
-const HEADER: [&str; 5] = ["quantity", "ours", "published", "seed-spec", "model"];
+const HEADER: [&str; 4] = ["quantity", "ours", "published", "model"];
 const SHIP: Option<u32> = Some(FORGET_CLASS);
 
 /// One published metric and where our counterpart is looked up.
@@ -19,7 +19,6 @@ struct Want {
     forget: Option<u32>,
     metric: &'static str,
     published: f64,
-    section: &'static str,
     /// Listed even when no input has the number.
     always: bool,
 }
@@ -32,17 +31,12 @@ impl Want {
             forget,
             metric,
             published: f64::NAN,
-            section: "",
             always: true,
         }
     }
 
-    fn is(self, published: f64, section: &'static str) -> Want {
-        Want {
-            published,
-            section,
-            ..self
-        }
+    fn is(self, published: f64) -> Want {
+        Want { published, ..self }
     }
 
     fn if_ours(self) -> Want {
@@ -53,36 +47,26 @@ impl Want {
     }
 }
 
-/// Appends a row: quantity, ours, published, section, the model it was measured on.
+/// Appends a row: quantity, ours, published, the model it was measured on.
 fn row(
     table: &mut Table,
     quantity: String,
     ours: Option<(String, &Provenance)>,
     published: String,
-    section: &str,
 ) {
     let (ours_text, source) = match ours {
         Some((t, p)) => (t, Some(p)),
         None => ("–".to_owned(), None),
     };
     let model = source.map(|p| format!("`{}`", p.id)).unwrap_or_default();
-    table.push(
-        vec![quantity, ours_text, published, format!("§{section}"), model],
-        source,
-    );
+    table.push(vec![quantity, ours_text, published, model], source);
 }
 
 fn add(table: &mut Table, view: &View<'_>, w: Want) {
     let ours = view.metric(&w.role, w.forget, w.metric);
     if ours.is_some() || w.always {
         let ours = ours.map(|(v, p)| (fmt_metric(w.metric, v), p));
-        row(
-            table,
-            w.quantity,
-            ours,
-            fmt_metric(w.metric, w.published),
-            w.section,
-        );
+        row(table, w.quantity, ours, fmt_metric(w.metric, w.published));
     }
 }
 
@@ -91,15 +75,17 @@ pub fn section(doc: &mut Document, view: &View<'_>, study: &ReportStudy) {
     doc.heading(2, "Published numbers");
     if !study.compares_with_published() {
         doc.paragraph(
-            "The seed's published numbers (seed-spec 8) apply only to CIFAR-10 under the seed \
+            "The original study's published numbers apply only to CIFAR-10 under the seed \
              protocol; this study ran a different protocol or data source, so none are shown.",
         );
         return;
     }
     doc.paragraph(
-        "The seed's numbers are single runs (seed 42, Apple-Silicon MPS, no error bars); \
-         differences of a few points are within what reruns of the seed itself show \
-         (seed-spec 10.2). `forget` is ship (class 8) unless a class is named.",
+        "The published numbers are those the original study (the seed) released with its \
+         code: single runs (seed 42, Apple-Silicon MPS, no error bars), so differences of a few \
+         points are within what reruns of the seed itself show. `forget` is ship (class 8) \
+         unless a class is named; the base model's retain-acc is derived, as the mean of its \
+         nine published per-class accuracies other than ship.",
     );
     for published in PUBLISHED.iter().filter(|p| mentions(view, p.arch)) {
         doc.heading(
@@ -143,15 +129,15 @@ fn base_and_experts(p: &PublishedArch) -> Vec<Want> {
     let base_retain = others.map(|(_, v)| v).sum::<f64>() / 9.0;
     let base = &ModelRole::Base;
     let mut wants = vec![
-        Want::new("base accuracy", base, None, "accuracy").is(p.base_accuracy, "8.1"),
-        Want::new("base forget-acc", base, SHIP, "forget-acc").is(p.base_per_class[ship], "8.1"),
-        Want::new("base retain-acc", base, SHIP, "retain-acc").is(base_retain, "8.1 (derived)"),
-        Want::new("base MIA AUC", base, SHIP, "mia-auc").is(p.mia_base, "8.7"),
+        Want::new("base accuracy", base, None, "accuracy").is(p.base_accuracy),
+        Want::new("base forget-acc", base, SHIP, "forget-acc").is(p.base_per_class[ship]),
+        Want::new("base retain-acc (derived)", base, SHIP, "retain-acc").is(base_retain),
+        Want::new("base MIA AUC", base, SHIP, "mia-auc").is(p.mia_base),
     ];
     for (c, acc) in (0u32..).zip(p.expert_accuracy) {
         let quantity = format!("expert {c} accuracy");
         let w = Want::new(&quantity, &ModelRole::Expert, Some(c), "accuracy");
-        wants.push(w.is(acc, "8.1").if_ours());
+        wants.push(w.is(acc).if_ours());
     }
     for (name, (retain, forget)) in [
         ("gradient-ascent", p.gradient_ascent),
@@ -160,7 +146,7 @@ fn base_and_experts(p: &PublishedArch) -> Vec<Want> {
         let role = ModelRole::Baseline(name.to_owned());
         let r = Want::new(&format!("{name} retain-acc"), &role, SHIP, "retain-acc");
         let f = Want::new(&format!("{name} forget-acc"), &role, SHIP, "forget-acc");
-        wants.extend([r.is(retain, "8.3").if_ours(), f.is(forget, "8.3").if_ours()]);
+        wants.extend([r.is(retain).if_ours(), f.is(forget).if_ours()]);
     }
     wants
 }
@@ -170,19 +156,18 @@ fn unlearned(p: &PublishedArch) -> Vec<Want> {
     let u = &ModelRole::Unlearned;
     let a = p.anamnesis;
     let mut wants = vec![
-        Want::new("unlearned accuracy", u, SHIP, "accuracy").is(p.unlearned_accuracy, "8.10"),
-        Want::new("KL forget", u, SHIP, "kl-forget").is(p.kl_forget, "8.5"),
-        Want::new("KL retain", u, SHIP, "kl-retain").is(p.kl_retain, "8.5"),
-        Want::new("ZRF", u, SHIP, "zrf").is(p.zrf, "8.6"),
-        Want::new("unlearned MIA AUC", u, SHIP, "mia-auc").is(p.mia_unlearned, "8.7"),
-        Want::new("over-forgetting gap", u, SHIP, "over-forgetting-gap")
-            .is(p.over_forgetting_gap, "8.8"),
-        Want::new("AIN target", u, SHIP, "ain-target").is(a.target, "8.9"),
+        Want::new("unlearned accuracy", u, SHIP, "accuracy").is(p.unlearned_accuracy),
+        Want::new("KL forget", u, SHIP, "kl-forget").is(p.kl_forget),
+        Want::new("KL retain", u, SHIP, "kl-retain").is(p.kl_retain),
+        Want::new("ZRF", u, SHIP, "zrf").is(p.zrf),
+        Want::new("unlearned MIA AUC", u, SHIP, "mia-auc").is(p.mia_unlearned),
+        Want::new("over-forgetting gap", u, SHIP, "over-forgetting-gap").is(p.over_forgetting_gap),
+        Want::new("AIN target", u, SHIP, "ain-target").is(a.target),
         Want::new("AIN relearn (unlearned)", u, SHIP, "ain-steps-unlearned")
-            .is(f64::from(a.epochs_unlearned), "8.9"),
+            .is(f64::from(a.epochs_unlearned)),
         Want::new("AIN relearn (retrained)", u, SHIP, "ain-steps-retrained")
-            .is(f64::from(a.epochs_retrained), "8.9"),
-        Want::new("AIN", u, SHIP, "ain").is(a.ain, "8.9"),
+            .is(f64::from(a.epochs_retrained)),
+        Want::new("AIN", u, SHIP, "ain").is(a.ain),
     ];
     for (c, (retain, forget)) in (0u32..).zip(p.ablation) {
         let r = Want::new(
@@ -197,7 +182,7 @@ fn unlearned(p: &PublishedArch) -> Vec<Want> {
             Some(c),
             "forget-acc",
         );
-        wants.extend([r.is(retain, "8.4").if_ours(), f.is(forget, "8.4").if_ours()]);
+        wants.extend([r.is(retain).if_ours(), f.is(forget).if_ours()]);
     }
     wants
 }
@@ -232,6 +217,6 @@ fn optimum(table: &mut Table, view: &View<'_>, p: &PublishedArch) {
         ("status", status, o.status.to_owned()),
     ];
     for (name, ours, published) in rows {
-        row(table, format!("optimum {name}"), ours, published, "8.2");
+        row(table, format!("optimum {name}"), ours, published);
     }
 }

@@ -74,8 +74,11 @@ pub struct Figure {
     /// File name, unique within the report.
     pub file: String,
     pub title: String,
-    /// Names the record(s) it is drawn from.
+    /// What it shows and which node it is drawn from.
     pub caption: String,
+    /// The short key of the record it is drawn from: the renderers cite it after the caption
+    /// (the HTML links it to the provenance table).
+    pub source: Option<String>,
     pub svg: String,
 }
 
@@ -106,9 +109,10 @@ impl Document {
     }
 }
 
-/// A citation of a record for captions: `` `id` (`0123456789ab`) ``.
-pub fn cite(p: &Provenance) -> String {
-    format!("`{}` (`{}`)", p.id, p.short())
+/// A figure's caption naming the node it is drawn from: "From the outputs of node `id`."
+/// The record's key goes in [`Figure::source`].
+pub fn from_node(p: &Provenance) -> String {
+    format!("From the outputs of node `{}`.", p.id)
 }
 
 /// A file-name-safe slug of a node id: `unlearned-eval[arch=vgg11_bn]` -> `unlearned-eval-arch-vgg11_bn`.

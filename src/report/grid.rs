@@ -2,7 +2,7 @@
 
 use super::View;
 use super::charts::{Heatmap, heatmap};
-use super::doc::{Document, Figure, Table, cite, fmt_axis, fmt_metric, slug};
+use super::doc::{Document, Figure, Table, fmt_axis, fmt_metric, from_node, slug};
 use super::model::Provenance;
 use super::svg::Scale;
 use crate::kinds::{Candidate, Selection};
@@ -176,7 +176,8 @@ fn figure(p: &Provenance, sel: &Selection, metric: &str, what: &str) -> Option<F
     Some(Figure {
         file: format!("grid-{metric}-{}.svg", slug(&p.id)),
         title: format!("{what} over the grid of {}", p.id),
-        caption: format!("From {}, `selection.json`.", cite(p)),
+        caption: from_node(p),
+        source: Some(p.short().to_owned()),
         svg: heatmap(&h),
     })
 }

@@ -1,6 +1,7 @@
 //! Renders a [`Document`] as one self-contained HTML page: inline CSS, inline SVG figures, a
 //! table of contents, and source keys linked to the provenance table.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use super::doc::{Block, Document, Figure, Table, slug};
@@ -30,17 +31,51 @@ figure { margin: 0.5em 0; max-width: 100%; display: table; }
 figure svg { max-width: 100%; height: auto; display: block; }
 figcaption { font-size: 0.82em; color: #555; display: table-caption; caption-side: bottom; }
 a { color: #1d6fa5; }
+@media print {
+  body, main { background: #fff; }
+  main { max-width: none; margin: 0; padding: 0; }
+  nav.toc { display: none; }
+  .table-wrap { overflow: visible; }
+  table { font-size: 8pt; }
+  th, td { white-space: normal; }
+  th { position: static; background: none; border-bottom: 1.5px solid #444; }
+  thead { display: table-header-group; }
+  tr, pre, figure { break-inside: avoid; page-break-inside: avoid; }
+  h2, h3 { break-after: avoid; page-break-after: avoid; }
+  tr:hover td { background: none; }
+  code { background: none; padding: 0; }
+  pre { background: none; border: 1px solid #bbb; white-space: pre-wrap; }
+  .figures { display: block; }
+  figure { display: block; width: 100%; }
+  figure svg { max-width: 100%; height: auto;
+               print-color-adjust: exact; -webkit-print-color-adjust: exact; }
+  figcaption { display: block; }
+  a { color: inherit; text-decoration: none; }
+  a[href^=\"http\"]::after { content: \" (\" attr(href) \")\"; font-size: 0.9em; }
+}
 ";
 
 pub fn render(doc: &Document) -> String {
+    let mut ids = Ids::default();
+    // Heading anchors first, so that the table of contents links to the same ids.
+    let heading_ids: Vec<String> = doc
+        .blocks
+        .iter()
+        .filter_map(|b| match b {
+            Block::Heading(_, text) => Some(ids.unique(&format!("s-{}", slug(text)))),
+            _ => None,
+        })
+        .collect();
     let mut body = String::new();
+    let mut next_heading = heading_ids.iter();
     for block in &doc.blocks {
         match block {
             Block::Heading(level, text) => {
+                let id = next_heading.next().map_or("", String::as_str);
                 let _ = writeln!(
                     body,
-                    "<h{level} id=\"s-{}\">{}</h{level}>",
-                    slug(text),
+                    "<h{level} id=\"{}\">{}</h{level}>",
+                    escape(id),
                     inline(text)
                 );
             }
@@ -50,7 +85,7 @@ pub fn render(doc: &Document) -> String {
             Block::Formula(text) => {
                 let _ = writeln!(body, "<pre>{}</pre>", escape(text));
             }
-            Block::Table(table) => table_html(&mut body, table),
+            Block::Table(table) => table_html(&mut body, table, &mut ids),
             Block::Figures(indices) => {
                 body.push_str("<div class=\"figures\">\n");
                 for f in indices.iter().filter_map(|i| doc.figures.get(*i)) {
@@ -66,23 +101,43 @@ pub fn render(doc: &Document) -> String {
          <title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n\
          <h1>{title}</h1>\n{toc}{body}</main>\n</body>\n</html>\n",
         title = inline(&doc.title),
-        toc = toc(doc),
+        toc = toc(doc, &heading_ids),
     )
 }
 
-/// Links to every level-2 heading.
-fn toc(doc: &Document) -> String {
+/// The ids given out on one page, so that each is used once: headings with the same text (one
+/// "Architecture `resnet18`" per section) and rows citing the same record get `-2`, `-3`, ...
+#[derive(Default)]
+struct Ids {
+    used: HashSet<String>,
+}
+
+impl Ids {
+    /// `base` itself when unused, else the first unused `base-N` from N = 2.
+    fn unique(&mut self, base: &str) -> String {
+        let mut id = base.to_owned();
+        let mut n = 1;
+        while self.used.contains(&id) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        self.used.insert(id.clone());
+        id
+    }
+}
+
+/// Links to every level-2 heading; `ids` are the headings' anchors, in document order.
+fn toc(doc: &Document, ids: &[String]) -> String {
     let links: Vec<String> = doc
         .blocks
         .iter()
         .filter_map(|b| match b {
-            Block::Heading(2, text) => Some(format!(
-                "<a href=\"#s-{}\">{}</a>",
-                slug(text),
-                inline(text)
-            )),
+            Block::Heading(level, text) => Some((*level, text)),
             _ => None,
         })
+        .zip(ids)
+        .filter(|((level, _), _)| *level == 2)
+        .map(|((_, text), id)| format!("<a href=\"#{}\">{}</a>", escape(id), inline(text)))
         .collect();
     if links.is_empty() {
         return String::new();
@@ -126,7 +181,7 @@ fn is_number(text: &str) -> bool {
     t.parse::<f64>().is_ok() || t == "–"
 }
 
-fn table_html(out: &mut String, table: &Table) {
+fn table_html(out: &mut String, table: &Table, ids: &mut Ids) {
     let sources = table.has_sources();
     out.push_str("<div class=\"table-wrap\"><table>\n<thead><tr>");
     for h in &table.header {
@@ -139,7 +194,7 @@ fn table_html(out: &mut String, table: &Table) {
     for row in &table.rows {
         match &row.anchor {
             Some(a) => {
-                let _ = write!(out, "<tr id=\"{}\">", escape(a));
+                let _ = write!(out, "<tr id=\"{}\">", escape(&ids.unique(a)));
             }
             None => out.push_str("<tr>"),
         }
@@ -148,10 +203,7 @@ fn table_html(out: &mut String, table: &Table) {
             let _ = write!(out, "<td{class}>{}</td>", inline(c));
         }
         if sources {
-            let link = row
-                .source
-                .as_ref()
-                .map(|s| format!("<a href=\"#k-{s}\"><code>{s}</code></a>", s = escape(s)));
+            let link = row.source.as_deref().map(source_link);
             let _ = write!(out, "<td class=\"src\">{}</td>", link.unwrap_or_default());
         }
         out.push_str("</tr>\n");
@@ -159,15 +211,26 @@ fn table_html(out: &mut String, table: &Table) {
     out.push_str("</tbody></table></div>\n");
 }
 
+/// A figure with its caption; the record it is drawn from links to its provenance row. The
+/// `.svg` file written beside the page is not named: the drawing is inline.
 fn figure_html(out: &mut String, f: &Figure) {
+    let source = f
+        .source
+        .as_ref()
+        .map(|s| format!(" Record {}.", source_link(s)))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "<figure>\n{}<figcaption><strong>{}</strong>. {} File <code>{}</code>.</figcaption>\n</figure>",
+        "<figure>\n{}<figcaption><strong>{}</strong>. {}{source}</figcaption>\n</figure>",
         f.svg,
         inline(&f.title),
         inline(&f.caption),
-        escape(&f.file)
     );
+}
+
+/// A record's short key as a link to its row in the provenance table.
+fn source_link(short: &str) -> String {
+    format!("<a href=\"#k-{s}\"><code>{s}</code></a>", s = escape(short))
 }
 
 #[cfg(test)]

@@ -21,9 +21,14 @@ pub fn render(doc: &Document) -> String {
             Block::Table(table) => table_md(&mut out, table),
             Block::Figures(indices) => {
                 for f in indices.iter().filter_map(|i| doc.figures.get(*i)) {
+                    let source = f
+                        .source
+                        .as_ref()
+                        .map(|s| format!(" Record `{s}`."))
+                        .unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "![{}]({})\n\n*{}* {}\n",
+                        "![{}]({})\n\n*{}* {}{source}\n",
                         f.title, f.file, f.title, f.caption
                     );
                 }

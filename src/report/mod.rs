@@ -1,15 +1,18 @@
 //! The study's write-up, built only from its inputs' records and JSON outputs.
 //!
 //! The `report` node kind (`src/kinds/report.rs`) writes it as `report.md`, a self-contained
-//! `report.html` (inline CSS and SVG, no external assets) and every figure as its own `.svg`
-//! file. Nothing is recomputed: every number is copied from a record or an output file and cited
-//! by node id and the first 12 hex digits of the record key. Sections: the protocol that ran, training runs, metric tables per
-//! architecture, the (alpha, rho) grids of `select` nodes, confusion matrices, t-SNE plots,
-//! relearning curves, the time benchmark from the records' timings (seed-spec 7.9, without
-//! extra training), a timeline of which node ran on which device when (one Gantt chart per run,
-//! from the records' start times, durations and devices, with each device's busy time), the
-//! seed's published CIFAR-10 numbers side by side (seed-spec 8), and the provenance of every
-//! record.
+//! `report.html` (inline CSS and SVG, no external assets, print rules for paper and PDF) and
+//! every figure as its own `.svg` file. Nothing is recomputed: every number is copied from a
+//! record or an output file and cited by node id and the first 12 hex digits of the record key,
+//! which the HTML links to the provenance table. Sections: the protocol that ran; the setup
+//! (study, seed, data, `--set` overrides, tarun version, render date, devices, training
+//! recipes); a summary; training runs; metric tables per architecture; the (alpha, rho) grids
+//! of `select` nodes; confusion matrices; t-SNE plots coloured by class; relearning curves; the
+//! time benchmark from the records' timings (without extra training); a timeline of which node
+//! ran on which device when (one Gantt chart per run, from the records' start times, durations
+//! and devices, with each device's busy time); the original study's published CIFAR-10 numbers
+//! side by side; and the provenance of every record. The text cites nothing a reader of the
+//! page cannot open: no design documents, store paths or output file names.
 //!
 //! The kind also writes a PNG copy of every figure ([`png`]); without system fonts these carry
 //! no text (there is no embedded font), while the SVGs render in every browser.
@@ -30,6 +33,7 @@ mod overview;
 mod plots;
 pub mod png;
 mod published;
+mod setup;
 mod summary;
 pub(crate) mod svg;
 #[cfg(test)]
@@ -117,6 +121,7 @@ pub fn build_report(inputs: &[ReportInput], study: &ReportStudy, notes: &[String
         ..Document::default()
     };
     overview::header(&mut doc, study, &view);
+    setup::section(&mut doc, study, &view);
     summary::section(&mut doc, &view);
     overview::training(&mut doc, &view);
     overview::metric_tables(&mut doc, &view);

@@ -45,6 +45,16 @@ pub struct ReportStudy {
     /// `[data] source`: `cifar10`, `synthetic`, or absent.
     pub data_source: Option<String>,
     pub seed: u64,
+    /// The other `[data]` keys (images per class, ...) with their values as TOML would write
+    /// them, in the order given.
+    pub data: Vec<(String, String)>,
+    /// The `--set` overrides the study was loaded with when the report was rendered, verbatim.
+    pub overrides: Vec<String>,
+    /// The tarun that rendered the report: its version and the commit it was built from, as
+    /// `tarun --version` prints them (`0.1.0 (abc1234)`).
+    pub version: String,
+    /// When the report was rendered.
+    pub rendered: jiff::Timestamp,
 }
 
 impl ReportStudy {
@@ -94,7 +104,8 @@ impl TrainInfo {
     }
 }
 
-/// The manifest parameters of a `train` / `expert` node that the report reads.
+/// The manifest parameters of a `train` / `expert` node that the report reads: what it trains
+/// on and its recipe, as resolved (recipe merged, overrides applied, defaults filled).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
 pub struct TrainParams {
@@ -102,6 +113,17 @@ pub struct TrainParams {
     pub only: Vec<u32>,
     pub objective: Option<String>,
     pub from: Option<String>,
+    pub optimizer: Option<String>,
+    pub lr: Option<f64>,
+    pub weight_decay: Option<f64>,
+    /// Only for `sgd`.
+    pub momentum: Option<f64>,
+    pub epochs: Option<u64>,
+    /// When set, training stops after this many optimizer steps instead of `epochs`.
+    pub steps: Option<u64>,
+    pub batch_size: Option<u64>,
+    pub schedule: Option<String>,
+    pub augment: Option<bool>,
 }
 
 /// One epoch of a training summary, as tarun-ml's trainer records it.

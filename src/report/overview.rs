@@ -38,16 +38,16 @@ const METRIC_GROUPS: [(&str, &[&str]); 3] = [
     ),
 ];
 
-const SEED_PROTOCOL: &str = "This study ran the **seed** protocol: the original study's procedure \
-with its flaws kept on purpose (seed-spec 10.1), so that its numbers can be set beside the \
-published ones. The (alpha, rho) grid is scored on the test set that then reports every metric; \
+const SEED_PROTOCOL: &str = "This study ran the **seed** protocol: the procedure of the original \
+study (*Task Arithmetic for Efficient Machine Unlearning*, called the seed here) with its flaws \
+kept on purpose, so that its numbers can be set beside the published ones. The (alpha, rho) grid is scored on the test set that then reports every metric; \
 MIA members are augmented training images; ZRF uses one random teacher; over-forgetting is the \
 raw accuracy gap to the airplane class; and the Anamnesis Index counts whole epochs of \
 forget-class-only relearning, a run that never reaches the target being counted at the cap. \
 Read these numbers as a reproduction, not as unbiased estimates.";
 
-const CORRECTED_PROTOCOL: &str = "This study ran the **corrected** protocol (seed-spec 10.1): \
-candidates are scored on a held-out validation split when the manifest evaluates them there; \
+const CORRECTED_PROTOCOL: &str = "This study ran the **corrected** protocol, which fixes the \
+original study's (the seed's) methodological flaws: candidates are scored on a held-out validation split when the manifest evaluates them there; \
 MIA members are scored without augmentation and the retrained model's AUC is reported as the \
 reference; ZRF averages several random teachers; over-forgetting is measured as the change \
 from the base model, against its most-confused neighbour class; and the Anamnesis Index counts \
@@ -257,7 +257,10 @@ pub fn per_class(doc: &mut Document, view: &View<'_>) {
 pub fn provenance(doc: &mut Document, view: &View<'_>, notes: &[String]) {
     doc.heading(2, "Provenance");
     doc.paragraph(
-        "Every record this report was built from. The full key names the record in the store.",
+        "Every record this report was built from. A record's key is a content hash of all that \
+         its result depends on (the node's parameters, the code version, the data and its \
+         inputs' keys), so two records with the same key hold the same computation; the `source` \
+         columns and figure captions above cite the first 12 hex digits.",
     );
     let mut table = Table::new(&["key", "node", "kind", "wall s", "device", "full key"]);
     for input in view.all {

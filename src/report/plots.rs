@@ -4,12 +4,11 @@
 
 use super::View;
 use super::charts::{Heatmap, LineChart, ScatterGroup, Series, heatmap, line_chart, scatter};
-use super::doc::{Document, Figure, cite, slug};
+use super::doc::{Document, Figure, from_node, slug};
 use super::model::{EvalInfo, Provenance, Relearn};
 use super::svg::Scale;
 
 const FORGET_RED: &str = "#e63946";
-const OTHER_GREY: &str = "#d3d3d3";
 const RETRAINED_BLUE: &str = "#1d6fa5";
 
 /// Adds `make`'s figures for every evaluation, one row of figures per architecture.
@@ -71,12 +70,24 @@ fn confusion_figure(p: &Provenance, e: &EvalInfo) -> Option<Figure> {
     Some(Figure {
         file: format!("confusion-{}.svg", slug(&p.id)),
         title: format!("Confusion matrix of {}", e.model),
-        caption: format!("From {}, `metrics.json`.", cite(p)),
+        caption: from_node(p),
+        source: Some(p.short().to_owned()),
         svg: heatmap(&h),
     })
 }
 
-/// t-SNE of the logits: the forget class in red on top of the others in light grey.
+/// One colour per class (matplotlib's `tab10`, which tells ten classes apart); class `c` is drawn
+/// in `CLASS_COLOURS[c % 10]`.
+pub const CLASS_COLOURS: [&str; 10] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+];
+
+/// The ring that marks the forget class's points.
+const FORGET_RING: &str = "#111111";
+
+/// t-SNE of the logits: every point coloured by its true class, the forget class ringed in black
+/// and drawn on top.
 pub fn tsne(doc: &mut Document, view: &View<'_>) {
     if !any(view, |e| e.tsne.is_some()) {
         return;
@@ -84,45 +95,51 @@ pub fn tsne(doc: &mut Document, view: &View<'_>) {
     doc.heading(2, "t-SNE of the logits");
     doc.paragraph(
         "Each panel is a separate embedding (coordinates are not comparable across panels). \
-         Red: the forget class; grey: every other class.",
+         Points are coloured by their true class, named in the legend with its number of \
+         points; the forget class is ringed in black and drawn on top. A model that forgot a \
+         class scatters that class's points among the others instead of keeping them in a \
+         cluster of their own.",
     );
     per_arch(doc, view, tsne_figure);
 }
 
 fn tsne_figure(p: &Provenance, e: &EvalInfo) -> Option<Figure> {
     let t = e.tsne.as_ref()?;
-    let forget = e.forget;
-    let pick = |is_forget: bool| -> Vec<(f64, f64)> {
-        t.points
-            .iter()
-            .zip(&t.labels)
-            .filter(|(_, l)| (Some(**l) == forget) == is_forget)
-            .map(|(pt, _)| (pt[0], pt[1]))
-            .collect()
-    };
-    let forget_name = forget
-        .map(|c| e.class_name(c as usize))
-        .unwrap_or_else(|| "none".into());
-    let groups = [
-        ScatterGroup {
-            name: "other classes".into(),
-            colour: OTHER_GREY.into(),
-            opacity: 0.3,
-            radius: 2.5,
-            points: pick(false),
-        },
-        ScatterGroup {
-            name: format!("forget: {forget_name}"),
-            colour: FORGET_RED.into(),
-            opacity: 1.0,
-            radius: 3.2,
-            points: pick(true),
-        },
-    ];
+    let mut classes: Vec<u32> = t.labels.clone();
+    classes.sort_unstable();
+    classes.dedup();
+    // The forget class last, so that its points lie on top.
+    classes.sort_by_key(|c| Some(*c) == e.forget);
+    let groups: Vec<ScatterGroup> = classes
+        .into_iter()
+        .map(|c| {
+            let forget = Some(c) == e.forget;
+            let name = e.class_name(c as usize);
+            ScatterGroup {
+                name: if forget {
+                    format!("{name} (forget)")
+                } else {
+                    name
+                },
+                colour: CLASS_COLOURS[c as usize % CLASS_COLOURS.len()].into(),
+                opacity: if forget { 0.95 } else { 0.7 },
+                radius: if forget { 3.4 } else { 2.6 },
+                outline: forget.then(|| FORGET_RING.to_owned()),
+                points: t
+                    .points
+                    .iter()
+                    .zip(&t.labels)
+                    .filter(|(_, l)| **l == c)
+                    .map(|(pt, _)| (pt[0], pt[1]))
+                    .collect(),
+            }
+        })
+        .collect();
     Some(Figure {
         file: format!("tsne-{}.svg", slug(&p.id)),
         title: format!("t-SNE of {}", e.model),
-        caption: format!("From {}, `metrics.json`.", cite(p)),
+        caption: from_node(p),
+        source: Some(p.short().to_owned()),
         svg: scatter(&format!("{} ({})", e.model, e.arch), &groups, 380.0),
     })
 }
@@ -197,7 +214,8 @@ fn relearn_figure(p: &Provenance, e: &EvalInfo) -> Option<Figure> {
     Some(Figure {
         file: format!("relearn-{}.svg", slug(&p.id)),
         title: format!("Relearning of {}", e.model),
-        caption: format!("From {}, `metrics.json`.", cite(p)),
+        caption: from_node(p),
+        source: Some(p.short().to_owned()),
         svg: line_chart(&chart),
     })
 }

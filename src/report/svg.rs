@@ -164,6 +164,29 @@ impl Svg {
         );
     }
 
+    /// A circle with an optional ring around it.
+    pub fn circle_with(
+        &mut self,
+        (cx, cy): (f64, f64),
+        r: f64,
+        fill: &str,
+        opacity: f64,
+        ring: Option<Stroke<'_>>,
+    ) {
+        let Some(ring) = ring else {
+            return self.circle((cx, cy), r, fill, opacity);
+        };
+        let _ = writeln!(
+            self.body,
+            r#"<circle cx="{}" cy="{}" r="{}" fill="{fill}" fill-opacity="{}" {}/>"#,
+            num(cx),
+            num(cy),
+            num(r),
+            num(opacity),
+            ring.attrs()
+        );
+    }
+
     pub fn text(&mut self, (x, y): (f64, f64), text: &str, style: TextStyle<'_>) {
         let weight = if style.bold {
             r#" font-weight="bold""#

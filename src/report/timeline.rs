@@ -500,6 +500,7 @@ pub fn section(doc: &mut Document, view: &View<'_>) {
                 panel.run_id
             ),
             svg: draw(panel, &colours),
+            source: None,
         }]);
         doc.table(table(panel));
     }

@@ -84,9 +84,9 @@ pub fn section(doc: &mut Document, view: &View<'_>, study: &ReportStudy) {
     doc.paragraph(
         "Unlearning by task arithmetic costs one expert fine-tuning plus the surgery; the \
          alternative is retraining without the forget class. The seconds are the wall-clock \
-         times in the records of the real pipeline (no extra training, unlike the seed's \
-         script 15). Base training, the grid search and the other experts are excluded, as in \
-         the seed (seed-spec 7.9).",
+         times in the records of the real pipeline (no extra training, unlike the original \
+         study's timing script, which trained fresh models only to time them). Base training, \
+         the grid search and the other experts are excluded, as in the original study.",
     );
     for b in &found {
         doc.heading(3, format!("Architecture `{}`", b.arch));
@@ -149,10 +149,10 @@ fn formula(b: &Benchmark<'_>) -> String {
 fn published(doc: &mut Document) {
     let t = TIME_BENCHMARK;
     doc.paragraph(format!(
-        "Published (seed-spec 8.12, Apple-Silicon MPS): 1 − ({:.2} + {:.2}) / {:.2} = **{:.2} %**. \
-         The seed timed freshly initialised models, an expert loop of 1,955 small-batch steps \
-         and a retraining recipe that differs from its real one (seed-spec 7.9, 10.2 item 14), \
-         so only the order of magnitude is comparable.",
+        "Published by the original study (Apple-Silicon MPS): 1 − ({:.2} + {:.2}) / {:.2} = \
+         **{:.2} %**. It timed freshly initialised models, an expert loop of 1,955 small-batch \
+         steps and a retraining recipe that differs from the one its results used, so only the \
+         order of magnitude is comparable.",
         t.expert_seconds, t.surgery_seconds, t.retrain_seconds, t.savings_percent
     ));
 }
