@@ -37,7 +37,8 @@ a { color: #1d6fa5; }
   nav.toc { display: none; }
   .table-wrap { overflow: visible; }
   table { font-size: 8pt; }
-  th, td { white-space: normal; }
+  @page { margin: 15mm; }
+  th, td { white-space: normal; overflow-wrap: anywhere; }
   th { position: static; background: none; border-bottom: 1.5px solid #444; }
   thead { display: table-header-group; }
   tr, pre, figure { break-inside: avoid; page-break-inside: avoid; }

@@ -39,6 +39,11 @@ pub fn section(doc: &mut Document, study: &ReportStudy, view: &View<'_>) {
         table.push(vec![item.to_owned(), value], None);
     }
     doc.table(table);
+    doc.paragraph(
+        "A report is cached like any other node: it is rendered again only when its inputs or \
+         its own parameters change, so the overrides, version and date above are those of the \
+         run that rendered it.",
+    );
     recipes(doc, view);
 }
 
