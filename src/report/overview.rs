@@ -258,9 +258,10 @@ pub fn provenance(doc: &mut Document, view: &View<'_>, notes: &[String]) {
     doc.heading(2, "Provenance");
     doc.paragraph(
         "Every record this report was built from. A record's key is a content hash of all that \
-         its result depends on (the node's parameters, the code version, the data and its \
-         inputs' keys), so two records with the same key hold the same computation; the `source` \
-         columns and figure captions above cite the first 12 hex digits.",
+         its result depends on (the node's resolved parameters, its kind's algorithm version, \
+         the data, and the content of its inputs' outputs), so two records with the same key \
+         hold the same computation; the `source` columns and figure captions above cite its \
+         first 12 hex digits.",
     );
     let mut table = Table::new(&["key", "node", "kind", "wall s", "device", "full key"]);
     for input in view.all {
