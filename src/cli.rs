@@ -165,6 +165,13 @@ pub struct RunArgs {
     /// Hide progress bars (they are hidden anyway when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Say only the summary, warnings and failures: no bars, no line per node.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also say when each node starts, and every node's per-epoch lines where stderr is not a
+    /// terminal (a log file, a Slurm output; on a terminal they are shown anyway).
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Where nodes that train or evaluate run: here, or as Slurm jobs.
     #[arg(long, value_enum, default_value = "local")]
     pub executor: ExecutorKind,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use serde_json::json;
 use tarun_core::store::{JournalEntry, Outcome, RunJournal, Store};
 
+use super::runs::find_run;
 use super::{Result, shell_word};
 use crate::cli::LogArgs;
 use crate::errors::ExpectedError;
@@ -14,7 +15,7 @@ pub fn log(args: LogArgs) -> Result<ExitCode> {
     let store = Store::open_read_only(args.store.store)?;
     let journals = store.journals()?;
     if let Some(given) = &args.trace {
-        let run = find_run(&journals, given, &store)?;
+        let run = named_run(&journals, given, &store)?;
         return if args.json {
             print_trace_json(run)
         } else {
@@ -41,40 +42,19 @@ pub fn log(args: LogArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The run `given` names: its id, a unique prefix of it, or `last`.
-pub(crate) fn find_run<'a>(
-    journals: &'a [RunJournal],
-    given: &str,
-    store: &Store,
-) -> Result<&'a RunJournal> {
-    if given == "last" {
-        return journals.last().ok_or_else(|| {
-            ExpectedError::Usage(format!("no runs recorded in `{}`", store.root()))
-        });
-    }
-    if let Some(j) = journals.iter().find(|j| j.run_id == given) {
-        return Ok(j);
-    }
-    let matching: Vec<&RunJournal> = journals
-        .iter()
-        .filter(|j| j.run_id.starts_with(given))
-        .collect();
-    match matching.as_slice() {
-        [one] => Ok(one),
-        [] => Err(ExpectedError::Usage(format!(
-            "no run `{given}` in `{}` (`tarun log` lists the runs)",
+/// The run `given` names (see [`find_run`]), or a usage error saying there is none.
+fn named_run<'a>(journals: &'a [RunJournal], given: &str, store: &Store) -> Result<&'a RunJournal> {
+    find_run(journals, given)?.ok_or_else(|| {
+        let what = if given == "last" {
+            "no runs recorded".to_owned()
+        } else {
+            format!("no run `{given}`")
+        };
+        ExpectedError::Usage(format!(
+            "{what} in `{}` (`tarun log` lists the runs)",
             store.root()
-        ))),
-        several => Err(ExpectedError::Usage(format!(
-            "`{given}` names {} runs: {}",
-            several.len(),
-            several
-                .iter()
-                .map(|j| j.run_id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
+        ))
+    })
 }
 
 /// `RUN  DATE  MANIFEST  12.3s  ran 2, cached 5, ...`, then the command line, the overrides and

@@ -13,8 +13,10 @@ mod gc;
 mod log;
 mod results;
 mod run;
+mod runs;
 mod status;
 mod verify;
+mod warnings;
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;

@@ -10,16 +10,17 @@ use camino::{Utf8Path, Utf8PathBuf};
 use tarun_core::digest::ObjectDigest;
 use tarun_core::engine::slurm::SlurmConfig;
 use tarun_core::engine::{DevicePool, DeviceSpec, Engine, Executor, Options};
+use tarun_core::graph::Graph;
 use tarun_core::manifest::{NodeKind, Study};
-use tarun_core::plan::{self, State};
+use tarun_core::plan::{self, NodeStatus, State};
 use tarun_core::store::{Outcome, OutputRef, RunJournal, Store};
 use tokio_util::sync::CancellationToken;
 
-use super::{Result, load, select_nodes};
+use super::{Result, load, select_nodes, warnings};
 use crate::cli::{ExecutorKind, RunArgs};
 use crate::errors::{self, ExpectedError};
 use crate::output::outln;
-use crate::reporter::Reporter;
+use crate::reporter::{Expected, Printer, Reporter, Verbosity};
 use crate::{estimate, kinds};
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
@@ -85,14 +86,39 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)?;
+    let verbosity = match (args.quiet, args.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, true) => Verbosity::Verbose,
+        (false, false) => Verbosity::Normal,
+    };
+    let expected = if verbosity > Verbosity::Quiet {
+        let targets = targets.as_ref();
+        expected(
+            &study,
+            &graph,
+            &store,
+            &data_digest,
+            &devices,
+            targets,
+            &force,
+        )
+    } else {
+        Expected::default()
+    };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let reporter = Reporter::spawn(rx, !args.no_progress);
+    let reporter = Reporter::spawn(rx, !args.no_progress, verbosity, expected);
     let cancel = CancellationToken::new();
     let interrupted = Arc::new(OnceLock::new());
     {
         let _in_runtime = runtime.enter();
         let slurm = matches!(executor, Executor::Slurm(_));
-        runtime.spawn(stop_on_signals(cancel.clone(), interrupted.clone(), slurm));
+        let notices = reporter.printer();
+        runtime.spawn(stop_on_signals(
+            cancel.clone(),
+            interrupted.clone(),
+            slurm,
+            notices,
+        ));
     }
     let study = Arc::new(study);
     let engine = Engine {
@@ -118,6 +144,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     reporter.finish();
     let journal = journal?;
     print_summary(&journal);
+    print_warnings(&warnings::of_run(
+        &Store::open_read_only(args.store.store.clone())?,
+        &journal,
+    ));
     export_reports(&Store::open(args.store.store.clone())?, &study, &journal)?;
     let signal = interrupted.get().map(String::as_str);
     Ok(exit_code(&journal, cancel.is_cancelled(), signal))
@@ -227,6 +257,53 @@ fn check_built_with(device: &str) -> Result<()> {
     )))
 }
 
+/// The nodes `--target` selects with their ancestors; every node without targets.
+fn selected(study: &Study, graph: &Graph, targets: Option<&BTreeSet<usize>>) -> BTreeSet<usize> {
+    match targets {
+        Some(t) => graph.with_ancestors(t.iter().copied()),
+        None => (0..study.nodes.len()).collect(),
+    }
+}
+
+/// The selected nodes that are not fresh, in topological order: what a run computes.
+fn would_run(graph: &Graph, statuses: &[NodeStatus], selected: &BTreeSet<usize>) -> Vec<usize> {
+    graph
+        .topo_order()
+        .iter()
+        .copied()
+        .filter(|i| selected.contains(i) && statuses[*i].state != State::Fresh)
+        .collect()
+}
+
+/// What the run about to start should take, for its progress: each node's estimate and the
+/// simulated wall time, as a dry run prices them. Empty where planning fails (the run itself
+/// then says why).
+fn expected(
+    study: &Study,
+    graph: &Graph,
+    store: &Store,
+    data: &str,
+    devices: &DevicePool,
+    targets: Option<&BTreeSet<usize>>,
+    force: &BTreeSet<usize>,
+) -> Expected {
+    let runner = kinds::StudyRunner;
+    let Ok(statuses) = plan::status(study, graph, store, &runner, data, force) else {
+        return Expected::default();
+    };
+    let nodes = would_run(graph, &statuses, &selected(study, graph, targets));
+    let forecast = estimate::forecast(study, graph, store, data, devices, &runner, &nodes);
+    let seconds = nodes
+        .iter()
+        .zip(&forecast.schedule.jobs)
+        .filter_map(|(&i, p)| Some((study.nodes[i].id.clone(), p.as_ref()?.estimate.seconds)))
+        .collect();
+    Expected {
+        seconds,
+        wall: forecast.schedule.total,
+    }
+}
+
 /// What a dry run is asked about.
 struct DryRun<'a> {
     targets: Option<&'a BTreeSet<usize>>,
@@ -248,16 +325,8 @@ fn dry_run(
     let data = kinds::planning_digest(study, &store)?;
     let runner = kinds::StudyRunner;
     let statuses = plan::status(study, graph, &store, &runner, &data, opts.force)?;
-    let selected = match opts.targets {
-        Some(t) => graph.with_ancestors(t.iter().copied()),
-        None => (0..study.nodes.len()).collect(),
-    };
-    let would_run: Vec<usize> = graph
-        .topo_order()
-        .iter()
-        .copied()
-        .filter(|i| selected.contains(i) && statuses[*i].state != State::Fresh)
-        .collect();
+    let selected = selected(study, graph, opts.targets);
+    let would_run = would_run(graph, &statuses, &selected);
     let forecast = estimate::forecast(
         study,
         graph,
@@ -292,6 +361,17 @@ fn dry_run(
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `warnings:` block, after the summary; nothing when there are none.
+fn print_warnings(warnings: &[String]) {
+    if warnings.is_empty() {
+        return;
+    }
+    eprintln!("warnings:");
+    for w in warnings {
+        eprintln!("  - {w}");
+    }
 }
 
 fn print_summary(j: &RunJournal) {
@@ -441,6 +521,7 @@ fn stop_on_signals(
     cancel: CancellationToken,
     interrupted: Arc<OnceLock<String>>,
     slurm: bool,
+    notices: Printer,
 ) -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static StopSignal>();
@@ -468,11 +549,11 @@ fn stop_on_signals(
         } else {
             ""
         };
-        eprintln!(
+        notices.line(&format!(
             "interrupted by {}{}: stopping running nodes at their next batch{also}; nothing \
              partial is kept (a second signal exits at once)",
             first.name, first.from
-        );
+        ));
         cancel.cancel();
         if let Some(second) = rx.recv().await {
             std::process::exit(i32::from(errors::interrupted_by(second.number)));

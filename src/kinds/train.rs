@@ -235,7 +235,7 @@ impl TrainHooks for Hooks<'_> {
     }
 
     fn on_epoch(&mut self, stats: &EpochStats) {
-        self.job.log(format!(
+        self.job.detail(format!(
             "epoch {}: loss {:.4}, train accuracy {:.1}%, lr {:.2e}",
             stats.epoch + 1,
             stats.mean_loss,

@@ -25,8 +25,9 @@ use tarun_core::manifest::NodeKind;
 use tarun_core::plan::{self, State};
 use tarun_core::store::{NodeRecord, Outcome, RunJournal, Store};
 
-use super::Result;
 use super::results::metrics_of;
+use super::runs::find_run;
+use super::{Result, shell_word};
 use crate::cli::{CompareArgs, CompareFormat};
 use crate::errors::ExpectedError;
 use crate::kinds;
@@ -133,7 +134,7 @@ impl Given {
             if journals.is_none() {
                 *journals = Some(store.journals()?);
             }
-            if let Some(run) = find_run(given, journals.as_deref().unwrap_or_default())? {
+            if let Some(run) = find_run(journals.as_deref().unwrap_or_default(), given)?.cloned() {
                 if !overrides.is_empty() {
                     return Err(ExpectedError::Usage(format!(
                         "{set_flag} applies to a manifest, but {side} `{given}` is run {} \
@@ -214,16 +215,6 @@ impl Spec {
             s.push_str(&shell_word(o));
         }
         Some(s)
-    }
-}
-
-/// A word as a shell reads it back: single-quoted when it holds anything but plain characters.
-fn shell_word(w: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=,:@+%".contains(c);
-    if !w.is_empty() && w.chars().all(plain) {
-        w.to_owned()
-    } else {
-        format!("'{}'", w.replace('\'', "'\\''"))
     }
 }
 
@@ -455,37 +446,6 @@ const OUTCOMES: [Outcome; 5] = [
     Outcome::Skipped,
     Outcome::Cancelled,
 ];
-
-/// The journal of the run `given` names: its id or a unique prefix of at least
-/// [`RUN_PREFIX`] characters. `None` when no run matches; an ambiguous prefix is a usage error.
-fn find_run(given: &str, journals: &[RunJournal]) -> Result<Option<RunJournal>> {
-    if let Some(j) = journals.iter().find(|j| j.run_id == given) {
-        return Ok(Some(j.clone()));
-    }
-    if given.chars().count() < RUN_PREFIX {
-        return Ok(None);
-    }
-    let matches: Vec<&RunJournal> = journals
-        .iter()
-        .filter(|j| j.run_id.starts_with(given))
-        .collect();
-    match matches.as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some((*one).clone())),
-        many => Err(ExpectedError::Usage(format!(
-            "`{given}` is the start of {} run ids: {} (give more of the id; `tarun log` lists \
-             the runs)",
-            many.len(),
-            many.iter()
-                .map(|j| j.run_id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
-}
-
-/// The fewest characters of a run id that name it (`tarun compare 2026-0412`).
-const RUN_PREFIX: usize = 4;
 
 /// Writes the manifest at `rev`, and every file it includes (transitively), into a temporary
 /// folder at their paths in the repository, so that relative includes resolve as they did at
@@ -827,39 +787,6 @@ mod tests {
     }
 
     /// A journal with no entries, as an old build would have written it.
-    fn journal(id: &str) -> RunJournal {
-        serde_json::from_value(serde_json::json!({
-            "run-id": id, "manifest": "m.toml", "study": "s", "started": "2026-12-04T20:40:04Z",
-            "seconds": 0.0, "overrides": [], "command": [], "entries": []
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn runs_are_found_by_id_or_a_unique_prefix() {
-        let runs = [
-            journal("20261204T204004-31665"),
-            journal("20261204T204005-31701"),
-            journal("20261205T090000-00001"),
-        ];
-        let found = |given: &str| find_run(given, &runs).map(|j| j.map(|j| j.run_id));
-        assert_eq!(
-            found("20261204T204005-31701").unwrap().as_deref(),
-            Some("20261204T204005-31701")
-        );
-        assert_eq!(
-            found("20261205").unwrap().as_deref(),
-            Some("20261205T090000-00001")
-        );
-        // Too short to be taken as a prefix, and no run at all.
-        assert_eq!(found("202").unwrap(), None);
-        assert_eq!(found("m.toml").unwrap(), None);
-        let Err(ExpectedError::Usage(msg)) = found("20261204T2040") else {
-            panic!("an ambiguous prefix is a usage error");
-        };
-        assert!(msg.contains("20261204T204004-31665") && msg.contains("20261204T204005-31701"));
-        assert!(!msg.contains("20261205T090000-00001"), "{msg}");
-    }
 
     #[test]
     fn families_are_ids_without_matrix_values() {

@@ -119,11 +119,22 @@ impl Job {
         });
     }
 
-    /// Emits a log line for this node (shown live and kept in the node record).
+    /// Emits a log line for this node, shown live.
     pub fn log(&self, line: impl Into<String>) {
+        self.emit(line.into(), false);
+    }
+
+    /// Emits a line of detail (one per epoch, say): shown live on a terminal, and elsewhere only
+    /// when asked for (`run -v`).
+    pub fn detail(&self, line: impl Into<String>) {
+        self.emit(line.into(), true);
+    }
+
+    fn emit(&self, line: String, detail: bool) {
         let _ = self.events.send(Event::NodeLog {
             id: self.node.id.clone(),
-            line: line.into(),
+            line,
+            detail,
         });
     }
 

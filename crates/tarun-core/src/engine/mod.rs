@@ -55,6 +55,8 @@ pub enum Event {
     NodeLog {
         id: String,
         line: String,
+        /// A line of detail (one per epoch), shown only on request where space is short.
+        detail: bool,
     },
     NodeFinished {
         id: String,

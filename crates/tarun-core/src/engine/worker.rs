@@ -47,6 +47,7 @@ impl Work {
                     let _ = self.events.send(Event::NodeLog {
                         id: node.id.clone(),
                         line: format!("attempt {attempt} failed: {msg}; retrying"),
+                        detail: false,
                     });
                     attempt += 1;
                 }

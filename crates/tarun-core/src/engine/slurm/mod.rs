@@ -186,6 +186,7 @@ pub async fn run_remote(
         let _ = r.events.send(Event::NodeLog {
             id: node.id.clone(),
             line,
+            detail: false,
         });
     };
     let mut journal: JobJournal = match r.files.read(&r.files.jobs_path(&key)) {
