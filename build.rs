@@ -14,6 +14,14 @@ fn main() {
     let in_git = git_dir(&root)
         .inspect(|git_dir| watch_head(git_dir))
         .is_some();
+    if !in_git {
+        // Watch for a `.git` to appear. Otherwise a build that once ran without one (a copy of
+        // the tree sharing this target folder, a moment when `.git` was out of place) leaves a
+        // version without commit that no later commit refreshes: this script would watch only
+        // itself. Cargo reruns a script while a watched path is missing, so a source tarball
+        // rebuilds the binary's version on each build; that is the price of never going stale.
+        println!("cargo:rerun-if-changed=.git");
+    }
     let commit = std::env::var("TARUN_GIT_COMMIT")
         .ok()
         .filter(|c| !c.trim().is_empty())
