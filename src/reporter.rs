@@ -249,7 +249,13 @@ impl Display {
                     .progress_chars("=> "),
                 );
                 bar.set_prefix(device.clone());
-                bar.set_message(fit(&id, 40));
+                // Until the node reports progress, its estimate (from recorded timings of
+                // similar nodes, or the bench's rates) says how long it should take.
+                let expected = self.clock.expected.seconds.get(&id);
+                bar.set_message(match expected {
+                    Some(&s) => format!("{} (~{} expected)", fit(&id, 40), human(s)),
+                    None => fit(&id, 40),
+                });
                 bar.enable_steady_tick(Duration::from_millis(250));
                 let again = if attempt > 1 {
                     format!(" (attempt {attempt})")
