@@ -31,7 +31,7 @@ Environment variables:
   TARUN_GPU_PRECISION  `fp32`: exact f32 GPU convolutions instead of TF32
   TARUN_CPU_SIMD       `avx2`: AVX2 CPU kernels on an AVX-512 CPU; `none`: none (default: widest)
   TARUN_HUGE_PAGES     `0`: do not turn on transparent huge pages (glibc)
-  NO_COLOR             when set (not empty): no colour in `results`' heat table";
+  NO_COLOR             when set (not empty): no colour with `--color auto` (the default)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +45,16 @@ Environment variables:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// When to colour output: `results`' heat table on stdout, progress bars and logs on
+    /// stderr. `auto`: where the stream is a terminal and `NO_COLOR` is unset.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        global = true,
+        value_name = "WHEN"
+    )]
+    pub color: ColorChoice,
 }
 
 #[derive(Debug, Args)]
@@ -291,11 +301,12 @@ pub enum ResultsFormat {
     Md,
 }
 
-/// When `tarun results` colours a pivot's cells.
+/// When to colour output (`--color`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
-    /// When stdout is a terminal and `NO_COLOR` is not set.
+    /// Where the stream is a terminal and `NO_COLOR` is not set (or empty).
     Auto,
+    /// Even into a pipe or a file.
     Always,
     Never,
 }
@@ -337,9 +348,6 @@ pub struct ResultsArgs {
     /// The same as `--format json`.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
-    /// Colour a pivot's cells by value (a heat scale).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub color: ColorChoice,
 }
 
 /// How `tarun compare` prints.

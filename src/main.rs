@@ -16,7 +16,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     tarun_ml::device::tune_process();
     let cli = cli::Cli::parse();
-    output::init();
+    output::init(cli.color);
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(err) => err.report(),

@@ -321,7 +321,16 @@ impl Display {
                         (false, None) => format!("  [{}/{} nodes]", self.finished, self.total),
                         (true, _) => String::new(),
                     };
-                    self.line(format!("{verb:<7} {id} ({seconds:.1}s){why}{status}"));
+                    // Padded before it is styled: escape codes would count towards the width.
+                    // Styled only where `--color` says stderr is coloured (`output::init`).
+                    let padded = console::style(format!("{verb:<7}")).for_stderr();
+                    let verb = match outcome {
+                        Outcome::Ran => padded.green(),
+                        Outcome::Cached => padded.dim(),
+                        Outcome::Failed => padded.red().bold(),
+                        Outcome::Skipped | Outcome::Cancelled => padded.yellow(),
+                    };
+                    self.line(format!("{verb} {id} ({seconds:.1}s){why}{status}"));
                 }
             }
         }

@@ -5,7 +5,6 @@
 //! so they are not shown. Formats and the JSON schema: docs/results.md.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use serde_json::{Map, Value};
@@ -14,7 +13,7 @@ use tarun_core::plan::{self, NodeStatus, State};
 use tarun_core::store::{NodeRecord, Store};
 
 use super::{Result, load};
-use crate::cli::{ColorChoice, ResultsArgs, ResultsFormat};
+use crate::cli::{ResultsArgs, ResultsFormat};
 use crate::errors::ExpectedError;
 use crate::kinds;
 use crate::output::outln;
@@ -46,14 +45,7 @@ pub fn results(args: ResultsArgs) -> Result<ExitCode> {
     };
     if let (Some(rows), Some(cols), Some(value)) = (&args.rows, &args.cols, &args.value) {
         let grid = pivot(&study, &known, &listed, rows, cols, value)?;
-        let colour = match args.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            }
-        };
+        let colour = crate::output::colour(crate::output::Stream::Stdout);
         match format {
             ResultsFormat::Table => grid.print_table(colour)?,
             ResultsFormat::Json => grid.print_json(&study)?,
