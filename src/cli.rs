@@ -12,26 +12,73 @@ const LONG_VERSION: &str = concat!(
     env!("TARUN_FEATURES")
 );
 
-/// After `--help`'s options: what a script around tarun needs to know (README's list).
-const AFTER_LONG_HELP: &str = "\
-Exit codes:
-  0    success (also when the reader of stdout goes away, as with `| head`)
-  1    a node failed (`status --check`: a node would run)
-  2    invalid manifest or usage
-  3    store error
-  4    other error (a failed write to stdout among them)
-  130  interrupted by SIGINT (Ctrl-C)
-  143  interrupted by SIGTERM (Slurm's time limit, systemd, `docker stop`, CI runners)
-  129  interrupted by SIGHUP (the terminal closed; not under `nohup`)
+/// The exit codes, for `--help` and the man page (README's list): code, meaning.
+pub const EXIT_CODES: &[(&str, &str)] = &[
+    (
+        "0",
+        "success (also when the reader of stdout goes away, as with `| head`)",
+    ),
+    ("1", "a node failed (`status --check`: a node would run)"),
+    ("2", "invalid manifest or usage"),
+    ("3", "store error"),
+    ("4", "other error (a failed write to stdout among them)"),
+    ("130", "interrupted by SIGINT (Ctrl-C)"),
+    (
+        "143",
+        "interrupted by SIGTERM (Slurm's time limit, systemd, `docker stop`, CI runners)",
+    ),
+    (
+        "129",
+        "interrupted by SIGHUP (the terminal closed; not under `nohup`)",
+    ),
+];
 
-Environment variables:
-  TARUN_STORE          the artifact store, when `--store` is not given (default: artifacts)
-  TARUN_LOG            log filter for stderr, e.g. `debug` (default: warn)
-  TARUN_KERNELS        `candle`: use Candle's stock ops instead of tarun's kernels
-  TARUN_GPU_PRECISION  `fp32`: exact f32 GPU convolutions instead of TF32
-  TARUN_CPU_SIMD       `avx2`: AVX2 CPU kernels on an AVX-512 CPU; `none`: none (default: widest)
-  TARUN_HUGE_PAGES     `0`: do not turn on transparent huge pages (glibc)
-  NO_COLOR             when set (not empty): no colour with `--color auto` (the default)";
+/// The environment variables tarun reads, for `--help` and the man page: name, meaning.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    (
+        "TARUN_STORE",
+        "the artifact store, when `--store` is not given (default: artifacts)",
+    ),
+    (
+        "TARUN_LOG",
+        "log filter for stderr, e.g. `debug` (default: warn)",
+    ),
+    (
+        "TARUN_KERNELS",
+        "`candle`: use Candle's stock ops instead of tarun's kernels",
+    ),
+    (
+        "TARUN_GPU_PRECISION",
+        "`fp32`: exact f32 GPU convolutions instead of TF32",
+    ),
+    (
+        "TARUN_CPU_SIMD",
+        "`avx2`: AVX2 CPU kernels on an AVX-512 CPU; `none`: none (default: widest)",
+    ),
+    (
+        "TARUN_HUGE_PAGES",
+        "`0`: do not turn on transparent huge pages (glibc)",
+    ),
+    (
+        "NO_COLOR",
+        "when set (not empty): no colour with `--color auto` (the default)",
+    ),
+];
+
+/// After `--help`'s options: what a script around tarun needs to know, from [`EXIT_CODES`] and
+/// [`ENV_VARS`].
+fn after_long_help() -> String {
+    let mut text = String::from("Exit codes:\n");
+    for (code, meaning) in EXIT_CODES {
+        text.push_str(&format!("  {code:<4} {meaning}\n"));
+    }
+    text.push_str("\nEnvironment variables:\n");
+    for (name, meaning) in ENV_VARS {
+        text.push_str(&format!("  {name:<20} {meaning}\n"));
+    }
+    text.truncate(text.trim_end().len());
+    text
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,7 +87,7 @@ Environment variables:
     long_version = LONG_VERSION,
     about = "Run machine-learning studies as declarative, cached DAGs",
     after_help = "Exit codes and environment variables: see `tarun --help`.",
-    after_long_help = AFTER_LONG_HELP
+    after_long_help = after_long_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -105,6 +152,8 @@ pub enum Command {
     Devices(DevicesArgs),
     /// Print a completion script for bash, zsh or fish.
     Completions(CompletionsArgs),
+    /// Print the man page (roff), or a subcommand's; `--dir`: write them all into a folder.
+    Man(ManArgs),
     /// Run one node of a study, as a Slurm job does (`tarun run --executor slurm` submits it).
     #[command(hide = true)]
     ExecNode(ExecNodeArgs),
@@ -122,6 +171,18 @@ pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: CompletionShell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A subcommand, for its own page: `run` for tarun-run(1), `data-fetch` for
+    /// tarun-data-fetch(1); by default tarun(1).
+    #[arg(value_name = "SUBCOMMAND", conflicts_with = "dir")]
+    pub command: Option<String>,
+    /// Write tarun.1 and every subcommand's page into this folder, e.g.
+    /// `~/.local/share/man/man1`, instead of printing one.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<Utf8PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,4 +1,5 @@
-//! Command-line conventions: shell completions, `--version` and `--help`'s reference sections.
+//! Command-line conventions: shell completions, `--version`, `--help`'s reference sections and
+//! the man pages.
 
 use std::process::{Command, Output};
 
@@ -98,4 +99,107 @@ fn help_lists_exit_codes_and_environment_variables() {
     let short = stdout(&tarun(&["-h"]));
     assert!(!short.contains("TARUN_HUGE_PAGES"), "{short}");
     assert!(short.contains("tarun --help"), "{short}");
+}
+
+/// The visible subcommands, as `--help` lists them.
+fn subcommands() -> Vec<String> {
+    let help = stdout(&tarun(&["--help"]));
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        // A summary that wraps goes on with deeper indentation.
+        .filter(|l| !l[2..].starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_man_page_names_every_subcommand_the_exit_codes_and_the_environment() {
+    let out = tarun(&["man"]);
+    assert!(out.status.success(), "{out:?}");
+    let page = stdout(&out);
+    assert!(page.starts_with(".TH TARUN 1 "), "{}", &page[..200]);
+    let names = subcommands();
+    assert!(
+        names.len() >= 10 && names.contains(&"man".to_owned()),
+        "{names:?}"
+    );
+    for name in &names {
+        // roff escapes the hyphen: `tarun\-run(1)`.
+        let entry = format!("tarun\\-{}(1)", name.replace('-', "\\-"));
+        assert!(page.contains(&entry), "{entry} missing from\n{page}");
+    }
+    assert!(
+        !page.contains("exec\\-node"),
+        "a hidden subcommand is listed"
+    );
+    for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH OPTIONS"] {
+        assert!(page.contains(section), "{section} missing from\n{page}");
+    }
+    // Each code and variable as `--help` has it, one tagged paragraph each.
+    for code in ["0", "1", "2", "3", "4", "130", "143", "129"] {
+        assert!(
+            page.contains(&format!(".TP\n\\fB{code}\\fR\n")),
+            "code {code}"
+        );
+    }
+    for var in ["TARUN_STORE", "TARUN_LOG", "TARUN_CPU_SIMD", "NO_COLOR"] {
+        assert!(page.contains(&format!(".TP\n\\fB{var}\\fR\n")), "{var}");
+    }
+    // man(1) renders it without a warning, where groff is installed.
+    if let Ok(rendered) = Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        let mut child = rendered;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(page.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(warnings.trim().is_empty(), "groff: {warnings}");
+    }
+}
+
+#[test]
+fn each_subcommand_has_a_page_and_dir_writes_them_all() {
+    let page = stdout(&tarun(&["man", "run"]));
+    assert!(page.starts_with(".TH TARUN-RUN 1 "), "{}", &page[..200]);
+    assert!(page.contains("\\-\\-dry\\-run"), "{page}");
+    assert!(page.contains(".SH \"SEE ALSO\""), "{page}");
+    let data = stdout(&tarun(&["man", "data"]));
+    assert!(data.contains("tarun\\-data\\-fetch(1)"), "{data}");
+
+    let unknown = tarun(&["man", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("status"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = tarun(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let mut written: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    let mut expected: Vec<String> = subcommands()
+        .iter()
+        .map(|n| format!("tarun-{n}.1"))
+        .chain(["tarun.1", "tarun-data-fetch.1"].map(str::to_owned))
+        .collect();
+    expected.sort();
+    assert_eq!(written, expected);
+    let main = std::fs::read_to_string(dir.path().join("tarun.1")).unwrap();
+    assert_eq!(main, stdout(&tarun(&["man"])));
+    // The listing names each file written.
+    assert_eq!(stdout(&out).lines().count(), expected.len());
 }

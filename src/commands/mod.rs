@@ -11,6 +11,7 @@ mod exec_node;
 mod export;
 mod gc;
 mod log;
+mod man;
 mod results;
 mod run;
 mod runs;
@@ -44,6 +45,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => bench::bench(args),
         Command::Devices(args) => devices::devices(&args),
         Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => man::man(&args),
         Command::ExecNode(args) => exec_node::exec_node(args),
     }
 }
