@@ -258,6 +258,10 @@ pub struct RunArgs {
     /// At most this many Slurm jobs queued or running at once.
     #[arg(long, default_value_t = 1000)]
     pub max_jobs: usize,
+    /// Print one JSON document at the end instead of the summary (docs/json.md): the run id,
+    /// counts per outcome, each node's outcome, seconds and device; no progress bars.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -298,19 +302,28 @@ pub enum NodeState {
     Blocked,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DagFormat {
+    /// One line per node with its inputs.
     Text,
+    /// Graphviz.
     Dot,
+    /// A Mermaid flowchart.
     Mermaid,
+    /// One JSON object, documented in docs/json.md.
+    Json,
 }
 
 #[derive(Debug, Args)]
 pub struct DagArgs {
     #[command(flatten)]
     pub manifest: ManifestArgs,
+    /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: DagFormat,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -323,6 +336,9 @@ pub struct GcArgs {
     /// Say what would be removed without removing it.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print what was (or would be) removed as JSON (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -333,6 +349,10 @@ pub struct VerifyArgs {
     /// belonged to show as stale and the next run recomputes them.
     #[arg(long)]
     pub repair: bool,
+    /// Print what was checked and each problem as JSON (docs/json.md); the exit code is the
+    /// same.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -347,6 +367,9 @@ pub struct ExportArgs {
     /// Where to write: one folder per node, named after its id.
     #[arg(long, default_value = "export")]
     pub to: Utf8PathBuf,
+    /// Print the files copied as JSON (docs/json.md): node, name, digest, destination.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How `tarun results` prints.

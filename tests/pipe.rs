@@ -90,7 +90,7 @@ fn dry_run_stops_quietly() {
 #[test]
 fn dag_stops_quietly() {
     let store = store();
-    for format in ["text", "dot", "mermaid"] {
+    for format in ["text", "dot", "mermaid", "json"] {
         with_closed_stdout(store.path(), &["dag", TINY, "--format", format]);
     }
 }
@@ -114,6 +114,43 @@ fn gc_stops_quietly_after_its_work() {
     std::fs::write(&other, report_study("other", "other")).unwrap();
     with_closed_stdout(store.path(), &["gc", other.to_str().unwrap()]);
     assert_eq!(records(store.path()), 0);
+}
+
+/// verify's exit code says what it found even when its listing is cut, and `--repair` moves every
+/// damaged object aside first.
+#[test]
+fn verify_stops_quietly_and_keeps_its_verdict() {
+    let store = store();
+    with_closed_stdout(store.path(), &["verify"]);
+    with_closed_stdout(store.path(), &["verify", "--json"]);
+    let objects = support::walk(&store.path().join("objects"));
+    for victim in &objects[..2] {
+        let mut bytes = std::fs::read(victim).unwrap();
+        bytes[0] ^= 0xff;
+        std::fs::write(victim, bytes).unwrap();
+    }
+    for json in [false, true] {
+        let mut args = vec!["verify"];
+        if json {
+            args.push("--json");
+        }
+        let mut child = tarun(store.path(), &args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "json {json}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    with_closed_stdout(store.path(), &["verify", "--repair"]);
+    for victim in &objects[..2] {
+        assert!(!victim.exists(), "{} was not repaired", victim.display());
+    }
+    let quarantined = support::walk(&store.path().join("quarantine"));
+    assert_eq!(quarantined.len(), 2, "{quarantined:?}");
 }
 
 /// The listing is informational, the copies are the work: every file of every node is copied.

@@ -27,6 +27,7 @@ use super::Result;
 use crate::cli::BenchArgs;
 use crate::errors::ExpectedError;
 use crate::estimate::{self, BenchFile};
+use crate::output::{out, outln};
 
 const TORCH_SCRIPT: &str = include_str!("../../bench/torch_bench.py");
 
@@ -112,11 +113,13 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         "rounds": args.rounds.max(1),
         "rows": rows,
     });
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    // The measurements are the work: a closed stdout (`| head -1`) ends the printing, never
+    // the saving below; the write's error is returned once they are saved.
+    let printed = if args.json {
+        outln!("{}", serde_json::to_string_pretty(&out).expect("json"))
     } else {
-        print_table(&rows, torch, &counts, &args);
-    }
+        print_table(&rows, torch, &counts, &args)
+    };
     // The estimates price jobs with all of the machine's threads: only those rows are saved.
     let mut full = out.clone();
     full["rows"] = serde_json::to_value(
@@ -133,6 +136,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         let path = save(&args.store.store, &full)?;
         eprintln!("saved to `{path}`, where `tarun run --dry-run` reads its time estimates from");
     }
+    printed?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -408,10 +412,10 @@ fn torch_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn print_table(rows: &[Row], torch: bool, counts: &[usize], args: &BenchArgs) {
+fn print_table(rows: &[Row], torch: bool, counts: &[usize], args: &BenchArgs) -> Result<()> {
     let several = counts.len() > 1;
     let counts: Vec<String> = counts.iter().map(usize::to_string).collect();
-    println!(
+    outln!(
         "tarun bench: images/second on {}, {} threads, median of {} rounds x {} timed \
          steps after warm-up{}, {} kernels (TARUN_KERNELS)",
         args.device,
@@ -424,26 +428,26 @@ fn print_table(rows: &[Row], torch: bool, counts: &[usize], args: &BenchArgs) {
             ""
         },
         Kernels::selected().name()
-    );
+    )?;
     if !torch {
-        println!(
+        outln!(
             "PyTorch not found (python3 -c 'import torch, torchvision' failed): tarun's figures only"
-        );
+        )?;
     }
     let threads_col = if several { " threads |" } else { "" };
-    println!(
+    outln!(
         "| network | width | batch |{threads_col} train | infer | peak MB |{}",
         if torch {
             " torch train | torch infer | torch peak MB | train ratio | infer ratio |"
         } else {
             ""
         }
-    );
-    println!(
+    )?;
+    outln!(
         "|---|---|---|{}---|---|---|{}",
         if several { "---|" } else { "" },
         if torch { "---|---|---|---|---|" } else { "" }
-    );
+    )?;
     for r in rows {
         let peak = r.peak_mb.map_or("-".into(), |m| format!("{m:.0}"));
         let threads = if several {
@@ -451,18 +455,24 @@ fn print_table(rows: &[Row], torch: bool, counts: &[usize], args: &BenchArgs) {
         } else {
             String::new()
         };
-        print!(
+        out!(
             "| {} | {} | {} |{threads} {:.1} | {:.1} | {} |",
-            r.arch, r.width, r.batch, r.train_images_per_s, r.infer_images_per_s, peak
-        );
+            r.arch,
+            r.width,
+            r.batch,
+            r.train_images_per_s,
+            r.infer_images_per_s,
+            peak
+        )?;
         if let (Some(t), Some(i)) = (r.torch_train_images_per_s, r.torch_infer_images_per_s) {
             let peak = r.torch_peak_mb.map_or("-".into(), |m| format!("{m:.0}"));
-            print!(
+            out!(
                 " {t:.1} | {i:.1} | {peak} | {:.2} | {:.2} |",
                 r.train_images_per_s / t,
                 r.infer_images_per_s / i
-            );
+            )?;
         }
-        println!();
+        outln!()?;
     }
+    Ok(())
 }

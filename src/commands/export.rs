@@ -35,6 +35,8 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
     // (`tarun export M ... | head -1`) ends the listing, never the copying. Once every file is
     // copied, a closed pipe exits 0 quietly and any other write error is reported.
     let mut listing: Result<()> = Ok(());
+    // With `--json`, the files copied, printed once all are.
+    let mut copied = Vec::new();
     for &i in &selected {
         let record = statuses[i]
             .record
@@ -56,10 +58,22 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
                     record.id
                 )
             })?;
-            if listing.is_ok() {
+            if args.json {
+                copied.push(serde_json::json!({
+                    "node": record.id,
+                    "name": name,
+                    "digest": out.digest.to_string(),
+                    "size": out.size,
+                    "path": dest,
+                }));
+            } else if listing.is_ok() {
                 listing = outln!("{dest}");
             }
         }
+    }
+    if args.json {
+        let doc = serde_json::json!({ "to": args.to, "files": copied });
+        listing = outln!("{}", serde_json::to_string_pretty(&doc).expect("json"));
     }
     match listing {
         Ok(()) | Err(ExpectedError::OutputClosed) => Ok(ExitCode::SUCCESS),

@@ -44,6 +44,26 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
             let _ = std::fs::remove_file(path);
         }
     }
+    if args.json {
+        let paths = |list: &[camino::Utf8PathBuf]| -> Vec<String> {
+            list.iter().map(ToString::to_string).collect()
+        };
+        let doc = serde_json::json!({
+            "dry-run": args.dry_run,
+            "records": paths(&report.records),
+            "objects": paths(&report.objects),
+            "object-bytes": report.bytes,
+            "temporaries": paths(&report.temporaries),
+            "slurm-files": paths(&slurm_files),
+            // The keys kept that have a record here (the others' nodes were never run).
+            "kept-records": keep
+                .iter()
+                .filter(|k| store.read_record(k).is_ok_and(|r| r.is_some()))
+                .count(),
+        });
+        outln!("{}", serde_json::to_string_pretty(&doc).expect("json"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let verb = if args.dry_run {
         "would remove"
     } else {

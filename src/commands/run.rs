@@ -106,7 +106,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Expected::default()
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let reporter = Reporter::spawn(rx, !args.no_progress, verbosity, expected);
+    let reporter = Reporter::spawn(rx, !args.no_progress && !args.json, verbosity, expected);
     let cancel = CancellationToken::new();
     let interrupted = Arc::new(OnceLock::new());
     {
@@ -143,14 +143,70 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let journal = runtime.block_on(engine.run(opts));
     reporter.finish();
     let journal = journal?;
-    print_summary(&journal);
+    if !args.json {
+        print_summary(&journal);
+    }
     print_warnings(&warnings::of_run(
         &Store::open_read_only(args.store.store.clone())?,
         &journal,
     ));
-    export_reports(&Store::open(args.store.store.clone())?, &study, &journal)?;
+    let reports = export_reports(&Store::open(args.store.store.clone())?, &study, &journal)?;
     let signal = interrupted.get().map(String::as_str);
-    Ok(exit_code(&journal, cancel.is_cancelled(), signal))
+    let code = exit_code(&journal, cancel.is_cancelled(), signal);
+    if args.json {
+        // The run is over whatever happens to stdout: a closed pipe only loses the document,
+        // and the exit code still says how the run went.
+        match print_json(&journal, &reports) {
+            Ok(()) | Err(ExpectedError::OutputClosed) => {}
+            Err(e) => return Err(e),
+        }
+    } else {
+        for report in &reports {
+            eprintln!("report: {report}");
+        }
+    }
+    Ok(code)
+}
+
+/// `run --json`: the run id, counts per outcome, seconds, the report pages and each node's
+/// outcome, seconds and device, as docs/json.md describes.
+fn print_json(j: &RunJournal, reports: &[Utf8PathBuf]) -> Result<()> {
+    let outcomes = [
+        Outcome::Ran,
+        Outcome::Cached,
+        Outcome::Failed,
+        Outcome::Skipped,
+        Outcome::Cancelled,
+    ];
+    let counts: serde_json::Map<String, serde_json::Value> = outcomes
+        .iter()
+        .map(|&o| (o.as_str().to_owned(), j.count(o).into()))
+        .collect();
+    let nodes: Vec<serde_json::Value> = j
+        .entries
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "id": e.id,
+                "outcome": e.outcome.as_str(),
+                "seconds": e.seconds,
+                "device": e.device,
+                "attempts": e.attempts,
+                "error": e.error,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "run-id": j.run_id,
+        "study": j.study,
+        "manifest": j.manifest,
+        "seconds": j.seconds,
+        "interrupted": j.interrupted,
+        "counts": counts,
+        "reports": reports,
+        "nodes": nodes,
+    });
+    outln!("{}", serde_json::to_string_pretty(&doc).expect("json"))
 }
 
 /// Removes what runs killed before their end left in `tmp/` (their job directories and
@@ -404,8 +460,9 @@ fn print_summary(j: &RunJournal) {
 /// key (the one the journal names), not of the last record committed for the id, which after a
 /// revert (`--set`, run, run without it) is the reverted run's. The copies are a view: nothing
 /// reads them back. A file whose content already matches (same size and digest) is left alone, so
-/// a no-op run writes nothing; any other is written atomically.
-fn export_reports(store: &Store, study: &Study, j: &RunJournal) -> Result<()> {
+/// a no-op run writes nothing; any other is written atomically. Returns the `report.html` pages.
+fn export_reports(store: &Store, study: &Study, j: &RunJournal) -> Result<Vec<Utf8PathBuf>> {
+    let mut pages = Vec::new();
     for e in j
         .entries
         .iter()
@@ -436,10 +493,10 @@ fn export_reports(store: &Store, study: &Study, j: &RunJournal) -> Result<()> {
         }
         prune_view(&dir, &record.outputs)?;
         if record.outputs.contains_key("report.html") {
-            eprintln!("report: {}", dir.join("report.html"));
+            pages.push(dir.join("report.html"));
         }
     }
-    Ok(())
+    Ok(pages)
 }
 
 /// Removes the view's files that the current record does not have (a figure only an older
