@@ -18,7 +18,10 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
         "0",
         "success (also when the reader of stdout goes away, as with `| head`)",
     ),
-    ("1", "a node failed (`status --check`: a node would run)"),
+    (
+        "1",
+        "a node failed (`status --check`: a node would run; `data info`: the data is incomplete)",
+    ),
     ("2", "invalid manifest or usage"),
     ("3", "store error"),
     ("4", "other error (a failed write to stdout among them)"),
@@ -143,7 +146,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List past runs.
     Log(LogArgs),
-    /// Fetch or inspect data sets.
+    /// Fetch data sets, or say where a study's data is found and whether it is complete.
     #[command(subcommand)]
     Data(DataCommand),
     /// Measure training and inference speed of the networks (and PyTorch's, when installed).
@@ -175,8 +178,8 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 pub struct ManArgs {
-    /// A subcommand, for its own page: `run` for tarun-run(1), `data-fetch` for
-    /// tarun-data-fetch(1); by default tarun(1).
+    /// A subcommand, for its own page: `run` for tarun-run(1), `data-info` for
+    /// tarun-data-info(1); by default tarun(1).
     #[arg(value_name = "SUBCOMMAND", conflicts_with = "dir")]
     pub command: Option<String>,
     /// Write tarun.1 and every subcommand's page into this folder, e.g.
@@ -510,6 +513,20 @@ pub enum DataCommand {
         #[arg(long, default_value = "data")]
         dest: Utf8PathBuf,
     },
+    /// Where a study's data is found and whether it is complete: for CIFAR-10 the folder, each
+    /// split's file, image count and size, and whether the files are CIFAR-10's.
+    Info(DataInfoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataInfoArgs {
+    /// A study manifest (its `[data]` section), or a folder holding (or inside)
+    /// `cifar-10-batches-bin`.
+    #[arg(value_name = "MANIFEST|PATH")]
+    pub target: Utf8PathBuf,
+    /// Print JSON (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -177,7 +177,9 @@ fn each_subcommand_has_a_page_and_dir_writes_them_all() {
     assert!(page.contains("\\-\\-dry\\-run"), "{page}");
     assert!(page.contains(".SH \"SEE ALSO\""), "{page}");
     let data = stdout(&tarun(&["man", "data"]));
-    assert!(data.contains("tarun\\-data\\-fetch(1)"), "{data}");
+    for nested in ["tarun\\-data\\-fetch(1)", "tarun\\-data\\-info(1)"] {
+        assert!(data.contains(nested), "{nested} missing from\n{data}");
+    }
 
     let unknown = tarun(&["man", "nope"]);
     assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
@@ -194,7 +196,7 @@ fn each_subcommand_has_a_page_and_dir_writes_them_all() {
     let mut expected: Vec<String> = subcommands()
         .iter()
         .map(|n| format!("tarun-{n}.1"))
-        .chain(["tarun.1", "tarun-data-fetch.1"].map(str::to_owned))
+        .chain(["tarun.1", "tarun-data-fetch.1", "tarun-data-info.1"].map(str::to_owned))
         .collect();
     expected.sort();
     assert_eq!(written, expected);

@@ -1,4 +1,4 @@
-//! `--json` on `run`, `gc`, `verify`, `export` and `dag` (issue 24, item 11): each
+//! `--json` on `run`, `gc`, `verify`, `export`, `dag` and `data info` (issue 24, item 11): each
 //! document parses, and its values match what is read here independently: the store's files,
 //! `tarun log --json`'s journal, blake3 of the exported files, `dag`'s text format.
 
@@ -368,4 +368,154 @@ fn verify_json_counts_the_store_and_names_a_corrupt_object() {
         .to_owned();
     assert_eq!(std::fs::read(&moved).unwrap(), bytes);
     assert!(!victim.exists());
+}
+
+/// A `cifar-10-batches-bin` folder of six small files of valid records (`per_file` each).
+fn fake_cifar(dir: &Path, per_file: usize) -> PathBuf {
+    let folder = dir.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (f, name) in FILES.iter().enumerate() {
+        let mut bytes = Vec::new();
+        for r in 0..per_file {
+            bytes.push(((f + r) % 10) as u8);
+            bytes.extend((0..3072).map(|i| ((i * 7 + r * 13 + f) % 251) as u8));
+        }
+        std::fs::write(folder.join(name), bytes).unwrap();
+    }
+    folder
+}
+
+const FILES: [&str; 6] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+    "test_batch.bin",
+];
+
+/// The data digest as `splits::content_digest` defines it: blake3 over `train\0`, each training
+/// file's name, `\0` and bytes, then `test\0` and the test file the same way.
+fn content_digest(folder: &Path) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for (tag, files) in [("train\0", &FILES[..5]), ("test\0", &FILES[5..])] {
+        hasher.update(tag.as_bytes());
+        for name in files {
+            hasher.update(name.as_bytes());
+            hasher.update(b"\0");
+            hasher.update(&std::fs::read(folder.join(name)).unwrap());
+        }
+    }
+    format!("blake3:{}", hasher.finalize().to_hex())
+}
+
+fn data_info(target: &Path) -> Output {
+    tarun(Path::new("unused"))
+        .args(["data", "info", "--json"])
+        .arg(target)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn data_info_reports_a_cifar_folder_file_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = fake_cifar(dir.path(), 3);
+    // The folder itself, or the one `data fetch --dest` would have made.
+    for target in [dir.path(), folder.as_path()] {
+        let doc = json(&ok(data_info(target)));
+        assert_eq!(doc["source"], "cifar10");
+        assert_eq!(Path::new(doc["folder"].as_str().unwrap()), folder);
+        assert_eq!(doc["complete"], true);
+        assert_eq!(
+            doc["official"], false,
+            "3 images a file is not CIFAR-10's 10,000"
+        );
+        let files = doc["files"].as_array().unwrap();
+        assert_eq!(files.len(), 6);
+        for (f, name) in files.iter().zip(FILES) {
+            assert_eq!(f["name"], name);
+            assert_eq!(
+                f["split"],
+                if name == "test_batch.bin" {
+                    "test"
+                } else {
+                    "train"
+                }
+            );
+            assert_eq!(f["images"], 3);
+            assert_eq!(f["bytes"], 3 * 3073);
+            assert_eq!(f["valid"], true);
+        }
+        assert_eq!(doc["content-digest"], content_digest(&folder));
+    }
+
+    // A damaged file and a missing one: incomplete, exit 1, each named.
+    std::fs::write(folder.join("data_batch_2.bin"), vec![3u8; 100]).unwrap();
+    std::fs::remove_file(folder.join("test_batch.bin")).unwrap();
+    let out = data_info(&folder);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let doc = json(&out);
+    assert_eq!(doc["complete"], false);
+    assert_eq!(doc["content-digest"], Value::Null);
+    let files = doc["files"].as_array().unwrap();
+    assert_eq!(files[1]["valid"], false);
+    assert!(
+        files[1]["error"].as_str().unwrap().contains("truncated"),
+        "{}",
+        files[1]
+    );
+    assert_eq!(files[5]["present"], false);
+    assert_eq!(files[0]["valid"], true);
+    // The text names the way out.
+    let text = tarun(Path::new("unused"))
+        .args(["data", "info"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("tarun data fetch cifar10"), "{text}");
+    assert!(
+        text.contains("test_batch.bin") && text.contains("missing"),
+        "{text}"
+    );
+}
+
+#[test]
+fn data_info_of_a_manifest_gives_its_split_sizes() {
+    // tiny.toml: synthetic, 16 training, 4 validation and 10 test images per class, 10 classes.
+    let doc = json(&ok(data_info(Path::new(TINY))));
+    assert_eq!(doc["study"], "tiny");
+    assert_eq!(doc["source"], "synthetic");
+    assert_eq!(doc["complete"], true);
+    assert_eq!(
+        doc["splits"],
+        serde_json::json!({ "train": 160, "validation": 40, "test": 100 })
+    );
+    assert!(
+        doc["content-digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("synthetic-v")
+    );
+
+    // A cifar10 study whose `path` (relative to the manifest) holds the fake folder.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = fake_cifar(dir.path(), 20);
+    let manifest = dir.path().join("m.toml");
+    let text = std::fs::read_to_string(TINY).unwrap().replace(
+        "source = \"synthetic\"",
+        "source = \"cifar10\"\npath = \"cifar-10-batches-bin\"",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let doc = json(&ok(data_info(&manifest)));
+    assert_eq!(doc["source"], "cifar10");
+    assert_eq!(Path::new(doc["folder"].as_str().unwrap()), folder);
+    assert_eq!(doc["content-digest"], content_digest(&folder));
+    // 100 training images, 10 per class (labels cycle 0-9): 4 per class held out, the 6 left
+    // of each class train (at most 16 asked); 20 test images, 2 per class (at most 10 asked).
+    assert_eq!(
+        doc["splits"],
+        serde_json::json!({ "train": 60, "validation": 40, "test": 20 })
+    );
 }
