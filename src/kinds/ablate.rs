@@ -1,4 +1,4 @@
-//! `ablate`: task arithmetic, theta = base + sum_i alpha_i * mask(tau_i, rho_i) (seed-spec 4).
+//! `ablate`: task arithmetic, theta = base + sum_i alpha_i * mask(tau_i, rho_i) (docs/study.md §4).
 //!
 //! tau_i = expert_i - base over the learnable tensors; BN running statistics and counters come
 //! from the base, as in the seed. alpha and rho are given, or read from a `select` node's choice

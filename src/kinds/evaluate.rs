@@ -1,4 +1,4 @@
-//! `evaluate`: the study's metrics for one model (seed-spec 7; corrected variants from 10).
+//! `evaluate`: the study's metrics for one model (docs/study.md §7; corrected variants from §10).
 //!
 //! Writes `metrics.json` (every metric, per-class accuracies, confusion matrix, relearning
 //! curves, t-SNE coordinates) and keeps the flat scalar metrics in the node record's summary,
@@ -185,7 +185,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// KL(retrained || model) on the forget and retain parts of the split (seed-spec 7.2).
+    /// KL(retrained || model) on the forget and retain parts of the split (docs/study.md §7.2).
     fn kl(&mut self) -> Result<(), JobError> {
         let retrained = self.other_model(&self.p.retrained, "retrained")?;
         let (ref_logits, _) = data::eval_logits(&retrained, &self.eval, &self.device)?;
@@ -202,7 +202,7 @@ impl Ctx<'_> {
     }
 
     /// ZRF against randomly initialised teachers of the same architecture, on the forget part
-    /// (seed-spec 7.3); the corrected protocol averages several teachers.
+    /// (docs/study.md §7.3); the corrected protocol averages several teachers.
     fn zrf(&mut self) -> Result<(), JobError> {
         let forget = Arc::new(self.eval.filter_classes(&[self.forget()? as u8], &[]));
         let (model_logits, _) = data::eval_logits(&self.net, &forget, &self.device)?;
@@ -237,7 +237,7 @@ impl Ctx<'_> {
     }
 
     /// Entropy MIA AUC: forget-class train images (members) against forget-class images of the
-    /// split (non-members), seed-spec 7.4. The seed's members carry training augmentation; the
+    /// split (non-members), docs/study.md §7.4. The seed's members carry training augmentation; the
     /// corrected protocol uses clean images and also reports the retrained model's AUC.
     fn mia(&mut self) -> Result<(), JobError> {
         let f = self.forget()? as u8;
@@ -259,8 +259,9 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Over-forgetting (seed-spec 7.5): the seed's fixed neighbour (airplane) and raw gap, or in
-    /// the corrected protocol the base model's most-confused neighbour and the change of the gap.
+    /// Over-forgetting (docs/study.md §7.5): the seed's fixed neighbour (airplane) and raw gap, or
+    /// in the corrected protocol the base model's most-confused neighbour and the change of the
+    /// gap.
     fn over_forgetting(&mut self) -> Result<(), JobError> {
         let forget = self.forget()?;
         match self.job.study.protocol {
@@ -293,7 +294,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The Anamnesis Index (seed-spec 7.6): how fast the model relearns the forgotten class
+    /// The Anamnesis Index (docs/study.md §7.6): how fast the model relearns the forgotten class
     /// compared with the retrained model.
     fn ain(&mut self) -> Result<(), JobError> {
         let forget = self.forget()?;
@@ -314,7 +315,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// t-SNE of the logits of the first `tsne-points` images of the split (seed-spec 7.8).
+    /// t-SNE of the logits of the first `tsne-points` images of the split (docs/study.md §7.8).
     fn tsne(&mut self) -> Result<(), JobError> {
         let n = self.p.tsne_points.min(self.labels.len());
         let classes = self.net.num_classes();

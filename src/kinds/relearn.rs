@@ -1,4 +1,4 @@
-//! The Anamnesis Index's relearning runs (seed-spec 7.6 and 10).
+//! The Anamnesis Index's relearning runs (docs/study.md §7.6 and §10).
 //!
 //! The seed relearns with AdamW (lr 5e-6, weight decay 0.01) in epochs over the whole augmented
 //! train set, keeping only the forget-class samples of each batch of 128 (about 13 images a

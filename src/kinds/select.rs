@@ -1,4 +1,4 @@
-//! `select`: pick the best point of a sweep by a score under constraints (seed-spec 4.5).
+//! `select`: pick the best point of a sweep by a score under constraints (docs/study.md §4.5).
 //!
 //! Candidates are visited in family order; a later one replaces the best only with a strictly
 //! higher score, so ties go to the first. If no candidate meets every constraint, the best score

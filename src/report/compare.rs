@@ -1,4 +1,4 @@
-//! Our numbers beside the seed's published CIFAR-10 numbers (seed-spec 8), for studies that
+//! Our numbers beside the seed's published CIFAR-10 numbers (docs/study.md §8), for studies that
 //! ran the seed protocol on CIFAR-10. Ours are looked up by the evaluated model's role (base,
 //! expert, baseline, unlearned) and forget class. Headline numbers are always listed (against
 //! a dash when no input has them); per-class families only where we have the number.
@@ -118,7 +118,7 @@ fn mentions(view: &View<'_>, arch: &str) -> bool {
             .any(|(_, s)| chosen_arch(s) == Some(arch))
 }
 
-/// Base models (8.1, 8.7), experts (8.1) and the two baselines (8.3).
+/// Base models (docs/study.md §8.1, §8.7), experts (§8.1) and the two baselines (§8.3).
 fn base_and_experts(p: &PublishedArch) -> Vec<Want> {
     let ship = FORGET_CLASS as usize;
     let others = p
@@ -151,7 +151,8 @@ fn base_and_experts(p: &PublishedArch) -> Vec<Want> {
     wants
 }
 
-/// The unlearned ship model (8.5-8.10) and every class forgotten with the ship optimum (8.4).
+/// The unlearned ship model (docs/study.md §8.5-8.10) and every class forgotten with the ship
+/// optimum (§8.4).
 fn unlearned(p: &PublishedArch) -> Vec<Want> {
     let u = &ModelRole::Unlearned;
     let a = p.anamnesis;

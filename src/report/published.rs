@@ -1,11 +1,11 @@
 //! The seed study's published CIFAR-10 numbers, embedded so that a report never reads the
 //! design folder at run time.
 //!
-//! Every value is copied from seed-spec section 8 (which transcribes the upstream result JSONs);
+//! Every value is copied from docs/study.md §8 (which transcribes the upstream result JSONs);
 //! the comment on each field names its subsection. Accuracies are percentages; ablation values
-//! are rounded to three decimals as in the spec's tables.
+//! are rounded to three decimals.
 
-/// The grid-search optimum for ship (seed-spec 8.2, run 2; also the table in 4.5).
+/// The grid-search optimum for ship (docs/study.md §8.2, run 2; also the table in §4.5).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Optimum {
     pub alpha: f64,
@@ -16,7 +16,7 @@ pub struct Optimum {
     pub score: f64,
 }
 
-/// Relearning for the Anamnesis Index (seed-spec 8.9), counted in epochs.
+/// Relearning for the Anamnesis Index (docs/study.md §8.9), counted in epochs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Anamnesis {
     pub target: f64,
@@ -32,37 +32,38 @@ pub struct PublishedArch {
     pub arch: &'static str,
     /// The seed's spelling, for the reader.
     pub seed_name: &'static str,
-    /// 8.1: base model test accuracy.
+    /// docs/study.md §8.1: base model test accuracy.
     pub base_accuracy: f64,
-    /// 8.1: base model per-class test accuracy, airplane .. truck.
+    /// docs/study.md §8.1: base model per-class test accuracy, airplane .. truck.
     pub base_per_class: [f64; 10],
-    /// 8.1: overall test accuracy of the expert for each class.
+    /// docs/study.md §8.1: overall test accuracy of the expert for each class.
     pub expert_accuracy: [f64; 10],
-    /// 8.2 run 2: the chosen (alpha, rho) and its scores.
+    /// docs/study.md §8.2 run 2: the chosen (alpha, rho) and its scores.
     pub optimum: Optimum,
-    /// 8.3: gradient ascent on ship, (retain, forget).
+    /// docs/study.md §8.3: gradient ascent on ship, (retain, forget).
     pub gradient_ascent: (f64, f64),
-    /// 8.3: random labels on ship, (retain, forget).
+    /// docs/study.md §8.3: random labels on ship, (retain, forget).
     pub random_labels: (f64, f64),
-    /// 8.4: each class forgotten with the ship optimum, (retain, forget), airplane .. truck.
+    /// docs/study.md §8.4: each class forgotten with the ship optimum, (retain, forget),
+    /// airplane .. truck.
     pub ablation: [(f64, f64); 10],
-    /// 8.5: KL(retrained || unlearned) on the forget and the retain part, nats.
+    /// docs/study.md §8.5: KL(retrained || unlearned) on the forget and the retain part, nats.
     pub kl_forget: f64,
     pub kl_retain: f64,
-    /// 8.6: ZRF against one random network.
+    /// docs/study.md §8.6: ZRF against one random network.
     pub zrf: f64,
-    /// 8.7: entropy MIA AUC of the base and the unlearned model.
+    /// docs/study.md §8.7: entropy MIA AUC of the base and the unlearned model.
     pub mia_base: f64,
     pub mia_unlearned: f64,
-    /// 8.8: over-forgetting gap (others minus airplane), percentage points.
+    /// docs/study.md §8.8: over-forgetting gap (others minus airplane), percentage points.
     pub over_forgetting_gap: f64,
-    /// 8.9: the Anamnesis Index.
+    /// docs/study.md §8.9: the Anamnesis Index.
     pub anamnesis: Anamnesis,
-    /// 8.10: overall test accuracy of the unlearned (ship) model.
+    /// docs/study.md §8.10: overall test accuracy of the unlearned (ship) model.
     pub unlearned_accuracy: f64,
 }
 
-/// 8.12: the VGG11_bn time benchmark, seconds on the authors' Apple-Silicon machine.
+/// docs/study.md §8.12: the VGG11_bn time benchmark, seconds on the authors' Apple-Silicon machine.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TimeBenchmark {
     pub arch: &'static str,
@@ -81,10 +82,11 @@ pub const TIME_BENCHMARK: TimeBenchmark = TimeBenchmark {
     savings_percent: 88.270_366_651_130_3,
 };
 
-/// The forget class of every published single-class result: 8, ship (seed-spec naming).
+/// The forget class of every published single-class result: 8, ship (the class numbering of
+/// docs/study.md).
 pub const FORGET_CLASS: u32 = 8;
 
-/// Seed-spec 8.1-8.10, per architecture.
+/// docs/study.md §8.1-8.10, per architecture.
 pub const PUBLISHED: [PublishedArch; 3] = [
     PublishedArch {
         arch: "resnet18",

@@ -1,4 +1,4 @@
-//! The time benchmark from provenance (seed-spec 7.9, corrected): the seconds already in the
+//! The time benchmark from provenance (docs/study.md §7.9, corrected): the seconds already in the
 //! records of the real pipeline's retrained model, expert and ablation, with no extra training.
 
 use super::View;
@@ -25,7 +25,7 @@ impl Benchmark<'_> {
     }
 }
 
-/// The seed's formula (7.9), as a fraction.
+/// The seed's formula (docs/study.md §7.9), as a fraction.
 pub fn savings(t_expert: f64, t_surgery: f64, t_retrain: f64) -> Option<f64> {
     (t_retrain > 0.0).then(|| 1.0 - (t_expert + t_surgery) / t_retrain)
 }

@@ -1,22 +1,23 @@
 //! Task-arithmetic surgery: task vectors, per-tensor magnitude masks and their application
-//! (spec §4, "the surgeon").
+//! (docs/study.md §4, "the surgeon").
 //!
 //! The surgeon computes `θ = θ_base + Σ_i α_i · mask(τ_i, ρ_i)` with `τ_i = θ_expert_i − θ_base`.
-//! As in the seed (§4.1):
+//! As in the seed (docs/study.md §4.1):
 //! * τ covers every *learnable* entry: names containing none of `running_mean`, `running_var`,
 //!   `num_batches_tracked` (weights, all biases, BN γ/β and the head). Keys missing from the
 //!   expert are skipped.
-//! * The mask is per tensor (§4.3): the ρ-quantile of `|τ|` with linear interpolation is the
-//!   threshold and entries with `|τ| ≥ threshold` are kept (ties kept). `ρ ≤ 0` means no mask;
-//!   tensors with at most one element are never masked.
+//! * The mask is per tensor (docs/study.md §4.3): the ρ-quantile of `|τ|` with linear interpolation
+//!   is the threshold and entries with `|τ| ≥ threshold` are kept (ties kept). `ρ ≤ 0` means no
+//!   mask; tensors with at most one element are never masked.
 //! * BN running statistics are copied from the base ([`BufferPolicy::FromBase`]), discarding the
 //!   experts' single-class statistics. [`BufferPolicy::FromExpert`] and [`BufferPolicy::Average`]
 //!   are offered as alternatives; they are not the seed's behaviour.
 //!
 //! The quantile is exact by default ([`QuantileMode::Exact`]). The seed computed it on 5,000,000
 //! entries drawn with replacement for tensors above that size (VGG's two big classifier weights),
-//! which made its VGG surgery stochastic (§10.2 item 10); [`QuantileMode::SeedSample`] emulates
-//! that with a seeded generator (torch's global RNG stream cannot be reproduced).
+//! which made its VGG surgery stochastic (docs/study.md §10.2 item 10);
+//! [`QuantileMode::SeedSample`] emulates that with a seeded generator (torch's global RNG stream
+//! cannot be reproduced).
 //!
 //! Everything here is pure: state dicts in, state dict out. Computation happens on contiguous
 //! `f32` CPU slices (borrowed, not copied, when the tensors already are), in parallel across
@@ -38,11 +39,12 @@ use quantile::{abs_quantile_with, magnitude_key};
 /// A model's named tensors, with torchvision's state-dict key names.
 pub type StateDict = BTreeMap<String, Tensor>;
 
-/// Substrings that mark a state-dict entry as a buffer rather than a learnable parameter (§4.1).
+/// Substrings that mark a state-dict entry as a buffer rather than a learnable parameter
+/// (docs/study.md §4.1).
 pub const BUFFER_MARKERS: [&str; 3] = ["running_mean", "running_var", "num_batches_tracked"];
 
-/// The seed's sample size for the quantile of large tensors (§4.3): `torch.quantile`'s input
-/// limit.
+/// The seed's sample size for the quantile of large tensors (docs/study.md §4.3):
+/// `torch.quantile`'s input limit.
 pub const SEED_QUANTILE_CAP: usize = 5_000_000;
 
 /// Elements per parallel task in the element-wise passes.
@@ -102,7 +104,7 @@ pub enum SurgeryError {
     },
 }
 
-/// How the mask's quantile is computed (§4.3).
+/// How the mask's quantile is computed (docs/study.md §4.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum QuantileMode {
     /// The exact quantile over all entries of each tensor.
@@ -132,7 +134,7 @@ impl QuantileMode {
 /// Where the non-learnable entries (BN running statistics, counters) of the result come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum BufferPolicy {
-    /// Copy them from the base model, as the seed does (§4.1).
+    /// Copy them from the base model, as the seed does (docs/study.md §4.1).
     #[default]
     FromBase,
     /// Take them from the (single) expert; entries the expert lacks come from the base.
@@ -211,13 +213,13 @@ impl TaskVector {
 pub struct Term<'a> {
     /// The task vector τ.
     pub vector: &'a TaskVector,
-    /// The scale; negative forgets, positive adds (§4.4).
+    /// The scale; negative forgets, positive adds (docs/study.md §4.4).
     pub alpha: f64,
     /// The fraction of smallest-magnitude entries dropped per tensor; `ρ ≤ 0` keeps all.
     pub rho: f64,
 }
 
-/// Computes τ = expert − base over the learnable entries of `base` (§4.1).
+/// Computes τ = expert − base over the learnable entries of `base` (docs/study.md §4.1).
 ///
 /// Buffers and keys the expert lacks are skipped; the expert's buffers are kept aside for the
 /// non-default buffer policies.
@@ -261,8 +263,8 @@ pub fn task_vector(base: &StateDict, expert: &StateDict) -> Result<TaskVector, S
     })
 }
 
-/// Returns τ with every tensor masked at level `rho` (§4.3): entries with `|τ|` below the
-/// per-tensor ρ-quantile of `|τ|` are set to zero.
+/// Returns τ with every tensor masked at level `rho` (docs/study.md §4.3): entries with `|τ|` below
+/// the per-tensor ρ-quantile of `|τ|` are set to zero.
 ///
 /// [`apply`] fuses this with the update and never materialises the masked vector; this function
 /// exists for inspection (sparsity, norms) and for saving masked vectors.
@@ -302,7 +304,8 @@ pub fn mask_threshold(values: &[f32], rho: f64, mode: QuantileMode, stream: u64)
     f32::from_bits(keep_threshold(values, None, rho, mode, stream))
 }
 
-/// Applies `θ = θ_base + Σ_i α_i · mask(τ_i, ρ_i)` (§4.2) and fills the buffers per `policy`.
+/// Applies `θ = θ_base + Σ_i α_i · mask(τ_i, ρ_i)` (docs/study.md §4.2) and fills the buffers per
+/// `policy`.
 ///
 /// Learnable entries of the base that no task vector touches are copied from the base. The result
 /// has the base's keys, and each tensor the base tensor's dtype and device.

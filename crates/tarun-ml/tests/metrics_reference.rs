@@ -1,4 +1,4 @@
-//! Metrics of spec §7.1–7.4 against hand-computed values and numpy/scipy/scikit-learn.
+//! Metrics of docs/study.md §7.1–7.4 against hand-computed values and numpy/scipy/scikit-learn.
 //!
 //! The reference numbers come from this script (numpy 2, scipy, scikit-learn 1.9), run on the
 //! `float32` values of the logits below, which is what the Rust code sees:

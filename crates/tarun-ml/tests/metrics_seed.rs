@@ -1,6 +1,6 @@
-//! Metrics recomputed from the seed's own published numbers (spec §8): the transcribed confusion
-//! matrices (§8.10) must give the over-forgetting table (§8.8) and the forget/retain counts
-//! (§8.2); the relearning curves (§8.9) the AIN values; the timings (§8.12) the 88.27%.
+//! Metrics recomputed from the seed's own published numbers (docs/study.md §8): the transcribed
+//! confusion matrices (§8.10) must give the over-forgetting table (§8.8) and the forget/retain
+//! counts (§8.2); the relearning curves (§8.9) the AIN values; the timings (§8.12) the 88.27%.
 
 mod metrics {
     use std::cell::Cell;
@@ -71,7 +71,8 @@ mod metrics {
 
     #[test]
     fn confusion_matrices_reproduce_the_published_accuracies() {
-        // §8.2 run 2: VGG retains 7699/9000 and gets 0/1000 ships; §8.10: overall 76.99%.
+        // docs/study.md §8.2 run 2: VGG retains 7699/9000 and gets 0/1000 ships; §8.10: overall
+        // 76.99%.
         let split = vgg_unlearned().forget_retain(SHIP).unwrap();
         assert_eq!((split.retain.correct, split.retain.total), (7699, 9000));
         assert_eq!((split.forget.correct, split.forget.total), (0, 1000));
@@ -80,7 +81,7 @@ mod metrics {
             resnet_unlearned().overall().percent().unwrap(),
             56.39
         ));
-        // §8.1: the VGG base model's per-class accuracies.
+        // docs/study.md §8.1: the VGG base model's per-class accuracies.
         let per_class: Vec<f64> = vgg_base()
             .per_class()
             .iter()
@@ -92,7 +93,7 @@ mod metrics {
 
     #[test]
     fn over_forgetting_reproduces_the_published_table() {
-        // §8.8: VGG 82.5 / 85.925 / 3.425 and ResNet 50.5 / 63.8 / 13.3.
+        // docs/study.md §8.8: VGG 82.5 / 85.925 / 3.425 and ResNet 50.5 / 63.8 / 13.3.
         let vgg = over_forgetting(&vgg_unlearned(), SHIP, SEED_NEIGHBOUR).unwrap();
         assert_eq!(
             (vgg.neighbour_acc.correct, vgg.others_acc.correct),
@@ -108,7 +109,7 @@ mod metrics {
 
     #[test]
     fn relative_over_forgetting_subtracts_the_base_gap() {
-        // Base VGG gap −2.675 (§8.8), so the surgery adds 3.425 + 2.675 = 6.1 points.
+        // Base VGG gap −2.675 (docs/study.md §8.8), so the surgery adds 3.425 + 2.675 = 6.1 points.
         assert_eq!(confusion_neighbour(&vgg_base(), SHIP).unwrap(), 0);
         let relative = over_forgetting_relative(&vgg_base(), &vgg_unlearned(), SHIP, None).unwrap();
         assert_eq!(relative.base.neighbour, 0);
@@ -130,7 +131,7 @@ mod metrics {
 
     #[test]
     fn seed_ain_from_the_published_curves() {
-        // §8.9, ship test accuracy per epoch (index 0 = before relearning).
+        // docs/study.md §8.9, ship test accuracy per epoch (index 0 = before relearning).
         let mut vgg_cmp = vec![0.0; 10];
         vgg_cmp.extend([83.4, 100.0]);
         let vgg_unl = [0.0, 3.7, 28.0, 55.4, 88.6];
@@ -257,7 +258,7 @@ mod metrics {
 
     #[test]
     fn time_savings_reproduce_the_published_percentage() {
-        // §8.12: (1 − (378.975… + 2.389…) / 3251.292…) × 100 = 88.2703666511303.
+        // docs/study.md §8.12: (1 − (378.975… + 2.389…) / 3251.292…) × 100 = 88.2703666511303.
         let timing = TimingBreakdown {
             expert_seconds: 378.97524785995483,
             surgery_seconds: 2.389456033706665,

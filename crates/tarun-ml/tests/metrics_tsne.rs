@@ -1,6 +1,6 @@
-//! t-SNE (spec §7.8): the perplexity calibration and P against scikit-learn, trustworthiness
-//! against scikit-learn, and structure preservation of the embedding itself (exact coordinates
-//! are not comparable across implementations).
+//! t-SNE (docs/study.md §7.8): the perplexity calibration and P against scikit-learn,
+//! trustworthiness against scikit-learn, and structure preservation of the embedding itself (exact
+//! coordinates are not comparable across implementations).
 //!
 //! Reference values from scikit-learn 1.9.1:
 //!

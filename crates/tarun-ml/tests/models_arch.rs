@@ -1,5 +1,5 @@
 //! Structure of the three networks at width 1.0: parameter counts, key names and shapes as
-//! torchvision's state dicts have them (counts from the seed spec section 2, confirmed with
+//! torchvision's state dicts have them (counts from docs/study.md §2, confirmed with
 //! torchvision 0.29), plus seeding, width scaling and state-dict handling.
 
 use std::collections::BTreeMap;

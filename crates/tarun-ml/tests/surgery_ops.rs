@@ -1,4 +1,4 @@
-//! Tests of the surgeon (spec §4) against hand-computed values and numpy.
+//! Tests of the surgeon (docs/study.md §4) against hand-computed values and numpy.
 
 mod surgery {
     use std::collections::BTreeMap;

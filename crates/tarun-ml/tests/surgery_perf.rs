@@ -1,4 +1,5 @@
-//! Timing of the surgeon on a VGG-11-BN-sized state dict (128.8M parameters, spec §7.9 t_TA).
+//! Timing of the surgeon on a VGG-11-BN-sized state dict (128.8M parameters): the t_surgery
+//! of docs/study.md §7.9.
 //!
 //! Ignored by default (it allocates about 2 GB); run it with
 //! `cargo test -p tarun-ml --release --test surgery_perf -- --ignored --nocapture`.

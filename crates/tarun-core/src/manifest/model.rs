@@ -51,7 +51,7 @@ impl fmt::Display for NodeKind {
     }
 }
 
-/// Which protocol the study follows (seed-spec section 10).
+/// Which protocol the study follows (docs/study.md §10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {

@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{DataError, Dataset, IMAGE_BYTES, SIDE, mix_seed};
 
-/// Per-channel normalisation mean (the seed's "kuangliu" constants, seed spec section 1).
+/// Per-channel normalisation mean (the seed's "kuangliu" constants, docs/study.md §1).
 pub const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 /// Per-channel normalisation standard deviation (as given, not CIFAR-10's true std).
 pub const STD: [f32; 3] = [0.2023, 0.1994, 0.2010];

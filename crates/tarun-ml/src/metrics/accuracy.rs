@@ -1,13 +1,14 @@
-//! Accuracies and confusion matrices from integer counts (spec §7.1, §7.7, §4.5).
+//! Accuracies and confusion matrices from integer counts (docs/study.md §7.1, §7.7, §4.5).
 //!
 //! Every accuracy is `correct / total × 100` computed from integer counts in `f64`. The seed's
 //! scripts 04–06 took a `float32` mean instead (hence values such as 2.9999999329447746 for 3%);
-//! spec §10.2 item 21 asks for integer counts, so our numbers differ from those by about 1e-6.
+//! docs/study.md §10.2 item 21 asks for integer counts, so our numbers differ from those by about
+//! 1e-6.
 //!
 //! All accuracies derive from one [`ConfusionMatrix`] (rows = true class, columns = predicted
 //! class, raw counts, as scikit-learn's `confusion_matrix`): overall, per class, forget/retain
-//! (§4.5: forget = the forget class's samples, retain = all others) and the over-forgetting
-//! subsets of §7.5.
+//! (docs/study.md §4.5: forget = the forget class's samples, retain = all others) and the
+//! over-forgetting subsets of docs/study.md §7.5.
 
 use serde::{Deserialize, Serialize};
 
@@ -48,7 +49,7 @@ impl std::ops::Add for Tally {
     }
 }
 
-/// Forget-class and retain-classes accuracy (spec §4.5, §7.1).
+/// Forget-class and retain-classes accuracy (docs/study.md §4.5, §7.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForgetRetain {
     /// Samples whose true class is the forget class.

@@ -1,5 +1,6 @@
 //! The Anamnesis Index, AIN: how fast a model relearns the forgotten class compared with a model
-//! that never saw it (spec §7.6), and the corrected, censoring-aware variant (spec §10.1 item 4).
+//! that never saw it (docs/study.md §7.6), and the corrected, censoring-aware variant
+//! (§10.1 item 4).
 //!
 //! **Seed.** `target = acc_forget(base) − 5` percentage points (`ALPHA_MARGIN`, unrelated to the
 //! surgeon's α). Each model is relearned epoch by epoch (at most 30); the forget accuracy before

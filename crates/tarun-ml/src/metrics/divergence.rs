@@ -1,5 +1,5 @@
 //! Distribution distances between two models' softmax outputs: the KL divergence against the
-//! retrained model (spec §7.2) and ZRF, Zero Retrain Forgetting (spec §7.3).
+//! retrained model (docs/study.md §7.2) and ZRF, Zero Retrain Forgetting (§7.3).
 //!
 //! Softmaxes are at temperature 1 with natural logs, computed in `f64` from `log_softmax` (the
 //! seed used `float32`; results agree to about 1e-7).
@@ -60,7 +60,7 @@ pub fn mean_kl(reference: Logits<'_>, model: Logits<'_>) -> Result<f64, MetricsE
     mean(&kl_per_sample(reference, model)?, "KL samples")
 }
 
-/// KL against the retrained model, split by true class (spec §7.2).
+/// KL against the retrained model, split by true class (docs/study.md §7.2).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KlSplit {
     /// Mean KL over the forget class's samples (`KL_Forget`).
@@ -130,7 +130,7 @@ pub fn js_bits_per_sample(
         .collect())
 }
 
-/// ZRF of a model against one incompetent teacher: `1 − mean(JS / ln 2)` (spec §7.3).
+/// ZRF of a model against one incompetent teacher: `1 − mean(JS / ln 2)` (docs/study.md §7.3).
 ///
 /// # Errors
 /// Mismatched shapes or no samples.
@@ -138,7 +138,8 @@ pub fn zrf(model: Logits<'_>, teacher: Logits<'_>) -> Result<f64, MetricsError> 
     Ok(1.0 - mean(&js_bits_per_sample(model, teacher)?, "ZRF samples")?)
 }
 
-/// ZRF against several randomly initialised teachers (corrected protocol, spec §10.1 item 3).
+/// ZRF against several randomly initialised teachers (the corrected protocol,
+/// docs/study.md §10.1 item 3).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ZrfSummary {
     /// ZRF against each teacher, in the order given.

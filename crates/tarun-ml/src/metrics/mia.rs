@@ -1,4 +1,4 @@
-//! Entropy-based membership inference, scored threshold-free as a ROC AUC (spec §7.4).
+//! Entropy-based membership inference, scored threshold-free as a ROC AUC (docs/study.md §7.4).
 //!
 //! Score `s(x) = −H(softmax f(x))` with `H = −Σ_k p_k log(p_k + 1e-8)`; members are labelled 1,
 //! non-members 0, and the AUC is scikit-learn's `roc_auc_score`, i.e. the Mann–Whitney statistic
@@ -6,9 +6,9 @@
 //!
 //! The seed scores its members (forget-class *training* images) with the training augmentation
 //! and its non-members (forget-class test images) without, which pushes every AUC below 0.5
-//! (§10.1 item 2). The corrected protocol scores members with the test transform and reports the
-//! retrained model's AUC as the target. Both are the same function here: the caller decides
-//! which logits to pass.
+//! (docs/study.md §10.1 item 2). The corrected protocol scores members with the test transform and
+//! reports the retrained model's AUC as the target. Both are the same function here: the caller
+//! decides which logits to pass.
 
 use super::logits::log_softmax;
 use super::{Logits, MetricsError};

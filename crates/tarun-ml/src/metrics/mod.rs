@@ -1,8 +1,8 @@
-//! The study's metrics, each exactly as the seed defines it (spec §7), plus the corrected variants
-//! that spec §10 asks for. Inputs are plain slices (logits as a row-major `N × C` block, labels as
-//! `u32`), so nothing here depends on a model, a device or a manifest.
+//! The study's metrics, each exactly as the seed defines it (docs/study.md §7), plus the corrected
+//! variants that docs/study.md §10 asks for. Inputs are plain slices (logits as a row-major `N × C`
+//! block, labels as `u32`), so nothing here depends on a model, a device or a manifest.
 //!
-//! | metric | spec | module | corrected variant (§10) |
+//! | metric | docs/study.md | module | corrected variant (docs/study.md §10) |
 //! |---|---|---|---|
 //! | accuracy, per-class, forget/retain, confusion matrix | §7.1, §7.7, §4.5 | [`accuracy`](mod@accuracy) | integer counts (§10.2 item 21) |
 //! | KL(retrained ‖ unlearned) | §7.2 | [`divergence`] | — |

@@ -1,5 +1,5 @@
-//! Over-forgetting of a "neighbour" class (spec §7.5) and its corrected, base-relative variant
-//! (spec §10.1 item 5).
+//! Over-forgetting of a "neighbour" class (docs/study.md §7.5) and its corrected, base-relative
+//! variant (docs/study.md §10.1 item 5).
 //!
 //! **Seed.** For the unlearned model, from integer counts: `Acc_neighbour` over the neighbour
 //! class's samples, `Acc_others` over the samples of every class other than the neighbour and the
@@ -20,7 +20,7 @@ use super::{ConfusionMatrix, MetricsError, Tally};
 /// The seed's hard-coded neighbour: airplane.
 pub const SEED_NEIGHBOUR: u32 = 0;
 
-/// Over-forgetting of one model (spec §7.5).
+/// Over-forgetting of one model (docs/study.md §7.5).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OverForgetting {
     /// The neighbour class.

@@ -1,14 +1,15 @@
-//! The time-savings claim (spec §7.9): `savings = 1 − (t_expert + t_surgery) / t_retrain`.
+//! The time-savings claim (docs/study.md §7.9): `savings = 1 − (t_expert + t_surgery) / t_retrain`.
 //!
 //! The seed reports it in percent (88.27% for VGG-11-BN). Which stages the times cover is the
-//! caller's choice; spec §10.2 item 14 lists what the seed's benchmark left out (base training,
-//! the grid search, one expert per class) and how its expert recipe differs from the real one.
+//! caller's choice; docs/study.md §10.2 item 14 lists what the seed's benchmark left out (base
+//! training, the grid search, one expert per class) and how its expert recipe differs from the real
+//! one.
 
 use serde::{Deserialize, Serialize};
 
 use super::MetricsError;
 
-/// Wall-clock seconds of the three stages compared in §7.9.
+/// Wall-clock seconds of the three stages compared in docs/study.md §7.9.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimingBreakdown {
     /// Fine-tuning the expert.

@@ -13,7 +13,7 @@ use super::ModelError;
 use super::store::{Builder, Init};
 use crate::kernels::{self, Activation};
 
-/// Batch-norm epsilon and momentum, PyTorch's defaults (seed spec section 2).
+/// Batch-norm epsilon and momentum, PyTorch's defaults (docs/study.md §2).
 const BN_EPS: f64 = 1e-5;
 const BN_MOMENTUM: f64 = 0.1;
 

@@ -1,4 +1,4 @@
-//! MobileNetV2 (seed spec section 2.3).
+//! MobileNetV2 (docs/study.md §2.3).
 //!
 //! Sandler, Howard, Zhu, Zhmoginov & Chen, "MobileNetV2: Inverted Residuals and Linear
 //! Bottlenecks" (CVPR 2018), as torchvision's `mobilenet_v2` builds it: ImageNet strides (not

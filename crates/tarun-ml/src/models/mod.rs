@@ -1,5 +1,5 @@
 //! The study's three networks, written for Candle with torchvision's structure, parameter names,
-//! initialisation and batch-norm/dropout semantics (seed spec section 2).
+//! initialisation and batch-norm/dropout semantics (docs/study.md §2).
 //!
 //! * ResNet-18 with the CIFAR stem: He et al., "Deep Residual Learning for Image Recognition"
 //!   (CVPR 2016); see [`resnet`].
@@ -213,7 +213,7 @@ impl Mode {
 }
 
 /// Whether a state-dict key names a batch-norm buffer rather than a learnable parameter (the seed's
-/// surgeon excludes exactly these names from task vectors, seed spec section 4.1).
+/// surgeon excludes exactly these names from task vectors, docs/study.md §4.1).
 pub fn is_buffer_key(key: &str) -> bool {
     ["running_mean", "running_var", "num_batches_tracked"]
         .iter()
@@ -264,7 +264,7 @@ fn dropout_rng(seed: u64) -> ChaCha8Rng {
 }
 
 impl Network {
-    /// Builds a freshly initialised network (torchvision's init, seed spec section 2); the same
+    /// Builds a freshly initialised network (torchvision's init, docs/study.md §2); the same
     /// seed gives the same weights on every run and platform.
     pub fn new(
         arch: Arch,

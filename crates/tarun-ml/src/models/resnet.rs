@@ -1,4 +1,4 @@
-//! ResNet-18 with the CIFAR stem (seed spec section 2.1).
+//! ResNet-18 with the CIFAR stem (docs/study.md §2.1).
 //!
 //! He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition" (CVPR 2016), as torchvision's
 //! `resnet18` builds it, with the two changes the study makes for 32x32 inputs: the stem is a 3x3

@@ -27,7 +27,7 @@ pub enum EntryKind {
     Buffer,
 }
 
-/// How a tensor is initialised; the distributions follow torchvision (seed spec section 2).
+/// How a tensor is initialised; the distributions follow torchvision (docs/study.md §2).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Init {
     /// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`: N(0, 2/fan_out).

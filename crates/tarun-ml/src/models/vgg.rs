@@ -1,4 +1,4 @@
-//! VGG-11 with batch norm (seed spec section 2.2).
+//! VGG-11 with batch norm (docs/study.md §2.2).
 //!
 //! Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image Recognition"
 //! (ICLR 2015), configuration "A", as torchvision's `vgg11_bn` builds it, with only the last

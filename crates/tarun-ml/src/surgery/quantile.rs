@@ -1,15 +1,16 @@
-//! Exact order statistics and quantiles of `|x|`, the threshold of the surgeon's mask (spec §4.3).
+//! Exact order statistics and quantiles of `|x|`, the threshold of the surgeon's mask
+//! (docs/study.md §4.3).
 //!
 //! The mask needs the ρ-quantile of `|τ|` per tensor, and VGG-11-BN's first classifier weight has
 //! 102.8M entries. A comparison-based selection (`select_nth_unstable`) would need a 400 MB copy
 //! of `|τ|` and several data-dependent passes on one core; instead we select on the IEEE-754 bit
 //! patterns. For non-negative floats the bit pattern, read as an integer, is monotone in the
-//! value, so the order statistics of `|x|` can be found by a most-significant-digit radix select: one parallel streaming pass
-//! histograms the high 16 of the 31 magnitude bits, which names the bin holding rank k (and the
-//! bin holding rank k + 1); a second pass histograms the low 15 bits inside that bin, which pins
-//! the exact value, and takes the minimum of the next bin when rank k + 1 lies there. Two reads of
-//! the data, no copy, exact results, and ties need no special care because the final bin *is* the
-//! value.
+//! value, so the order statistics of `|x|` can be found by a most-significant-digit radix select:
+//! one parallel streaming pass histograms the high 16 of the 31 magnitude bits, which names the bin
+//! holding rank k (and the bin holding rank k + 1); a second pass histograms the low 15 bits inside
+//! that bin, which pins the exact value, and takes the minimum of the next bin when rank k + 1 lies
+//! there. Two reads of the data, no copy, exact results, and ties need no special care because the
+//! final bin *is* the value.
 //!
 //! Ordering is the total order of `|x|` on bit patterns: NaNs sort above `+inf`, `-0.0 == 0.0`.
 

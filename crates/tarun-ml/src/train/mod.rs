@@ -1,4 +1,4 @@
-//! Training and batched evaluation of a [`Network`] (seed spec sections 3, 5 and 6).
+//! Training and batched evaluation of a [`Network`] (docs/study.md §3, §5 and §6).
 //!
 //! [`fit`] runs mini-batch training in train mode (batch statistics, dropout) with AdamW
 //! (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019) or SGD with momentum,

@@ -1,5 +1,5 @@
 //! Training objectives: plain cross-entropy and the two unlearning baselines of the seed study
-//! (spec section 5).
+//! (docs/study.md §5).
 //!
 //! * Gradient ascent on the forget set: minimise −CE (e.g. Thudi et al., "Unrolling SGD:
 //!   Understanding Factors Influencing Machine Unlearning", EuroS&P 2022).

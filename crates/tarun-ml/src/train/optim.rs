@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OptimizerKind {
-    /// AdamW, betas (0.9, 0.999), eps 1e-8 (PyTorch defaults; seed spec section 3).
+    /// AdamW, betas (0.9, 0.999), eps 1e-8 (PyTorch defaults; docs/study.md §3).
     AdamW,
     /// SGD with momentum, weight decay added to the gradient.
     Sgd,

@@ -12,7 +12,8 @@ pub enum Affinities {
     /// Every pair (scikit-learn `method="exact"`).
     Exact,
     /// Each point's `min(n − 1, ⌊3·perplexity + 1⌋)` nearest neighbours, as scikit-learn's default
-    /// Barnes–Hut method, which the seed used (§7.8). Only P is sparse; the gradient stays exact.
+    /// Barnes–Hut method, which the seed used (docs/study.md §7.8). Only P is sparse; the gradient
+    /// stays exact.
     #[default]
     NearestNeighbours,
 }

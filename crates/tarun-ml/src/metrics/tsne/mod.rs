@@ -1,5 +1,5 @@
-//! t-SNE of model outputs (spec §7.8): a deterministic, exact-gradient port of scikit-learn's
-//! `TSNE` with the seed's settings.
+//! t-SNE of model outputs (docs/study.md §7.8): a deterministic, exact-gradient port of
+//! scikit-learn's `TSNE` with the seed's settings.
 //!
 //! The seed embeds the 10-dimensional logits of the first 1,500 test images (cast to `float64`)
 //! with `TSNE(n_components=2, perplexity=30, init="pca", random_state=42)` and the defaults of
@@ -49,7 +49,7 @@ pub enum LearningRate {
     Fixed(f64),
 }
 
-/// t-SNE settings; the default is the seed's (§7.8).
+/// t-SNE settings; the default is the seed's (docs/study.md §7.8).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TsneConfig {
     /// Target perplexity of each point's conditional distribution.
