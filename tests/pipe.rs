@@ -102,6 +102,27 @@ fn devices_stops_quietly() {
     with_closed_stdout(store.path(), &["devices", "--json"]);
 }
 
+/// `man --dir` writes every page before listing them: a closed stdout cuts only the listing.
+#[test]
+fn man_stops_quietly_after_writing_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    with_closed_stdout(dir.path(), &["man"]);
+    let pages = dir.path().join("man1");
+    with_closed_stdout(dir.path(), &["man", "--dir", pages.to_str().unwrap()]);
+    let written = support::walk(&pages);
+    let all = tarun(dir.path(), &["man", "--dir", pages.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(all.status.success(), "{all:?}");
+    let listed = String::from_utf8(all.stdout).unwrap();
+    assert_eq!(
+        written.len(),
+        listed.lines().count(),
+        "{written:?}\n{listed}"
+    );
+    assert!(written.len() > 10, "{written:?}");
+}
+
 /// gc lists what it removed after removing it: a closed stdout cuts the listing, not the work.
 #[test]
 fn gc_stops_quietly_after_its_work() {

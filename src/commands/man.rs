@@ -25,11 +25,17 @@ pub fn man(args: &ManArgs) -> Result<ExitCode> {
     // `tarun run`, as their pages show them.
     cli.build();
     if let Some(dir) = &args.dir {
+        // Every page is written before any is listed: a reader that stops early (`| head -1`)
+        // cuts only the listing.
+        let mut written = Vec::new();
         for (file, page) in all_pages(&cli)? {
             let path = dir.join(&file);
             std::fs::create_dir_all(dir)
                 .and_then(|()| std::fs::write(&path, page))
                 .map_err(|e| anyhow::anyhow!("writing `{path}`: {e}"))?;
+            written.push(path);
+        }
+        for path in &written {
             outln!("{path}")?;
         }
         return Ok(ExitCode::SUCCESS);
