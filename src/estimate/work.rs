@@ -24,8 +24,9 @@ const CLASSES: f64 = 10.0;
 const RELEARN_BATCH: f64 = 128.0;
 
 /// Surgery (task vector, mask quantile, apply) per parameter and task vector, in seconds:
-/// `surgery_perf` measured 0.31 s for VGG-11-BN width 1 (128.8M parameters, one vector) with
-/// the exact quantile and 0.44 s with the seed's sampled one; rounded up.
+/// `surgery_perf`'s times for VGG-11-BN width 1 (128.8M parameters, one vector) with the exact
+/// and with the seed's sampled quantile (docs/performance.md, sixth round), per parameter,
+/// rounded up.
 const SURGERY_S_PER_PARAM: f64 = 3e-9;
 const SURGERY_SAMPLED_S_PER_PARAM: f64 = 4.5e-9;
 /// Reading the checkpoints and writing the result around a surgery.

@@ -2,9 +2,9 @@
 //! several small jobs on one GPU and keep a large one alone (`--devices cuda:0*4@80G`).
 //!
 //! An estimate, deliberately generous: parameters with their gradients and AdamW's two moments,
-//! the activations a training batch keeps for backward (per image, measured on the CPU by
-//! `tarun bench`'s peak memory: ResNet-18 width 1 batch 128 peaks at 1.2 GB, MobileNetV2 at
-//! 0.36 GB), a fixed CUDA context and workspace allowance, and half as much again on top.
+//! the activations a training batch keeps for backward (per image, set above what `tarun bench`'s
+//! peak memory on the CPU implies; docs/performance.md has the peaks), a fixed CUDA context and
+//! workspace allowance, and half as much again on top.
 
 use serde_json::Value;
 use tarun_core::manifest::{NodeKind, NodeSpec, Study};

@@ -1,21 +1,23 @@
 //! The study's write-up, built only from its inputs' records and JSON outputs.
 //!
-//! The `report` node kind (`src/kinds/report.rs`) writes it as `report.md`, a self-contained
-//! `report.html` (inline CSS and SVG, no external assets, print rules for paper and PDF) and
-//! every figure as its own `.svg` file. Nothing is recomputed: every number is copied from a
-//! record or an output file and cited by node id and the first 12 hex digits of the record key,
-//! which the HTML links to the provenance table. Sections: the protocol that ran; the setup
-//! (study, seed, data, `--set` overrides, tarun version, render date, devices, training
-//! recipes); a summary; training runs; metric tables per architecture; the (alpha, rho) grids
-//! of `select` nodes; confusion matrices; t-SNE plots coloured by class; relearning curves; the
-//! time benchmark from the records' timings (without extra training); a timeline of which node
-//! ran on which device when (one Gantt chart per run, from the records' start times, durations
-//! and devices, with each device's busy time); the original study's published CIFAR-10 numbers
-//! side by side; and the provenance of every record. The text cites nothing a reader of the
-//! page cannot open: no design documents, store paths or output file names.
+//! The `report` node kind (`src/kinds/report.rs`) writes it as `report.md` (figures linked as the
+//! `.svg` files), a self-contained `report.html` (inline CSS and SVG, no external assets, print
+//! rules for paper and PDF), every figure as its own `.svg` file and a PNG copy of each. Nothing is
+//! recomputed: every number is copied from a record or an output file and cited by node id and the
+//! first 12 hex digits of the record key, which the HTML links to the provenance table. Sections:
+//! the protocol that ran; the setup (study, seed, data, `--set` overrides, tarun version, render
+//! date, devices, training recipes); a summary; training runs; metric tables per architecture; the
+//! (alpha, rho) grids of `select` nodes; confusion matrices; t-SNE plots coloured by class;
+//! relearning curves; the time benchmark from the records' timings (without extra training); a
+//! timeline of which node ran on which device when (one Gantt chart per run, from the records'
+//! start times, durations and devices, with each device's busy time); the original study's
+//! published CIFAR-10 numbers side by side; and the provenance of every record. The text cites
+//! nothing a reader of the page cannot open: no design documents, store paths or output file names.
 //!
-//! The kind also writes a PNG copy of every figure ([`png`]); without system fonts these carry
-//! no text (there is no embedded font), while the SVGs render in every browser.
+//! [`png`] renders those copies with resvg at twice the SVG's size, with the fonts installed on
+//! the machine that runs the node: tarun embeds none, so where there are none the PNGs have no
+//! text (the node's log says so), while the SVGs name a font family and show their text in every
+//! browser.
 //!
 //! The job-facing code (reading the inputs' records and files, writing the outputs) is the node
 //! kind's; [`build_report`] is a pure function of plain data, which is what the tests exercise.

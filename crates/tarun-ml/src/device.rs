@@ -90,38 +90,31 @@ fn accelerator_info(name: &str) -> (String, Option<u64>) {
 }
 
 /// Process-wide settings for CPU speed. Call once, first thing in `main`, before any thread
-/// exists (it sets an environment variable).
+/// exists (it sets an environment variable). What each setting gained, measured, is in
+/// docs/performance.md (second, fourth and sixth rounds).
 ///
 /// * Candle runs its element-wise ops on a pool of its own, sized to the whole machine and
 ///   spinning between ops, beside rayon's pool where tarun's kernels and gemm run: on a small
-///   machine the two fight for the cores, and a job limited to N threads still used them all.
+///   machine the two fight for the cores, and a job limited to N threads would use them all.
 ///   `CANDLE_NUM_THREADS=1` (unless the user set it) keeps those ops on the calling thread, which
 ///   is inside the job's own rayon pool.
 /// * glibc serves every allocation above 128 KiB with a fresh `mmap` and returns it on `free`,
-///   so every op's output was page-faulted in again, zeroed by the kernel, with TLB shoot-downs
-///   between the threads. A fixed 1 GiB threshold and a lazier trim keep the freed memory for
-///   reuse (the resident peak is the same; it is just not handed back between steps). On
-///   ResNet-18 width 0.25 batch 32 training (2 threads): page faults fell from 103,000 to 22,000
-///   per run and images/second rose about 40 % (docs/performance.md). At 32 MiB (older glibc
-///   refuses more, and then it stays there) ResNet-18 width 1 batch 128's 33.5 MB activations
-///   were mapped and zeroed afresh by every op (11 % of the step in the kernel's `clear_page`);
-///   at 256 MiB VGG-11-BN's 411 MB classifier weight gradient, built anew every step, still
-///   was: `clear_page` 28 % of a width 1 batch 32 step even on huge pages. At 1 GiB it is reused
-///   too: VGG-11-BN width 1 trains 10-15 % faster, with the same peak (+0-1.4 %). (Before the
-///   classifier's fold moved onto the tape, 1 GiB had cost 6-11 % more peak memory for no
-///   speed: four such buffers a step fragmented the heap.)
+///   so every op's output would be page-faulted in again and zeroed by the kernel, with TLB
+///   shoot-downs between the threads. A fixed mmap threshold and a lazier trim keep the freed
+///   memory for reuse (the resident peak is the same; it is just not handed back between
+///   steps). The threshold is 1 GiB, above the largest buffer built anew every step (VGG-11-BN's
+///   411 MB classifier weight gradient at width 1), or the largest of 256 MiB and 32 MiB that an
+///   older glibc accepts. Below 1 GiB that gradient is mapped and zeroed afresh every step, and
+///   at 32 MiB so are ResNet-18 width 1 batch 128's activations (33.5 MB each).
 /// * One malloc arena for every thread (`M_ARENA_MAX` 1). glibc gives threads arenas of their
 ///   own, and a buffer freed by another thread goes back to the arena it came from: with the
 ///   steps on a pool thread and the ops' outputs allocated on whichever thread ran them, freed
-///   memory sat in one arena while another grew (ResNet-18 width 1 batch 128 peaked at 1,150-
-///   1,220 MB instead of 975). Small allocations still come from each thread's lock-free
-///   cache; large ones are few per op. With one arena the quickstart's peak fell from 326 to
-///   118 MB at the same speed.
+///   memory would sit in one arena while another grew, raising the peak. Small allocations still
+///   come from each thread's lock-free cache; large ones are few per op.
 /// * Buffers above that threshold are still mapped afresh for every op, 4 KiB page by page.
-///   glibc's `glibc.malloc.hugetlb=1` tunable asks for transparent huge pages on those mappings
-///   (VGG-11-BN width 1, when its gradients were mapped: 3.7 million page faults in one
-///   `tarun bench` row, 24,000 with it; training 23 -> 42 images/second), but glibc reads
-///   tunables only at start-up, so the process runs itself again with it added (see
+///   glibc's `glibc.malloc.hugetlb=1` tunable asks for transparent huge pages on those mappings,
+///   which cuts their page faults by two orders of magnitude, but glibc reads tunables only at
+///   start-up, so the process runs itself again with it added (see
 ///   [`reexec_with_huge_pages`]).
 pub fn tune_process() {
     reexec_with_huge_pages();

@@ -185,8 +185,7 @@ pub(super) fn plane_affine_in_place(
 
 /// `out = act(out * scale + shift)` elementwise with per-element `scale` and `shift` (the
 /// per-channel values repeated over each plane): [`plane_affine_in_place`] for images of small
-/// planes, where a call per plane of 1-16 elements was mostly call and tail overhead (10 % of
-/// MobileNetV2's inference).
+/// planes, where a call per plane of 1-16 elements would be mostly call and tail overhead.
 #[multiversion(targets = "simd")]
 pub(super) fn image_affine_in_place(
     out: &mut [f32],

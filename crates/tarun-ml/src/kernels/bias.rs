@@ -1,8 +1,9 @@
 //! A convolution's bias, `x + b` broadcast over an NCHW tensor's channels, as one op.
 //!
 //! With Candle's `broadcast_add`, the backward sums `dL/dy` over the batch and both spatial axes
-//! through a strided reduction, which took about 7 % of VGG-11-BN width 0.25's training step
-//! (every VGG convolution has a bias). Here the forward is one pass, the input's gradient is
+//! through a strided reduction, a slow pass over every activation (and every VGG convolution
+//! has a bias; docs/performance.md, third round). Here the forward is one pass, the input's
+//! gradient is
 //! `dL/dy` itself, and the bias's is one vectorised sum per plane, added per channel in `f64`.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};

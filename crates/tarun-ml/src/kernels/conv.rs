@@ -182,12 +182,11 @@ impl Geom {
     }
 
     /// Images per group: at least 64 columns (the height of gemm's full AVX-512 microkernel,
-    /// four registers of 16; at 16 columns ResNet-18's 4x4 maps ran on its one-register edge
-    /// kernel, 14 % of the width 1 batch 128 training step), few enough that the batch still
-    /// splits over all threads and that `col` stays within about 16 MB. Every map of 8x8 or more
-    /// is then one image per product: grouping up to 256 columns cost a copy of the input into
-    /// `col` (even for 1x1 convolutions) and of the product out to NCHW, and measured no faster
-    /// (MobileNetV2 w1 b128 inference about 10 % slower).
+    /// four registers of 16; with fewer, small maps run on its slow one-register edge kernel),
+    /// few enough that the batch still splits over all threads and that `col` stays within about
+    /// 16 MB. Every map of 8x8 or more is then one image per product: grouping more columns costs
+    /// a copy of the input into `col` (even for 1x1 convolutions) and of the product out to NCHW,
+    /// and was not faster (docs/performance.md, third and fourth rounds).
     fn group(&self) -> usize {
         let per_thread = self.b.div_ceil(threads()).max(1);
         let wide = 64usize.div_ceil(self.out_hw().max(1));

@@ -3,8 +3,9 @@
 //! stride 2), forward and both gradients.
 //!
 //! im2col + GEMM copies each input element nine times into the column matrix, and gemm then
-//! packs that matrix once more; on ResNet-18 width 0.25 (16-32 channels, 32x32 and 16x16 maps)
-//! the copies were a fifth of an inference pass and the GEMM ran at 120-150 GFLOP/s.
+//! packs that matrix once more; with few channels (ResNet-18 width 0.25: 16-32 channels, 32x32
+//! and 16x16 maps) those copies are a large share of the pass and the GEMMs are too thin to run
+//! near the machine's peak (docs/performance.md, fifth and sixth rounds).
 //!
 //! * **Forward:** each kernel tap `(dy, dx)` is a shift of the whole flattened plane by
 //!   `dy W + dx` (as in `conv::im2col_same`), so a vector of `L` consecutive outputs (16 on
@@ -32,9 +33,9 @@ use super::{par_filled, threads};
 
 /// A tile's shape in each instruction set: output channels (one broadcast weight each) by
 /// vectors of outputs. AVX-512's 32 registers hold 24 sums, 3 inputs and a weight. AVX2's 16
-/// hold 8 sums, an input, its load mask and a weight: 4 x 3 spilled a sum to the stack (a
-/// store-to-load chain every channel, 40 GFLOP/s), and 8 x 1 measured at or above 4 x 2, 5 x 2,
-/// 6 x 2 and 3 x 3 (60-110 GFLOP/s on ResNet-18 width 0.25's layers, on an AVX-512 CPU).
+/// hold 8 sums, an input, its load mask and a weight: 4 x 3 spills a sum to the stack (a
+/// store-to-load chain every channel), and 8 x 1 was the fastest of the shapes that fit
+/// (docs/performance.md, "CPU: AVX2 direct convolution").
 const AVX512_TILE: (usize, usize) = (8, 3);
 const AVX2_TILE: (usize, usize) = (8, 1);
 
@@ -46,8 +47,8 @@ fn tile_shape(simd: Simd) -> (usize, usize) {
     }
 }
 
-/// The fewest output positions a map needs for the direct kernel (a 2x2 map filled a quarter
-/// of an AVX-512 vector: 50 against im2col's 120 GFLOP/s).
+/// The fewest output positions a map needs for the direct kernel (a 2x2 map fills a quarter of
+/// an AVX-512 vector, and im2col is then faster; docs/performance.md, sixth round).
 const MIN_POSITIONS: usize = 16;
 
 /// Whether the direct kernel runs `g` here: [`fits`], on a CPU with AVX-512 or AVX2 + FMA
@@ -60,8 +61,8 @@ pub(super) fn applies(g: &Geom) -> bool {
 /// stride 1 with "same" padding or at stride 2 with an output of half the input (rounded up),
 /// with at least one image per thread (the tiles split over images), output maps of at least
 /// [`MIN_POSITIONS`] and at most 128 channels on one side. 1x1 convolutions are one GEMM
-/// without im2col and stay there (the direct kernel measured 5-45 % slower on MobileNetV2's and
-/// ResNet-18's).
+/// without im2col and stay there (the direct kernel is slower on MobileNetV2's and ResNet-18's;
+/// docs/performance.md, sixth round).
 pub(super) fn fits(g: &Geom) -> bool {
     let (hp, wp) = phase_dims(g);
     (3..=7).contains(&g.k)
@@ -146,8 +147,8 @@ impl Plan {
         plan
     }
 
-    /// [`Plan::new`], kept for the next call with the same shapes: building it took 2 % of a
-    /// ResNet-18 width 0.25 batch 32 inference pass, every pass asking for the same few.
+    /// [`Plan::new`], kept for the next call with the same shapes: every pass asks for the same
+    /// few, and building them anew each time is a visible share of a small network's pass.
     fn cached(g: &Geom, gn: usize, lanes: usize, nv: usize) -> std::sync::Arc<Plan> {
         type Key = [usize; 10];
         static PLANS: std::sync::Mutex<Vec<(Key, std::sync::Arc<Plan>)>> =
@@ -375,9 +376,9 @@ unsafe fn grad_image_avx512(xt: &[f32], dy: &[f32], g: &Geom, cp: usize, acc: &m
     }
 }
 
-/// [`grad_image`] on AVX2 + FMA, its blocks of 8-12 sums (16 registers). Measured on
-/// ResNet-18 width 0.25's layers: 2 x 1 x 4 and 6 x 1 x 2 at 60-100 GFLOP/s where 3 x 1 x 4 and
-/// 5 x 1 x 2 ran at 50-65 (and 3 x 2 x 2, 2 x 3 x 2 at 15-55).
+/// [`grad_image`] on AVX2 + FMA, its blocks of 8-12 sums (16 registers): 2 x 1 x 4 and
+/// 6 x 1 x 2, the fastest of the block shapes tried on ResNet-18 width 0.25's layers
+/// (docs/performance.md, "CPU: AVX2 direct convolution").
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn grad_image_avx2(xt: &[f32], dy: &[f32], g: &Geom, cp: usize, acc: &mut [f32]) {

@@ -167,7 +167,7 @@ pub fn release_scratch() {
 
 /// Runs `f` with two work buffers of exactly `a` and `b` elements, kept on this thread for the
 /// next call: an im2col matrix or a GEMM result allocated and zero-filled on every call cost more
-/// than the copying into it (issue 8's profile: `memset` 9 % of a ResNet-18 training step).
+/// than the copying into it (docs/performance.md, second round).
 ///
 /// The buffers hold whatever the last call left: `f` must write every element before reading
 /// it. A nested call on the same thread (rayon runs other work while a GEMM waits) gets fresh
@@ -428,7 +428,7 @@ fn threads() -> usize {
 
 /// `vec![0f32; n]`, zeroed by all threads for large `n`: an op's output buffer. glibc reuses
 /// freed memory for it, so `calloc` fills it with zeros on the calling thread while the rest of
-/// the pool waits (`memset`, about 5 % of a ResNet-18 width 0.25 inference pass). Where an op
+/// the pool waits (docs/performance.md, fifth round). Where an op
 /// fills its output chunk by chunk on all threads, [`par_filled`] saves this pass.
 fn zeroed(n: usize) -> Vec<f32> {
     if n < 1 << 16 || threads() == 1 {
@@ -445,9 +445,9 @@ fn zeroed(n: usize) -> Vec<f32> {
 /// A vector of `n` elements computed in chunks of `chunk` on all threads by `fill(index,
 /// chunk)`: an op's output buffer. Each chunk is zeroed by the thread that then fills it, just
 /// before, while it is about to be in that thread's cache anyway. glibc reuses freed memory, so
-/// `vec![0f32; n]` filled it with zeros on the calling thread while the rest of the pool waited
-/// (`memset`), and even zeroed by all threads ([`zeroed`]) it was one more pass over the whole
-/// buffer.
+/// `vec![0f32; n]` would fill it with zeros on the calling thread while the rest of the pool
+/// waits (`memset`), and even zeroed by all threads ([`zeroed`]) it would be one more pass over
+/// the whole buffer.
 fn par_filled(n: usize, chunk: usize, fill: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
     let mut v: Vec<f32> = Vec::with_capacity(n);
     v.spare_capacity_mut()[..n]

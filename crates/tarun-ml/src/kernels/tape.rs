@@ -3,9 +3,8 @@
 //! Candle's `Tensor::backward` adds every gradient that reaches a tensor into a fresh zero tensor
 //! (`GradStore::or_insert`, then `add`), also where the tensor has a single consumer, which is
 //! almost every activation: a full-size zero fill plus a full-size add into yet another new
-//! buffer per edge of the graph. On ResNet-18 width 0.25 batch 128 that was about 13 % of a
-//! training step (measured with Candle patched to store the first gradient as is: 508 -> 575
-//! images/second in interleaved runs; MobileNetV2 width 0.25 +9 %, ResNet-18 width 1 +3 %).
+//! buffer per edge of the graph, a measurable share of a training step on the narrow networks
+//! (docs/performance.md, fifth round).
 //!
 //! A [`Tape`] records the body's ops (tarun's kernels, each with its inputs and output) while the
 //! forward pass runs them off Candle's graph, and runs their backward passes itself in reverse:
@@ -220,9 +219,9 @@ pub(crate) fn stack_rows(gamma: &Tensor, beta: &Tensor, tape: Option<&Tape>) -> 
 
 /// `w` (`rows x (cols * group)`) summed over each run of `group` consecutive columns, recorded on
 /// `tape`: VGG-11-BN's first classifier weight folded over the 49 copies of a 1x1 map. On
-/// Candle's graph the backward of that sum and reshape went through four transient
-/// weight-sized (411 MB at width 1) buffers per step, each mapped and page-faulted afresh;
-/// here the gradient, the column gradient repeated, is one.
+/// Candle's graph the backward of that sum and reshape goes through four transient
+/// weight-sized (411 MB at width 1) buffers per step; here the gradient, the column gradient
+/// repeated, is one.
 pub(crate) fn fold_columns(w: &Tensor, group: usize, tape: &Tape) -> Result<Tensor> {
     let (rows, cols) = w.dims2()?;
     if group == 0 || cols % group != 0 {
@@ -248,8 +247,8 @@ impl Backward for Fold {
         _: &[bool],
     ) -> Result<Vec<Option<Tensor>>> {
         // Each column's gradient repeated over its run, written once on all threads into a
-        // buffer that is not zeroed first: the broadcast-and-reshape this replaces was Candle's
-        // element-by-element strided copy, 17 % of a VGG-11-BN width 1 batch 32 step.
+        // buffer that is not zeroed first: Candle's broadcast-and-reshape would be an
+        // element-by-element strided copy of the whole weight.
         let (rows, cols) = y.dims2()?;
         let group = self.0;
         #[cfg(feature = "cuda")]

@@ -18,8 +18,8 @@
 //! from direct convolution by rounding alone (the tests hold them to im2col's and Candle's).
 //!
 //! Small channel counts keep im2col: with a short `C` the 16 products are too thin for GEMM to
-//! pay for the transforms (see [`applies`]). ResNet-18 width 1 batch 128 trained 18 % and
-//! inferred 33 % faster on this 2-core Zen 4 (docs/performance.md).
+//! pay for the transforms (see [`applies`]). What it gains is in docs/performance.md (fourth
+//! round).
 
 use rayon::prelude::*;
 
