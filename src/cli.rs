@@ -43,6 +43,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "the artifact store, when `--store` is not given (default: artifacts)",
     ),
     (
+        "TARUN_REMOTE",
+        "the remote cache, e.g. `s3://bucket/prefix` (`--remote`; docs/remote.md)",
+    ),
+    (
         "TARUN_LOG",
         "log filter for stderr, e.g. `debug` (default: warn)",
     ),
@@ -114,6 +118,29 @@ pub struct StoreArgs {
     pub store: Utf8PathBuf,
 }
 
+/// The remote cache (docs/remote.md).
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The remote cache: `s3://bucket/prefix`, `gs://..`, `az://..`, `https://..` or
+    /// `file:///shared/dir` (over the manifest's `[cache] remote`). Credentials come from the
+    /// service's usual environment variables.
+    #[arg(long, value_name = "URL", env = "TARUN_REMOTE", hide_env_values = true)]
+    pub remote: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Only these nodes and their ancestors.
+    #[arg(long = "target", value_name = "ID")]
+    pub targets: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct ManifestArgs {
     /// The study manifest, e.g. `experiments/quickstart.toml`.
@@ -144,6 +171,10 @@ pub enum Command {
     Compare(CompareArgs),
     /// Re-hash every object in the store and name every corrupt one.
     Verify(VerifyArgs),
+    /// Upload every fresh node's record and objects to the remote cache (docs/remote.md).
+    Push(PushArgs),
+    /// Download from the remote cache the nodes this store lacks and the remote has.
+    Pull(PushArgs),
     /// List past runs.
     Log(LogArgs),
     /// Fetch data sets, or say where a study's data is found and whether it is complete.
@@ -236,6 +267,11 @@ pub struct RunArgs {
     /// Stop at the first failed node instead of finishing independent branches.
     #[arg(long)]
     pub fail_fast: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Do not upload what this run computes to the remote cache (over `[cache] push`).
+    #[arg(long)]
+    pub no_push: bool,
     /// Hide progress bars (they are hidden anyway when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
@@ -273,6 +309,8 @@ pub struct StatusArgs {
     pub manifest: ManifestArgs,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Print JSON: `{"nodes":[{"id":..,"kind":..,"state":..,"causes":[..]}]}`, every node
     /// unless `--state` is given.
     #[arg(long)]

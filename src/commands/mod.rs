@@ -12,6 +12,8 @@ mod export;
 mod gc;
 mod log;
 mod man;
+mod pull;
+mod push;
 mod results;
 mod run;
 mod runs;
@@ -40,6 +42,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Results(args) => results::results(args),
         Command::Compare(args) => compare::compare(args),
         Command::Verify(args) => verify::verify(args),
+        Command::Push(args) => push::push(args),
+        Command::Pull(args) => pull::pull(args),
         Command::Log(args) => log::log(args),
         Command::Data(cmd) => data::data(cmd),
         Command::Bench(args) => bench::bench(args),

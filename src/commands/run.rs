@@ -120,6 +120,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             notices,
         ));
     }
+    let remote = super::push::open_remote(&study, &args.remote, args.no_push)?;
     let study = Arc::new(study);
     let engine = Engine {
         study: study.clone(),
@@ -139,6 +140,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         run_id,
         command: std::env::args().collect(),
         interrupted: interrupted.clone(),
+        remote,
     };
     let journal = runtime.block_on(engine.run(opts));
     reporter.finish();

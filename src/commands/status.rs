@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use tarun_core::plan::{self, State};
+use tarun_core::remote::{self, Found};
 use tarun_core::store::{NodeRecord, Store};
 
 use super::{Result, load, select_nodes};
@@ -19,6 +20,22 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
     let runner = kinds::StudyRunner;
     let data = kinds::planning_digest(&study, &store)?;
     let statuses = plan::status(&study, &graph, &store, &runner, &data, &BTreeSet::new())?;
+    // With a remote cache, the nodes not fresh here whose current key it has (records only:
+    // nothing is downloaded). Without one, nothing more is read.
+    let mut on_remote: BTreeSet<&str> = BTreeSet::new();
+    let mut remote_shown = String::new();
+    if statuses.iter().any(|s| s.state != State::Fresh)
+        && let Some(remote) = super::push::open_remote(&study, &args.remote, true)?
+    {
+        let all = (0..study.nodes.len()).collect();
+        let found = remote::resolve(&remote, &study, &graph, &store, &runner, &data, &all, false);
+        for (i, f) in found.iter().enumerate() {
+            if matches!(f, Some((_, Found::Remote))) && statuses[i].state != State::Fresh {
+                on_remote.insert(study.nodes[i].id.as_str());
+            }
+        }
+        remote_shown = remote.shown().to_owned();
+    }
     // `--check`: whether a run would run anything, whatever is listed.
     let code = if args.check && statuses.iter().any(|s| s.state != State::Fresh) {
         ExitCode::from(errors::WOULD_RUN)
@@ -52,6 +69,9 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                 let mut node = serde_json::json!({
                     "id": s.id, "kind": s.kind, "state": s.state, "causes": s.causes,
                 });
+                if on_remote.contains(s.id.as_str()) {
+                    node["remote"] = true.into();
+                }
                 // A fresh node's outputs, name -> content digest: what a script compares.
                 if let Some(record) = &s.record {
                     let outputs: serde_json::Map<_, _> = record
@@ -86,13 +106,25 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
             ));
         }
         // Padded columns, but no trailing spaces where a node has no causes.
-        let line = format!("{:<8} {:<width$}  {causes}", s.state.as_str(), s.id);
+        let state = if on_remote.contains(s.id.as_str()) {
+            format!("{} (on remote)", s.state.as_str())
+        } else {
+            s.state.as_str().to_owned()
+        };
+        let line = format!("{state:<8} {:<width$}  {causes}", s.id);
         outln!("{}", line.trim_end())?;
     }
     if !listed.is_empty() {
         outln!()?;
     }
     outln!("{}", summary(&statuses))?;
+    if !on_remote.is_empty() {
+        let n = on_remote.len();
+        outln!(
+            "{n} of them on the remote cache {remote_shown} (`tarun pull` downloads {})",
+            if n == 1 { "it" } else { "them" }
+        )?;
+    }
     Ok(code)
 }
 

@@ -12,4 +12,5 @@ pub mod graph;
 pub mod manifest;
 pub mod memory;
 pub mod plan;
+pub mod remote;
 pub mod store;

@@ -81,6 +81,10 @@ pub struct Options {
     /// before cancelling: the journal then says the run was interrupted, and by what. A
     /// cancellation without it (`fail_fast`) is not an interruption.
     pub interrupted: Arc<OnceLock<String>>,
+    /// The remote cache: a node missing here is looked up there before it is computed (and
+    /// journalled as cached, device `remote`), and, when it pushes, what a run commits is
+    /// uploaded in the background, awaited before the run ends.
+    pub remote: Option<Arc<crate::remote::RemoteCache>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -196,6 +200,17 @@ impl Engine {
             if st.states[i] == NodeState::Waiting {
                 st.states[i] = NodeState::Cancelled;
                 self.journal_entry(&mut st, i, Outcome::Cancelled, None, None);
+            }
+        }
+        if let Some(remote) = &opts.remote {
+            let failed = remote.finish_pushes();
+            if !failed.is_empty() {
+                tracing::warn!(
+                    "{} node{} not pushed to {} (`tarun push` uploads them)",
+                    failed.len(),
+                    if failed.len() == 1 { "" } else { "s" },
+                    remote.shown()
+                );
             }
         }
         if self.cancel.is_cancelled() && st.journal.interrupted.is_none() {
@@ -339,6 +354,15 @@ impl Engine {
                     None
                 }
             };
+            let (cached, pulled) = match (cached, &opts.remote) {
+                (None, Some(remote)) if !opts.force.contains(&i) => {
+                    match remote.fetch(&self.store, &self.study.name, &node.id, &key) {
+                        crate::remote::Fetched::Hit(r) => (Some(r), true),
+                        crate::remote::Fetched::Miss => (None, false),
+                    }
+                }
+                (cached, _) => (cached, false),
+            };
             match cached {
                 Some(_) if opts.force.contains(&i) => {
                     tracing::debug!("hit for `{}`, ignored: --force", node.id);
@@ -352,6 +376,9 @@ impl Engine {
                         id: node.id.clone(),
                     });
                     self.journal_entry(st, i, Outcome::Cached, Some(&record), None);
+                    if pulled && let Some(entry) = st.journal.entries.last_mut() {
+                        entry.device = Some("remote".into());
+                    }
                     self.complete(st, i, record);
                 }
                 _ if self.runner.needs_device(node) => {
@@ -552,6 +579,9 @@ impl Engine {
                 }
                 entry.key = Some(record.key);
                 entry.peak_rss = record.peak_rss;
+                if let Some(remote) = opts.remote.as_ref().filter(|r| r.push) {
+                    remote.push_later(&self.store, &record);
+                }
                 self.complete(st, f.node, record);
                 (Outcome::Ran, None)
             }

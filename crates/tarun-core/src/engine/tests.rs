@@ -87,6 +87,7 @@ fn study(nodes: Vec<NodeSpec>) -> Study {
         protocol: Protocol::Corrected,
         data: serde_json::Map::new(),
         slurm: serde_json::Map::new(),
+        cache: serde_json::Map::new(),
         matrix: vec![],
         nodes,
         overrides: vec![],

@@ -141,6 +141,13 @@ pub(crate) const SLURM: &[Key] = &[
     key("options", Ty::Strings, Default::Absent),
 ];
 
+/// `[cache]`: where a remote cache is (`s3://bucket/prefix`, `file:///shared/dir`, ...) and
+/// whether a run uploads what it computes. Not part of any cache key.
+pub(crate) const CACHE: &[Key] = &[
+    key("remote", Ty::Str, Default::Absent),
+    key("push", Ty::Bool, Default::Bool(true)),
+];
+
 /// What one node may ask of Slurm (`--executor slurm`): `[slurm]`'s keys but `options`. Not
 /// part of any cache key.
 pub(crate) const SLURM_RESOURCES: &[Key] = SLURM.split_at(SLURM.len() - 1).0;

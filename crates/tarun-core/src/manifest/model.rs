@@ -167,6 +167,10 @@ pub struct Study {
     /// The `[slurm]` table, validated: resource defaults and extra `sbatch` options.
     #[serde(default)]
     pub slurm: serde_json::Map<String, serde_json::Value>,
+    /// The `[cache]` table, validated: `remote` (a URL, when set) and `push` (default true).
+    /// Where results are shared, not what they are: no key depends on it.
+    #[serde(default)]
+    pub cache: serde_json::Map<String, serde_json::Value>,
     /// Axes as declared (linspace expanded), in declaration order.
     pub matrix: Vec<(String, Vec<serde_json::Value>)>,
     /// All nodes, in manifest order, families expanded first axis outermost. Ids are unique.

@@ -21,7 +21,7 @@ use super::validate::{Checker, Edge, Subject};
 
 const TABLES: &[&str] = &[
     "study", "data", "matrix", "recipe", "train", "expert", "ablate", "evaluate", "select",
-    "report", "slurm",
+    "report", "slurm", "cache",
 ];
 
 /// Parses `text` (the manifest `path`), follows its includes, applies `overrides` and validates.
@@ -105,6 +105,14 @@ fn interpret(doc: &Table, sources: &Sources, problems: &mut Vec<Problem>) -> Opt
         &root,
     )
     .unwrap_or_default();
+    let cache = top_table(
+        &mut checker,
+        doc.get("cache"),
+        kinds::CACHE,
+        "`[cache]`",
+        &root,
+    )
+    .unwrap_or_default();
     let seed = study
         .as_ref()
         .and_then(|s| s.get("seed"))
@@ -161,6 +169,7 @@ fn interpret(doc: &Table, sources: &Sources, problems: &mut Vec<Problem>) -> Opt
         },
         data,
         slurm,
+        cache,
         matrix: matrix_json(&matrix),
         nodes,
         overrides: Vec::new(),
