@@ -28,7 +28,7 @@ pub fn exec_node(args: ExecNodeArgs) -> Result<ExitCode> {
     eprintln!("tarun exec-node {key}: slurm job {job} on {host}");
     let cancel = CancellationToken::new();
     stop_on_sigterm(cancel.clone());
-    let result = run(&store, &key, cancel.clone());
+    let result = run(&store, &key, &job, cancel.clone());
     let code = match &result {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) if cancel.is_cancelled() => ExitCode::from(errors::INTERRUPTED),
@@ -45,7 +45,7 @@ pub fn exec_node(args: ExecNodeArgs) -> Result<ExitCode> {
 }
 
 /// Loads and runs the task; `Err` says why it failed, in one line.
-fn run(store: &Store, key: &NodeKey, cancel: CancellationToken) -> Result<(), String> {
+fn run(store: &Store, key: &NodeKey, job: &str, cancel: CancellationToken) -> Result<(), String> {
     let node = RemoteNode::load(store, key)?;
     let data = kinds::data_digest(&node.study, store).map_err(|e| e.to_string())?;
     let device = if node.task.gpus > 0 {
@@ -69,6 +69,7 @@ fn run(store: &Store, key: &NodeKey, cancel: CancellationToken) -> Result<(), St
         node.task.node
     );
     let placement = Placement {
+        job: job.to_owned(),
         device,
         threads,
         cancel,
@@ -77,6 +78,14 @@ fn run(store: &Store, key: &NodeKey, cancel: CancellationToken) -> Result<(), St
     let result = node.execute(store, Arc::new(kinds::StudyRunner), &data, placement);
     let _ = printer.join();
     match result {
+        // Another driver (or its job) committed the node while this job waited for its lease.
+        Ok(record) if record.run_id != node.task.run_id => {
+            eprintln!(
+                "`{}` was committed by run {} meanwhile; nothing computed",
+                record.id, record.run_id
+            );
+            Ok(())
+        }
         Ok(record) => {
             eprintln!(
                 "committed `{}` ({} outputs) in {:.1}s",

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use tarun_core::engine::slurm::{Files, job_states};
 use tarun_core::graph::Graph;
 use tarun_core::plan;
-use tarun_core::store::Store;
+use tarun_core::store::{LockMode, Store};
 
 use super::Result;
 use crate::cli::GcArgs;
@@ -16,7 +16,9 @@ use crate::output::outln;
 
 pub fn gc(args: GcArgs) -> Result<ExitCode> {
     let store = Store::open(args.store.store)?;
-    let _lock = store.lock(&format!("tarun gc (pid {})", std::process::id()), |who| {
+    // Exclusive: gc deletes, so it waits for every run using the store, and runs wait for it.
+    let holder = format!("tarun gc (pid {})", std::process::id());
+    let _lock = store.lock(LockMode::Exclusive, &holder, |who| {
         eprintln!("waiting for the store lock, held by {who}");
     })?;
     let runner = kinds::StudyRunner;

@@ -13,7 +13,7 @@ use tarun_core::engine::{DevicePool, DeviceSpec, Engine, Executor, Options};
 use tarun_core::graph::Graph;
 use tarun_core::manifest::{NodeKind, Study};
 use tarun_core::plan::{self, NodeStatus, State};
-use tarun_core::store::{Outcome, OutputRef, RunJournal, Store};
+use tarun_core::store::{LockMode, Outcome, OutputRef, RunJournal, Store};
 use tokio_util::sync::CancellationToken;
 
 use super::{Result, load, select_nodes, warnings};
@@ -62,7 +62,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         args.manifest.manifest,
         std::process::id()
     );
-    let _lock = store.lock(&holder, |who| {
+    // Shared: runs go on side by side, each node computed under its own lease; only `gc` and
+    // `verify --repair` take it exclusively.
+    let _lock = store.lock(LockMode::Shared, &holder, |who| {
         eprintln!(
             "waiting for the store lock of `{}`, held by {who}",
             store.root()

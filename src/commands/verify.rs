@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use camino::Utf8PathBuf;
-use tarun_core::store::{Store, StoreError, VerifyReport};
+use tarun_core::store::{LockMode, Store, StoreError, VerifyReport};
 
 use super::Result;
 use crate::cli::VerifyArgs;
@@ -17,7 +17,9 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         Store::open_read_only(args.store.store)?
     };
     let _lock = if args.repair {
+        // Exclusive: a repair moves records and objects that a run may be reading.
         Some(store.lock(
+            LockMode::Exclusive,
             &format!("tarun verify --repair (pid {})", std::process::id()),
             |who| {
                 eprintln!("waiting for the store lock, held by {who}");

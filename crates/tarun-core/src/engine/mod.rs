@@ -5,6 +5,13 @@
 //! computation and a record lookup); the others run on blocking threads, commit their outputs to
 //! the store there, and report back through a channel. Nothing is shared between jobs.
 //!
+//! Before computing a node, a run takes the node key's lease in the store
+//! ([`Store::try_lease`]), so that two drivers on one store compute a shared node once: the one
+//! that finds it held waits for it on a thread of its own, holding no device slot, while its
+//! other nodes go on; once it has the lease it looks the record up again and takes the other's
+//! record when there is one. A Slurm job takes the lease itself, on its host (see
+//! [`remote`]): the driver does not hold it for it.
+//!
 //! A failed node skips its descendants and lets independent branches finish (unless
 //! `fail_fast`). Cancellation (Ctrl-C, SIGTERM, SIGHUP) reaches jobs through a token they check
 //! between batches; a cancelled job commits nothing.
@@ -15,7 +22,7 @@ mod remote;
 pub mod slurm;
 mod worker;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -26,10 +33,13 @@ pub use self::devices::{Demand, DevicePool, DeviceSpec, Lease};
 pub use self::job::{Job, JobError, JobInput, JobOutput, Runner};
 pub use self::remote::{Placement, RemoteNode, write_exit};
 use self::slurm::{Files, Poller, Remote, SlurmConfig};
+use crate::digest::NodeKey;
 use crate::graph::Graph;
 use crate::manifest::Study;
 use crate::plan::node_key;
-use crate::store::{JournalEntry, NodeRecord, Outcome, RunJournal, Store, StoreError};
+use crate::store::{
+    JournalEntry, LeaseTry, NodeLease, NodeRecord, Outcome, RunJournal, Store, StoreError,
+};
 
 /// What the reporter hears about a run.
 #[derive(Clone, Debug)]
@@ -130,6 +140,29 @@ struct Finished {
     place: Option<String>,
 }
 
+/// What a thread waiting for a node's lease sends back to the loop.
+enum LeaseNews {
+    /// The lease is this run's now, and no record was committed meanwhile (or `--force`).
+    /// `None`: the lease could not be taken (an unwritable `locks/`); the node computes
+    /// unprotected, as it would have before leases.
+    Taken(usize, Option<NodeLease>),
+    /// The holder committed the node: it is cached for this run.
+    Committed(usize, Box<NodeRecord>),
+    /// The run was cancelled while waiting.
+    Cancelled,
+}
+
+/// What taking a node's lease found.
+enum Claim {
+    Leased(NodeLease),
+    /// Another driver committed the node after this run's lookup missed.
+    Committed(NodeRecord),
+    /// Another process holds the lease; its description.
+    Busy(String),
+    /// The lease could not be taken: computed without it.
+    Unprotected,
+}
+
 /// One run of a study over a store.
 pub struct Engine {
     pub study: Arc<Study>,
@@ -160,6 +193,11 @@ struct RunState {
     stop_scheduling: bool,
     /// Each node's inputs as node indices, in the order of its `inputs`.
     input_index: Vec<Vec<usize>>,
+    /// The leases of nodes this run will compute and has not started yet.
+    leases: BTreeMap<usize, NodeLease>,
+    /// Nodes whose lease another process holds, each waited for on a blocking thread.
+    lease_waits: usize,
+    lease_tx: Option<mpsc::UnboundedSender<LeaseNews>>,
 }
 
 impl Engine {
@@ -181,17 +219,21 @@ impl Engine {
             total: st.selected.len(),
         });
         let (tx, mut rx) = mpsc::unbounded_channel::<Finished>();
+        let (lease_tx, mut lease_rx) = mpsc::unbounded_channel::<LeaseNews>();
+        st.lease_tx = Some(lease_tx);
         loop {
             if self.cancel.is_cancelled() {
                 st.stop_scheduling = true;
             }
             self.note_interruption(&mut st, &opts, started)?;
             self.dispatch(&mut st, &opts, &tx)?;
-            if st.running == 0 && (st.stop_scheduling || st.ready.is_empty()) {
+            if st.running == 0 && st.lease_waits == 0 && (st.stop_scheduling || st.ready.is_empty())
+            {
                 break;
             }
             tokio::select! {
                 Some(done) = rx.recv() => self.finish(&mut st, &opts, done)?,
+                Some(news) = lease_rx.recv() => self.lease_news(&mut st, news, &tx),
                 () = self.cancel.cancelled(), if !st.stop_scheduling => st.stop_scheduling = true,
             }
         }
@@ -303,6 +345,9 @@ impl Engine {
             remote: None,
             journal,
             stop_scheduling: false,
+            leases: BTreeMap::new(),
+            lease_waits: 0,
+            lease_tx: None,
         }
     }
 
@@ -381,30 +426,146 @@ impl Engine {
                     }
                     self.complete(st, i, record);
                 }
-                _ if self.runner.needs_device(node) => {
+                _ => {
                     let local = matches!(self.executor, Executor::Local);
-                    if local && !self.devices.can_serve(node.device) {
+                    let needs_device = self.runner.needs_device(node);
+                    if local && needs_device && !self.devices.can_serve(node.device) {
                         self.fail_at_once(st, i, tx, unservable(node));
                         continue;
                     }
-                    let demand = Demand {
-                        request: node.device,
-                        memory_mb: self.runner.memory_estimate(&self.study, node),
-                    };
-                    tracing::debug!(
-                        "`{}` waits for a slot ({:?} device, memory estimate {})",
-                        node.id,
-                        node.device,
-                        demand
-                            .memory_mb
-                            .map_or("none".into(), |m| format!("{m} MB"))
-                    );
-                    st.waiting_for_slot[node.device as usize].push_back((i, demand));
+                    // A Slurm job takes its lease itself, on its host.
+                    if local || !needs_device {
+                        match self.claim(st, i, key, opts.force.contains(&i)) {
+                            Claim::Leased(lease) => {
+                                st.leases.insert(i, lease);
+                            }
+                            Claim::Unprotected => {}
+                            Claim::Committed(record) => {
+                                self.cached_elsewhere(st, i, record);
+                                continue;
+                            }
+                            Claim::Busy(holder) => {
+                                self.wait_for_lease(st, i, key, &holder, opts.force.contains(&i));
+                                continue;
+                            }
+                        }
+                    }
+                    self.enqueue(st, i, tx);
                 }
-                _ => self.start(st, i, None, tx),
             }
         }
         Ok(())
+    }
+
+    /// The description a lease of this run says it is held by.
+    fn lease_holder(st: &RunState) -> String {
+        format!("run {}", st.journal.run_id)
+    }
+
+    /// Takes the lease of node `i`'s key without waiting; once taken, looks the record up again,
+    /// for another driver may have committed it since this run's lookup.
+    fn claim(&self, st: &RunState, i: usize, key: NodeKey, force: bool) -> Claim {
+        let id = &self.study.nodes[i].id;
+        match self.store.try_lease(&key, &Self::lease_holder(st)) {
+            Ok(LeaseTry::Held(lease)) => match committed(&self.store, &key) {
+                Some(record) if !force => Claim::Committed(record),
+                _ => Claim::Leased(lease),
+            },
+            Ok(LeaseTry::Busy(holder)) => Claim::Busy(holder),
+            Err(e) => {
+                tracing::warn!("computing `{id}` without its lease: {e}");
+                Claim::Unprotected
+            }
+        }
+    }
+
+    /// Waits for node `i`'s lease on a blocking thread, holding no slot; the loop hears how
+    /// it ended through [`LeaseNews`].
+    fn wait_for_lease(&self, st: &mut RunState, i: usize, key: NodeKey, holder: &str, force: bool) {
+        let id = self.study.nodes[i].id.clone();
+        tracing::debug!("waiting for `{id}` (key {key}), computed by {holder}");
+        st.lease_waits += 1;
+        let store = self.store.clone();
+        let cancel = self.cancel.clone();
+        let who = Self::lease_holder(st);
+        let tx = st.lease_tx.clone().expect("set by run");
+        tokio::task::spawn_blocking(move || {
+            let t0 = Instant::now();
+            let news = match store.lease(&key, &who, || cancel.is_cancelled(), |_| {}) {
+                Ok(None) => LeaseNews::Cancelled,
+                Ok(Some(lease)) => {
+                    tracing::debug!(
+                        "lease of `{id}` taken after waiting {:.1} s",
+                        t0.elapsed().as_secs_f64()
+                    );
+                    match committed(&store, &key) {
+                        Some(record) if !force => LeaseNews::Committed(i, Box::new(record)),
+                        _ => LeaseNews::Taken(i, Some(lease)),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("computing `{id}` without its lease: {e}");
+                    LeaseNews::Taken(i, None)
+                }
+            };
+            let _ = tx.send(news);
+        });
+    }
+
+    /// What a lease wait ended with.
+    fn lease_news(
+        &mut self,
+        st: &mut RunState,
+        news: LeaseNews,
+        tx: &mpsc::UnboundedSender<Finished>,
+    ) {
+        st.lease_waits -= 1;
+        match news {
+            // A node left waiting when the run stops is journalled as cancelled at the end.
+            LeaseNews::Cancelled => {}
+            LeaseNews::Taken(_, _) if st.stop_scheduling => {}
+            LeaseNews::Taken(i, lease) => {
+                if let Some(lease) = lease {
+                    st.leases.insert(i, lease);
+                }
+                self.enqueue(st, i, tx);
+            }
+            LeaseNews::Committed(i, record) => self.cached_elsewhere(st, i, *record),
+        }
+    }
+
+    /// A node another process committed while this run looked: cached, as a lookup would say.
+    fn cached_elsewhere(&mut self, st: &mut RunState, i: usize, record: NodeRecord) {
+        tracing::debug!(
+            "hit: `{}` was committed by another run",
+            self.study.nodes[i].id
+        );
+        let _ = self.events.send(Event::NodeCached {
+            id: self.study.nodes[i].id.clone(),
+        });
+        self.journal_entry(st, i, Outcome::Cached, Some(&record), None);
+        self.complete(st, i, record);
+    }
+
+    /// Queues a node to compute for a device slot, or starts it at once when it needs none.
+    fn enqueue(&mut self, st: &mut RunState, i: usize, tx: &mpsc::UnboundedSender<Finished>) {
+        let node = &self.study.nodes[i];
+        if !self.runner.needs_device(node) {
+            return self.start(st, i, None, tx);
+        }
+        let demand = Demand {
+            request: node.device,
+            memory_mb: self.runner.memory_estimate(&self.study, node),
+        };
+        tracing::debug!(
+            "`{}` waits for a slot ({:?} device, memory estimate {})",
+            node.id,
+            node.device,
+            demand
+                .memory_mb
+                .map_or("none".into(), |m| format!("{m} MB"))
+        );
+        st.waiting_for_slot[node.device as usize].push_back((i, demand));
     }
 
     /// The first waiting node (of any queue) that a free slot can take now, with its slot.
@@ -505,6 +666,7 @@ impl Engine {
             run_id: st.journal.run_id.clone(),
             cancel: self.cancel.child_token(),
             events: self.events.clone(),
+            lease: st.leases.remove(&i),
         };
         let tx = tx.clone();
         tokio::task::spawn_blocking(move || {
@@ -512,6 +674,10 @@ impl Engine {
             let t0 = Instant::now();
             let (result, attempts) = work.run_with_retries();
             let seconds = t0.elapsed().as_secs_f64();
+            let place = work.device.clone();
+            // The record is committed (or the job ended without one): the lease goes first,
+            // so that a driver waiting for it goes on as soon as it can.
+            drop(work);
             let _ = tx.send(Finished {
                 node: i,
                 slot,
@@ -519,7 +685,7 @@ impl Engine {
                 started: Some(started),
                 seconds,
                 attempts,
-                place: Some(work.device),
+                place: Some(place),
             });
         });
     }
@@ -546,7 +712,10 @@ impl Engine {
                 started: Some(started),
                 seconds: t0.elapsed().as_secs_f64(),
                 attempts: r.attempts,
-                place: Some(r.job.map_or_else(|| "slurm".into(), |j| format!("slurm job {j}"))),
+                place: Some(
+                    r.job
+                        .map_or_else(|| "slurm".into(), |j| format!("slurm job {j}")),
+                ),
             });
         });
     }
@@ -667,6 +836,15 @@ impl Engine {
             peak_rss: None,
         });
     }
+}
+
+/// The record of `key`, when it is committed with all its outputs.
+fn committed(store: &Store, key: &NodeKey) -> Option<NodeRecord> {
+    store
+        .read_record(key)
+        .ok()
+        .flatten()
+        .filter(|r| store.outputs_present(r))
 }
 
 /// Why a node that asks for a device kind the pool lacks cannot run.

@@ -3,6 +3,10 @@
 //! same data, same key), runs one attempt exactly as the local executor would (same job
 //! directory under `tmp/`, same commit: objects first, the record last, each by rename) and
 //! leaves an exit file saying how it ended.
+//!
+//! The job computes under the node key's lease, as a local driver does: when another driver (or
+//! another driver's job) holds it, the job waits for it and then takes the record committed
+//! meanwhile instead of computing the node again.
 
 use std::sync::Arc;
 
@@ -19,6 +23,8 @@ use crate::store::{NodeRecord, Store};
 
 /// Where and how a job computes: what the engine's device pool gives a local job.
 pub struct Placement {
+    /// The Slurm job id, for the lease's holder description.
+    pub job: String,
     /// `cpu` or `cuda:0`.
     pub device: String,
     pub threads: usize,
@@ -104,6 +110,43 @@ impl RemoteNode {
                 node.id, t.key
             )));
         }
+        let who = format!("slurm job {} of run {}", placement.job, t.run_id);
+        let lease = store
+            .lease(
+                &t.key,
+                &who,
+                || placement.cancel.is_cancelled(),
+                |holder| {
+                    let line = format!(
+                        "waiting for `{}` (key {}), computed by {holder}",
+                        node.id, t.key
+                    );
+                    tracing::debug!("{line}");
+                    let _ = placement.events.send(Event::NodeLog {
+                        id: node.id.clone(),
+                        line,
+                        detail: false,
+                    });
+                },
+            )
+            .map_err(|e| failed(format!("the lease of `{}`: {e}", node.id)))?
+            .ok_or(JobError::Cancelled)?;
+        if let Some(record) = store
+            .read_record(&t.key)
+            .ok()
+            .flatten()
+            .filter(|r| store.outputs_present(r))
+        {
+            let _ = placement.events.send(Event::NodeLog {
+                id: node.id.clone(),
+                line: format!(
+                    "`{}` was committed by {}; nothing to compute",
+                    node.id, record.run_id
+                ),
+                detail: false,
+            });
+            return Ok(record);
+        }
         let work = Work {
             study: self.study.clone(),
             node: index,
@@ -116,6 +159,7 @@ impl RemoteNode {
             run_id: t.run_id.clone(),
             cancel: placement.cancel,
             events: placement.events,
+            lease: Some(lease),
         };
         work.attempt_caught(t.attempt)
     }

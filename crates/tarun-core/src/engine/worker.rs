@@ -12,7 +12,7 @@ use super::{Event, Job, JobError, JobInput, Runner};
 use crate::manifest::Study;
 use crate::memory::PeakWatch;
 use crate::plan::node_key;
-use crate::store::{NodeRecord, Store};
+use crate::store::{NodeLease, NodeRecord, Store};
 
 pub(super) struct Work {
     pub study: Arc<Study>,
@@ -26,6 +26,11 @@ pub(super) struct Work {
     pub run_id: String,
     pub cancel: CancellationToken,
     pub events: UnboundedSender<Event>,
+    /// The node key's lease, held from before the job starts until it is dropped with the
+    /// `Work`, after the record is committed or the last attempt ended without one. `None`
+    /// where it could not be taken (see the engine).
+    #[expect(dead_code, reason = "held, never read: dropping it releases the lease")]
+    pub lease: Option<NodeLease>,
 }
 
 impl Work {

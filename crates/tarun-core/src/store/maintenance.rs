@@ -32,6 +32,8 @@ pub struct GcReport {
     pub records: Vec<Utf8PathBuf>,
     pub objects: Vec<Utf8PathBuf>,
     pub temporaries: Vec<Utf8PathBuf>,
+    /// Lease files of `locks/` no process held (they are a few bytes each).
+    pub locks: Vec<Utf8PathBuf>,
     pub bytes: u64,
 }
 
@@ -184,7 +186,8 @@ impl Store {
     }
 
     /// Removes every record whose key is not in `keep`, every object no kept record points at,
-    /// and leftovers in `tmp/`. Call it while holding the store lock.
+    /// leftovers in `tmp/` and the lease files of `locks/` no one holds. Call it while holding
+    /// the store lock exclusively ([`super::LockMode::Exclusive`]): no run is writing then.
     pub fn gc(&self, keep: &BTreeSet<NodeKey>, dry_run: bool) -> Result<GcReport> {
         let mut report = GcReport::default();
         let mut live = BTreeSet::new();
@@ -214,7 +217,9 @@ impl Store {
                 }
             }
         }
-        if !dry_run {
+        if dry_run {
+            report.locks = self.remove_free_leases(true)?;
+        } else {
             // Records first, and durably so, before any object: a crash part-way leaves
             // objects without records (swept next time), never a record without its objects.
             // No object a kept record points at is on the list at all.
@@ -228,6 +233,7 @@ impl Store {
                 fault::point("gc", "after-object");
             }
             fault::point("gc", "before-tmp-sweep");
+            report.locks = self.remove_free_leases(false)?;
             for path in &report.temporaries {
                 let _ = if path.is_dir() {
                     fs::remove_dir_all(path)

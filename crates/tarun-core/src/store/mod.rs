@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! format-version          the store format; a newer one than we know is refused
-//! store.lock              OS lock held by the one run writing to this store; its text says who
+//! store.lock              OS lock: shared by runs, exclusive for gc and verify --repair; its text
+//!                         says who took it last
+//! locks/<key>.lock        OS lock per node key, held while a process computes that node (see
+//!                         the `lease` module); its text says who took it last
 //! objects/ab/cdef...      artifacts, named by the blake3 of their bytes, read-only
 //! records/<key>.json      node records; writing one is the commit point of a node
 //! heads/<hash>.json       per (study, node id): the key of the last record committed, and the
@@ -24,18 +27,20 @@
 //! by `gc`.
 
 mod error;
+mod lease;
 mod maintenance;
 mod owner;
 mod record;
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
 use serde::{Deserialize, Serialize};
 
 pub use self::error::StoreError;
+pub use self::lease::{LeaseTry, LockMode, NodeLease, StoreLock};
 pub use self::maintenance::{GcReport, VerifyReport};
 pub use self::record::{JournalEntry, NodeRecord, Outcome, OutputRef, RunJournal};
 use crate::digest::{Digest, NodeKey, ObjectDigest};
@@ -50,12 +55,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 pub struct Store {
     root: Utf8PathBuf,
-}
-
-/// Held while a run writes to the store; dropping it releases the OS lock.
-#[derive(Debug)]
-pub struct StoreLock {
-    _file: File,
 }
 
 /// How many earlier keys a head remembers besides its own: the records `status` may explain a
@@ -78,7 +77,7 @@ impl Store {
     pub fn open(root: impl Into<Utf8PathBuf>) -> Result<Self> {
         let store = Store { root: root.into() };
         let known = store.read_version()?;
-        for dir in ["objects", "records", "heads", "runs", "tmp"] {
+        for dir in ["objects", "records", "heads", "runs", "tmp", "locks"] {
             let path = store.root.join(dir);
             fs::create_dir_all(&path).map_err(StoreError::io(path))?;
         }
@@ -123,42 +122,6 @@ impl Store {
 
     pub fn root(&self) -> &Utf8Path {
         &self.root
-    }
-
-    /// Takes the store's write lock, waiting for another run to finish if one holds it.
-    /// `on_wait` is called once, with the holder's description, before waiting.
-    pub fn lock(&self, holder: &str, on_wait: impl FnOnce(&str)) -> Result<StoreLock> {
-        let path = self.root.join("store.lock");
-        let mut file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(StoreError::io(&path))?
-            .into_parts()
-            .0;
-        match file.try_lock() {
-            Ok(()) => tracing::debug!("store lock `{path}` taken at once"),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut who = String::new();
-                let _ = file.read_to_string(&mut who);
-                on_wait(who.trim());
-                let t0 = std::time::Instant::now();
-                file.lock().map_err(StoreError::io(&path))?;
-                tracing::debug!(
-                    "store lock `{path}` taken after waiting {:.1} s for {}",
-                    t0.elapsed().as_secs_f64(),
-                    who.trim()
-                );
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&path)(e)),
-        }
-        // Say who holds the lock, for whoever waits next. The lock itself is what matters.
-        let _ = file.set_len(0);
-        let _ = file.write_all(holder.as_bytes());
-        let _ = file.flush();
-        Ok(StoreLock { _file: file })
     }
 
     pub fn tmp_dir(&self) -> Utf8PathBuf {

@@ -48,6 +48,12 @@ pub(super) fn place() -> &'static str {
     })
 }
 
+/// This host's name, as `gethostname` gives it (empty when it fails).
+pub(super) fn host() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(host_name)
+}
+
 fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into a buffer we own.

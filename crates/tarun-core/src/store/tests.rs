@@ -195,22 +195,102 @@ fn sweep_removes_the_leftovers_of_dead_processes_only() {
 }
 
 #[test]
-fn second_lock_waits_and_names_the_holder() {
+fn an_exclusive_lock_waits_for_shared_holders_and_names_one() {
     let (_d, store) = temp_store();
-    let held = store
-        .lock("run A (pid 1)", |_| panic!("first lock must not wait"))
+    let never = |_: &str| panic!("shared locks must not wait for each other");
+    let a = store
+        .lock(LockMode::Shared, "run A (pid 1)", never)
+        .unwrap();
+    let b = store
+        .lock(LockMode::Shared, "run B (pid 2)", never)
         .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let s2 = store.clone();
     let waiter = std::thread::spawn(move || {
         let _lock = s2
-            .lock("run B", |who| tx.send(who.to_owned()).unwrap())
+            .lock(LockMode::Exclusive, "gc", |who| {
+                tx.send(who.to_owned()).unwrap()
+            })
             .unwrap();
     });
-    let who = rx.recv().unwrap();
-    assert_eq!(who, "run A (pid 1)");
-    drop(held);
+    assert_eq!(rx.recv().unwrap(), "run B (pid 2)");
+    drop(a);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!waiter.is_finished(), "one run still holds the lock");
+    drop(b);
     waiter.join().unwrap();
+}
+
+#[test]
+fn a_run_waits_for_an_exclusive_holder() {
+    let (_d, store) = temp_store();
+    let gc = store
+        .lock(LockMode::Exclusive, "tarun gc (pid 9)", |_| panic!("free"))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = store.clone();
+    let waiter = std::thread::spawn(move || {
+        let _lock = s2
+            .lock(LockMode::Shared, "run A", |who| {
+                tx.send(who.to_owned()).unwrap()
+            })
+            .unwrap();
+    });
+    assert_eq!(rx.recv().unwrap(), "tarun gc (pid 9)");
+    drop(gc);
+    waiter.join().unwrap();
+}
+
+#[test]
+fn a_lease_is_held_once_names_its_holder_and_is_free_after_release() {
+    let (_d, store) = temp_store();
+    let key = record(&store, "base", b"weights").key;
+    let LeaseTry::Held(lease) = store.try_lease(&key, "run A").unwrap() else {
+        panic!("a fresh lease is free");
+    };
+    let LeaseTry::Busy(who) = store.try_lease(&key, "run B").unwrap() else {
+        panic!("a held lease is busy, even within one process");
+    };
+    let pid = std::process::id();
+    assert!(
+        who.starts_with(&format!("run A pid {pid} on host ")),
+        "{who}"
+    );
+    // A waiter hears who holds it, and gets it once it is released.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = store.clone();
+    let waiter = std::thread::spawn(move || {
+        s2.lease(
+            &key,
+            "run B",
+            || false,
+            |who| tx.send(who.to_owned()).unwrap(),
+        )
+        .unwrap()
+        .is_some()
+    });
+    assert!(rx.recv().unwrap().starts_with("run A pid"));
+    drop(lease);
+    assert!(waiter.join().unwrap());
+    // A cancelled wait gives up.
+    let _held = store.try_lease(&key, "run C").unwrap();
+    let gave_up = store.lease(&key, "run D", || true, |_| {}).unwrap();
+    assert!(gave_up.is_none());
+}
+
+#[test]
+fn gc_removes_the_lease_files_no_one_holds() {
+    let (_d, store) = temp_store();
+    let free = record(&store, "a", b"a").key;
+    let held = record(&store, "b", b"b").key;
+    drop(store.try_lease(&free, "run A").unwrap());
+    let _lease = store.try_lease(&held, "run B").unwrap();
+    let report = store.gc(&BTreeSet::from([free, held]), false).unwrap();
+    assert_eq!(
+        report.locks,
+        [store.root().join(format!("locks/{free}.lock"))]
+    );
+    assert!(store.root().join(format!("locks/{held}.lock")).exists());
 }
 
 /// Records, heads, journals and files written through the store get the mode `File::create`
