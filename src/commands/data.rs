@@ -2,7 +2,7 @@
 //! `tarun data info MANIFEST|PATH`: where a study's data is found and whether it is complete.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use camino::Utf8Path;
@@ -17,9 +17,6 @@ use crate::cli::{DataCommand, DataInfoArgs};
 use crate::errors::{self, ExpectedError};
 use crate::output::outln;
 
-/// Where `source = "cifar10"` looks without a `path` (relative to the working directory), as the
-/// nodes do, and where `tarun data fetch cifar10` puts it.
-const DEFAULT_CIFAR_DIR: &str = "data/cifar-10-batches-bin";
 /// Images in each of CIFAR-10's six batch files.
 const IMAGES_PER_FILE: u64 = 10_000;
 
@@ -126,7 +123,7 @@ fn info(args: &DataInfoArgs) -> Result<ExitCode> {
     let target = &args.target;
     let info = if target.is_file() {
         let study = tarun_core::manifest::load(target, &[])?;
-        let spec = spec(&study)?;
+        let spec = crate::kinds::data::spec(&study).map_err(ExpectedError::Usage)?;
         Info::new(Some(study), spec)
     } else if target.is_dir() {
         // The folder itself, or the one `data fetch --dest` made inside it.
@@ -257,42 +254,4 @@ impl Info {
         };
         Info { study, spec, files }
     }
-}
-
-/// The `[data]` table as the nodes read it: `source` (`synthetic` by default, or `cifar10` in
-/// `path`, relative to the manifest's folder, else `data/cifar-10-batches-bin`) and the split
-/// sizes.
-fn spec(study: &Study) -> Result<DataSpec> {
-    let d = &study.data;
-    let int = |k: &str| d.get(k).and_then(serde_json::Value::as_u64);
-    let source = match d
-        .get("source")
-        .and_then(|v| v.as_str())
-        .unwrap_or("synthetic")
-    {
-        "synthetic" => Source::Synthetic,
-        "cifar10" => {
-            let dir: PathBuf = match d.get("path").and_then(|v| v.as_str()) {
-                Some(p) => study
-                    .path
-                    .parent()
-                    .map_or_else(|| p.into(), |m| m.join(p))
-                    .into_std_path_buf(),
-                None => DEFAULT_CIFAR_DIR.into(),
-            };
-            Source::Cifar10 { dir }
-        }
-        other => {
-            return Err(ExpectedError::Usage(format!(
-                "unknown data source `{other}` (synthetic or cifar10)"
-            )));
-        }
-    };
-    Ok(DataSpec {
-        source,
-        train_per_class: int("train-per-class").map(|v| v as usize),
-        test_per_class: int("test-per-class").map(|v| v as usize),
-        validation_per_class: int("validation-per-class").unwrap_or(0) as usize,
-        seed: int("synthetic-seed").unwrap_or(study.seed),
-    })
 }

@@ -6,7 +6,7 @@
 //! results would change, and every node of that kind (and its dependents) becomes stale.
 
 mod ablate;
-mod data;
+pub mod data;
 mod evaluate;
 mod expr;
 mod memory;
