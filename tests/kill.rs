@@ -34,7 +34,7 @@ fn spawn_run(store: &Path) -> std::process::Child {
     spawn_run_with(store, "")
 }
 
-/// The same with `TARUN_INJECT=inject`. `sleep<S>:TARGET` holds the run (and the store lock) for
+/// The same with `TARUN_INJECT=inject`. `sleep<S>:TARGET` holds the run (and the node's lease) for
 /// S more seconds before its last node, stopping early when cancelled: the tiny study trains in
 /// well under a second now, so a test that must catch a run in progress cannot rely on timing.
 fn spawn_run_with(store: &Path, inject: &str) -> std::process::Child {
@@ -157,28 +157,41 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
     assert_eq!(support::fresh_outputs(&store, support::TINY), reference);
 }
 
-/// Two runs of one study on one store at once: the second waits for the lock, says for
-/// what, and then finds everything computed; nothing runs twice.
+/// Two runs of one study on one store at once: they do not wait for each other as a whole, but
+/// each node is computed under its key's lease, so whichever finds a node's lease held waits for
+/// that node, says for whom (`TARUN_LOG=debug`), and takes its record; nothing runs twice.
 #[test]
 fn a_second_concurrent_run_waits_and_computes_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    // The first holds the lock at least 3 s, so the second certainly finds it taken.
-    let first = spawn_run_with(&store, &format!("sleep3:{TARGET}"));
+    // Whichever computes the last node holds its lease at least 3 s, so the other, a node or
+    // so behind, certainly finds it held.
+    let spawn = || {
+        let mut cmd = StdCommand::cargo_bin("tarun").unwrap();
+        cmd.args(RUN)
+            .env("TARUN_STORE", &store)
+            .env("TARUN_INJECT", format!("sleep3:{TARGET}"))
+            .env("TARUN_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let first = spawn();
     wait_for(&store.join("store.lock"));
-    let second = spawn_run(&store);
+    let second = spawn();
     let (a, b) = (
         first.wait_with_output().unwrap(),
         second.wait_with_output().unwrap(),
     );
-    assert!(a.status.success() && b.status.success());
-    // Whichever took the lock second waited for it, and said so.
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&a.stderr),
         String::from_utf8_lossy(&b.stderr)
     );
-    assert!(said.contains("waiting for the store lock"), "{said}");
+    assert!(a.status.success() && b.status.success(), "{said}");
+    assert!(!said.contains("waiting for the store lock"), "{said}");
+    let waited = format!("waiting for `{TARGET}` (key ");
+    assert!(said.contains(&waited), "{said}");
     let log = tarun(&store).args(["log", "--json"]).output().unwrap();
     let log: Value = serde_json::from_slice(&log.stdout).unwrap();
     let ran: usize = log["runs"]

@@ -32,6 +32,15 @@ pub enum LockMode {
     Exclusive,
 }
 
+impl LockMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Shared => "shared",
+            LockMode::Exclusive => "exclusive",
+        }
+    }
+}
+
 /// Held while a command uses the store; dropping it releases the OS lock.
 #[derive(Debug)]
 pub struct StoreLock {
@@ -72,7 +81,7 @@ impl Store {
             LockMode::Exclusive => file.try_lock(),
         };
         match taken {
-            Ok(()) => tracing::debug!("store lock `{path}` taken at once ({mode:?})"),
+            Ok(()) => tracing::debug!("store lock `{path}` taken at once ({})", mode.as_str()),
             Err(std::fs::TryLockError::WouldBlock) => {
                 let who = read_holder(&mut file);
                 on_wait(&who);
@@ -83,8 +92,9 @@ impl Store {
                 }
                 .map_err(StoreError::io(&path))?;
                 tracing::debug!(
-                    "store lock `{path}` taken ({mode:?}) after waiting {:.1} s for {who}",
+                    "store lock `{path}` taken after waiting {:.1} s for {who} ({})",
                     t0.elapsed().as_secs_f64(),
+                    mode.as_str()
                 );
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&path)(e)),
