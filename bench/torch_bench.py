@@ -1,14 +1,30 @@
 """One row of `tarun bench` in PyTorch: the same network, width, batch and thread count.
 
 Usage:
-  torch_bench.py ARCH WIDTH BATCH STEPS THREADS [DEVICE]
+  torch_bench.py ARCH WIDTH BATCH STEPS THREADS [DEVICE [VARIANT]]
       prints JSON with images/second of an AdamW training step and of eval-mode inference
-      (median of STEPS timed steps after one warm-up step);
-  torch_bench.py --serve ARCH WIDTH BATCH THREADS [DEVICE]
-      builds the row, then answers one line per command read from stdin: `warmup` (one step of
-      each kind), `train N` or `infer N` (N timed steps), each answered with
-      {"times": [seconds, ...], "peak_mb": peak resident set of this process}; EOF ends it. `tarun bench` drives this to interleave PyTorch's
-      steps with its own, round by round, so that both see the same machine state.
+      (median of STEPS timed steps after the warm-up);
+  torch_bench.py --serve ARCH WIDTH BATCH THREADS [DEVICE [VARIANT]]
+      builds the row, then answers one line per command read from stdin: `warmup` (the
+      variant's warm-up steps of each kind), `train N` or `infer N` (N timed steps), each
+      answered with {"times": [seconds, ...], "peak_mb": peak resident set of this process}, or
+      with {"error": "why"} once the variant has failed (every later command gets the same);
+      EOF ends it. `tarun bench` drives one such process per variant and interleaves their
+      steps with its own, round by round, so that all see the same machine state.
+
+VARIANT is how PyTorch runs the network:
+  eager          (default) PyTorch's default: eager mode, NCHW (contiguous) tensors;
+  channels_last  eager mode with the model and the input in `torch.channels_last` (NHWC) memory
+                 format, which PyTorch recommends for convolutions on CPUs (oneDNN's blocked
+                 layouts without reorders between layers);
+  compile        `torch.compile(model)`: TorchDynamo + the default Inductor backend (C++/OpenMP
+                 kernels on a CPU, so a C++ compiler is needed), default mode, NCHW tensors. Its
+                 warm-up runs two steps of each kind (the second train step after an inference
+                 step catches the recompilation for the train/eval switch), so compilation is
+                 never timed. A failure (no compiler, an unsupported op) is answered as an error,
+                 not raised.
+Every variant trains with the same step (forward, cross-entropy, backward, eager AdamW step: the
+optimizer is not compiled) and infers under `torch.no_grad()` in eval mode.
 
 The networks are torchvision's with tarun's changes (CIFAR stem for ResNet-18, 10 classes) and
 channel counts scaled by WIDTH the way tarun scales them. DEVICE is `cpu` (default) or `cuda:N`
@@ -20,6 +36,7 @@ import json
 import statistics
 import sys
 import time
+import traceback
 
 import torch
 import torch.nn as nn
@@ -82,21 +99,30 @@ def timed(steps, step):
     return times
 
 
-def build(arch, width, batch, threads, device):
-    """The model and its two steps."""
+VARIANTS = ("eager", "channels_last", "compile")
+
+
+def build(arch, width, batch, threads, device, variant="eager"):
+    """The model and its two steps, run the way VARIANT says."""
+    if variant not in VARIANTS:
+        raise SystemExit(f"torch_bench.py: unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
     device = torch.device(device)
     torch.set_num_threads(threads)
     model = {"resnet18": resnet18, "vgg11_bn": vgg11_bn, "mobilenet_v2": mobilenet_v2}[arch](width)
     model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randn(batch, 3, 32, 32, device=device)
+    if variant == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     y = torch.arange(batch, device=device) % 10
     loss_fn = nn.CrossEntropyLoss()
+    forward = torch.compile(model) if variant == "compile" else model
 
     def train_step():
         model.train()
         opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+        loss_fn(forward(x), y).backward()
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -104,9 +130,16 @@ def build(arch, width, batch, threads, device):
     def infer_step():
         model.eval()
         with torch.no_grad():
-            model(x).sum().item()
+            forward(x).sum().item()
 
     return train_step, infer_step
+
+
+def warmup(train_step, infer_step, variant):
+    """One step of each kind; two for `compile`, whose first steps compile (one graph per mode)."""
+    for _ in range(2 if variant == "compile" else 1):
+        train_step()
+        infer_step()
 
 
 def peak_mb():
@@ -134,31 +167,53 @@ def reset_peak():
         pass
 
 
+def failure(err):
+    """An error's one-line reason (its type and the message's first line), the trace to stderr."""
+    traceback.print_exc(file=sys.stderr)
+    lines = str(err).strip().splitlines()
+    reason = f"{type(err).__name__}: {lines[0] if lines else ''}".strip().rstrip(":")
+    return reason[:300]
+
+
 def serve(args):
     arch, width, batch, threads = args[0], float(args[1]), int(args[2]), int(args[3])
-    train_step, infer_step = build(arch, width, batch, threads, args[4] if len(args) > 4 else "cpu")
+    device = args[4] if len(args) > 4 else "cpu"
+    variant = args[5] if len(args) > 5 else "eager"
+    error = None
+    try:
+        train_step, infer_step = build(arch, width, batch, threads, device, variant)
+    except Exception as err:  # noqa: BLE001 - any failure makes the column unavailable
+        error = failure(err)
     reset_peak()
     for line in sys.stdin:
         cmd = line.split()
-        if cmd == ["warmup"]:
-            train_step()
-            infer_step()
-            times = []
-        elif len(cmd) == 2 and cmd[0] in ("train", "infer"):
-            times = timed(int(cmd[1]), train_step if cmd[0] == "train" else infer_step)
-        else:
+        if not (cmd == ["warmup"] or (len(cmd) == 2 and cmd[0] in ("train", "infer"))):
             raise SystemExit(f"torch_bench.py: unknown command {line!r}")
-        print(json.dumps({"times": times, "peak_mb": peak_mb()}), flush=True)
+        if error is None:
+            try:
+                if cmd == ["warmup"]:
+                    warmup(train_step, infer_step, variant)
+                    times = []
+                else:
+                    times = timed(int(cmd[1]), train_step if cmd[0] == "train" else infer_step)
+            except Exception as err:  # noqa: BLE001
+                error = failure(err)
+        if error is not None:
+            print(json.dumps({"error": error}), flush=True)
+        else:
+            print(json.dumps({"times": times, "peak_mb": peak_mb()}), flush=True)
 
 
 def main():
     if sys.argv[1] == "--serve":
         return serve(sys.argv[2:])
     arch, width, batch, steps, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    train_step, infer_step = build(arch, width, batch, threads, sys.argv[6] if len(sys.argv) > 6 else "cpu")
+    device = sys.argv[6] if len(sys.argv) > 6 else "cpu"
+    variant = sys.argv[7] if len(sys.argv) > 7 else "eager"
+    train_step, infer_step = build(arch, width, batch, threads, device, variant)
+    warmup(train_step, infer_step, variant)
     rates = {}
     for name, step in (("train", train_step), ("infer", infer_step)):
-        step()
         rates[f"{name}_images_per_s"] = batch / statistics.median(timed(max(1, steps), step))
     print(json.dumps(rates))
 

@@ -37,17 +37,23 @@ fn json(out: &std::process::Output) -> Value {
 }
 
 /// A `python3` whose `import torch` succeeds and whose `--serve` process answers every `train N`
-/// with N steps of 0.25 s and every `infer N` with N steps of 0.125 s (or, with `broken`, exits
-/// at once).
+/// with N steps of 0.25 s and every `infer N` with N steps of 0.125 s as the eager variant;
+/// 0.2 s and 0.25 s as the `channels_last` one; and, as `compile`, an error to every command, as
+/// when there is no C++ compiler (or, with `broken`, every variant exits at once).
 fn fake_python(dir: &Path, broken: bool) {
     let serve = if broken {
         "echo 'torch exploded' >&2; exit 3".to_owned()
     } else {
-        r#"while read cmd n; do
+        r#"if [ "$8" = compile ]; then
+  while read cmd n; do echo '{"error": "InductorError: no C++ compiler"}'; done
+  exit 0
+fi
+if [ "$8" = channels_last ]; then train=0.2 infer=0.25 peak=400; else train=0.25 infer=0.125 peak=321.5; fi
+while read cmd n; do
   case "$cmd" in
-    warmup) echo '{"times": [], "peak_mb": 321.5}' ;;
-    train) t=0.25 ;;
-    infer) t=0.125 ;;
+    warmup) echo "{\"times\": [], \"peak_mb\": $peak}" ;;
+    train) t=$train ;;
+    infer) t=$infer ;;
     *) echo "unknown $cmd" >&2; exit 4 ;;
   esac
   if [ "$cmd" != warmup ]; then
@@ -65,9 +71,9 @@ done"#
         dir.display()
     );
     let script = format!(
-        "#!/bin/sh\n# argv: -c CODE, or SCRIPT --serve ARCH WIDTH BATCH THREADS DEVICE\n\
+        "#!/bin/sh\n# argv: -c CODE, or SCRIPT --serve ARCH WIDTH BATCH THREADS DEVICE VARIANT\n\
          [ \"$1\" = -c ] && exit 0\n[ \"$2\" = --serve ] || exit 5\n\
-         echo \"$6\" >> '{}/threads.txt'\n{env_log}{serve}\n",
+         echo \"$6 $8\" >> '{}/threads.txt'\nif [ \"$8\" = eager ]; then\n{env_log}fi\n{serve}\n",
         dir.display()
     );
     let path = dir.join("python3");
@@ -106,6 +112,49 @@ fn json_rows_with_pytorch_alternating() {
     assert_eq!(row["torch_infer_images_per_s"].as_f64(), Some(16.0));
     // The last answer that reported a peak.
     assert_eq!(row["torch_peak_mb"].as_f64(), Some(321.5));
+    // channels_last: 2 / 0.2 and 2 / 0.25, its own process's peak.
+    assert_eq!(
+        row["torch_channels_last_train_images_per_s"].as_f64(),
+        Some(10.0)
+    );
+    assert_eq!(
+        row["torch_channels_last_infer_images_per_s"].as_f64(),
+        Some(8.0)
+    );
+    assert_eq!(row["torch_channels_last_peak_mb"].as_f64(), Some(400.0));
+    assert!(row["torch_channels_last_error"].is_null());
+    // torch.compile failed: no figures, the reason, and the bench went on.
+    assert!(row["torch_compile_train_images_per_s"].is_null());
+    assert!(row["torch_compile_infer_images_per_s"].is_null());
+    assert_eq!(
+        row["torch_compile_error"].as_str(),
+        Some("InductorError: no C++ compiler")
+    );
+    // The best column: channels_last for training (10 > 8), eager for inference (16 > 8); the
+    // ratios are tarun's rates over eager's and over the best's.
+    assert_eq!(row["torch_best_train"].as_str(), Some("channels_last"));
+    assert_eq!(row["torch_best_train_images_per_s"].as_f64(), Some(10.0));
+    assert_eq!(row["torch_best_infer"].as_str(), Some("eager"));
+    assert_eq!(row["torch_best_infer_images_per_s"].as_f64(), Some(16.0));
+    let (train, infer) = (
+        row["train_images_per_s"].as_f64().unwrap(),
+        row["infer_images_per_s"].as_f64().unwrap(),
+    );
+    let close = |key: &str, want: f64| {
+        let got = row[key].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-9 * want,
+            "{key}: {got} against {want}"
+        );
+    };
+    close("train_ratio", train / 8.0);
+    close("infer_ratio", infer / 16.0);
+    close("train_ratio_best", train / 10.0);
+    close("infer_ratio_best", infer / 16.0);
+    assert_eq!(
+        v["torch_variants"],
+        serde_json::json!(["eager", "channels_last", "compile"])
+    );
     if cfg!(target_os = "linux") {
         assert!(row["peak_mb"].as_f64().unwrap() > 1.0);
     }
@@ -267,8 +316,17 @@ fn rows_at_each_thread_count_with_pytorch_on_the_same() {
         .map(|r| r["threads"].as_u64().unwrap())
         .collect();
     assert_eq!(threads, [1, all as u64]);
+    // One process per variant and row, each with the row's threads.
     let asked = std::fs::read_to_string(dir.path().join("threads.txt")).unwrap();
-    assert_eq!(asked, format!("1\n{all}\n"), "PyTorch's thread counts");
+    let mut want: Vec<String> = [1, all]
+        .iter()
+        .flat_map(|n| ["eager", "channels_last", "compile"].map(|v| format!("{n} {v}")))
+        .collect();
+    // The three of a row start together and write in any order.
+    let mut asked: Vec<&str> = asked.lines().collect();
+    asked.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(asked, want, "PyTorch's thread counts");
     let saved: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("store/bench/cpu.json")).unwrap(),
     )

@@ -1,15 +1,20 @@
 //! `tarun bench`: images per second of a training step and of inference for each network, and
 //! PyTorch's on the same machine in the same run when it is installed.
 //!
-//! Each row builds the network (and, with PyTorch, the same network in a `bench/torch_bench.py
-//! --serve` process with the same thread count), runs one warm-up step of each kind on both,
-//! then alternates: `--steps` timed tarun training steps, as many PyTorch ones, then the same for
-//! inference, for `--rounds` rounds. The figures are medians over all timed steps. These shared
-//! machines speed up and slow down by tens of percent within a minute; alternating in small
-//! rounds lets both sides see the same machine, which one block after the other did not. Peak
-//! memory is tarun's peak resident set since the row started (Linux resets it through
-//! `/proc/self/clear_refs`; the PyTorch process is not counted). The results are saved in the
-//! store (`<store>/bench/<device>.json`), where `tarun run --dry-run` prices nodes with them.
+//! Each row builds the network (and, with PyTorch, the same network in three `bench/torch_bench.py
+//! --serve` processes with the same thread count, one per way of running it: eager, the default;
+//! eager in `channels_last` memory format; `torch.compile` with Inductor), runs the warm-up steps
+//! on all (compilation included, so it is never timed), then alternates: `--steps` timed tarun
+//! training steps, as many steps of each PyTorch process, then the same for inference, for
+//! `--rounds` rounds. The figures are medians over all timed steps; each row's ratios are
+//! tarun's against eager PyTorch and against the fastest PyTorch column. A column that fails
+//! (`torch.compile` without a C++ compiler, say) is reported unavailable with its reason; only
+//! eager PyTorch failing fails the bench. These shared machines speed up and slow down by tens of
+//! percent within a minute; alternating in small rounds lets all sides see the same machine,
+//! which one block after the other did not. Peak memory is tarun's peak resident set since the
+//! row started (Linux resets it through `/proc/self/clear_refs`; the PyTorch processes are not
+//! counted), and each PyTorch process's own. The results are saved in the store
+//! (`<store>/bench/<device>.json`), where `tarun run --dry-run` prices nodes with them.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
@@ -31,6 +36,10 @@ use crate::output::{out, outln};
 
 const TORCH_SCRIPT: &str = include_str!("../../bench/torch_bench.py");
 
+/// The ways the PyTorch peer runs each row (`torch_bench.py`'s variants), eager first: PyTorch's
+/// default, and the only one whose failure fails the bench.
+const TORCH_VARIANTS: [&str; 3] = ["eager", "channels_last", "compile"];
+
 #[derive(Debug, Serialize)]
 struct Row {
     arch: String,
@@ -46,6 +55,43 @@ struct Row {
     /// The PyTorch process's peak resident set (its own row only: one process per row, torch's
     /// import included).
     torch_peak_mb: Option<f64>,
+    /// PyTorch eager with the model and input in `torch.channels_last` memory format.
+    torch_channels_last_train_images_per_s: Option<f64>,
+    torch_channels_last_infer_images_per_s: Option<f64>,
+    torch_channels_last_peak_mb: Option<f64>,
+    /// Why the column has no figures, when it was measured and failed.
+    torch_channels_last_error: Option<String>,
+    /// PyTorch with `torch.compile(model)` (Inductor, default mode; compilation in the warm-up).
+    torch_compile_train_images_per_s: Option<f64>,
+    torch_compile_infer_images_per_s: Option<f64>,
+    /// Its process's peak, compilation included.
+    torch_compile_peak_mb: Option<f64>,
+    torch_compile_error: Option<String>,
+    /// The fastest PyTorch column's variant (`eager`, `channels_last`, `compile`) and figure.
+    torch_best_train: Option<&'static str>,
+    torch_best_train_images_per_s: Option<f64>,
+    torch_best_infer: Option<&'static str>,
+    torch_best_infer_images_per_s: Option<f64>,
+    /// tarun / eager PyTorch.
+    train_ratio: Option<f64>,
+    infer_ratio: Option<f64>,
+    /// tarun / the fastest PyTorch column.
+    train_ratio_best: Option<f64>,
+    infer_ratio_best: Option<f64>,
+}
+
+/// The fastest of PyTorch's columns that have a figure (the first of equals, so eager wins a
+/// tie): its variant and images/second.
+fn best(columns: &[(&'static str, Option<f64>)]) -> Option<(&'static str, f64)> {
+    columns
+        .iter()
+        .filter_map(|&(name, rate)| rate.filter(|r| r.is_finite()).map(|r| (name, r)))
+        .reduce(|a, b| if b.1 > a.1 { b } else { a })
+}
+
+/// tarun's images/second over PyTorch's.
+fn ratio(tarun: f64, torch: Option<f64>) -> Option<f64> {
+    torch.map(|t| tarun / t)
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
@@ -79,19 +125,21 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         for &width in &widths {
             for &batch in &batches {
                 for &threads in &counts {
-                    let peer = if torch {
+                    let mut columns = vec![];
+                    if torch {
                         let spec = (arch, width, batch, threads, args.device.as_str());
-                        Some(TorchPeer::start(&script, spec)?)
-                    } else {
-                        None
-                    };
+                        for variant in TORCH_VARIANTS {
+                            let peer = TorchPeer::start(&script, spec, variant)?;
+                            columns.push(Column::new(variant, peer));
+                        }
+                    }
                     // Inside a pool of its own, as `tarun run` runs every node: the steps'
                     // thread is then one of the pool's, running its share of each parallel op
                     // itself. From outside, it handed every op to the pool and slept until it
                     // was done, a wake-up and a sleep per op (ResNet-18 width 0.25 batch 32
                     // trained about 12 % slower).
                     let row = tarun_ml::device::with_threads(threads, || {
-                        measure(arch, width, batch, threads, &args, &device, peer)
+                        measure(arch, width, batch, threads, &args, &device, columns)
                     })?;
                     if !args.json {
                         eprintln!(
@@ -109,6 +157,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         "threads": threads,
         "kernels": Kernels::selected().name(),
         "torch": torch,
+        "torch_variants": if torch { &TORCH_VARIANTS[..] } else { &[] },
         "steps": args.steps.max(1),
         "rounds": args.rounds.max(1),
         "rows": rows,
@@ -286,7 +335,7 @@ fn measure(
     threads: usize,
     args: &BenchArgs,
     device: &Device,
-    mut peer: Option<TorchPeer>,
+    mut columns: Vec<Column>,
 ) -> Result<Row> {
     let (steps, rounds) = (args.steps.max(1), args.rounds.max(1));
     tarun_ml::device::release_free_memory();
@@ -294,17 +343,17 @@ fn measure(
     let mut me = Subject::new(arch, width, batch, device)?;
     me.train_step()?;
     me.infer_step()?;
-    if let Some(p) = &mut peer {
-        p.ask("warmup")?;
+    for c in &mut columns {
+        c.ask("warmup")?;
     }
-    // [tarun train, tarun infer, torch train, torch infer]
-    let mut times: [Vec<f64>; 4] = Default::default();
+    // [tarun train, tarun infer]
+    let mut times: [Vec<f64>; 2] = Default::default();
     for _ in 0..rounds {
         for (k, train) in [(0, true), (1, false)] {
             times[k].extend(me.timed(train, steps)?);
-            if let Some(p) = &mut peer {
-                let kind = if train { "train" } else { "infer" };
-                times[k + 2].extend(p.ask(&format!("{kind} {steps}"))?);
+            let kind = if train { "train" } else { "infer" };
+            for c in &mut columns {
+                c.ask(&format!("{kind} {steps}"))?;
             }
         }
     }
@@ -312,23 +361,150 @@ fn measure(
         t.sort_by(f64::total_cmp);
         (!t.is_empty()).then(|| batch as f64 / t[t.len() / 2])
     };
-    let [mut tt, mut ti, mut pt, mut pi] = times;
-    let torch_peak_mb = match peer {
-        Some(p) => p.finish()?,
-        None => None,
+    let [mut tt, mut ti] = times;
+    let (train, infer) = (
+        rate(&mut tt).unwrap_or(f64::NAN),
+        rate(&mut ti).unwrap_or(f64::NAN),
+    );
+    // Per variant: train and infer images/second, peak MB, error.
+    type Figures = (Option<f64>, Option<f64>, Option<f64>, Option<String>);
+    let mut figures: Vec<(&'static str, Figures)> = vec![];
+    for mut c in columns {
+        let peak = c.finish()?;
+        let [mut t, mut i] = std::mem::take(&mut c.times);
+        let f = match c.error {
+            Some(e) => (None, None, peak, Some(e)),
+            None => (rate(&mut t), rate(&mut i), peak, None),
+        };
+        figures.push((c.variant, f));
+    }
+    let of = |v: &str| {
+        figures
+            .iter()
+            .find(|(name, _)| *name == v)
+            .map_or((None, None, None, None), |(_, f)| f.clone())
     };
+    let (eager, cl, compile) = (of("eager"), of("channels_last"), of("compile"));
+    let best_train = best(&[
+        ("eager", eager.0),
+        ("channels_last", cl.0),
+        ("compile", compile.0),
+    ]);
+    let best_infer = best(&[
+        ("eager", eager.1),
+        ("channels_last", cl.1),
+        ("compile", compile.1),
+    ]);
     Ok(Row {
         arch: arch.name().to_owned(),
         width,
         batch,
         threads,
-        train_images_per_s: rate(&mut tt).unwrap_or(f64::NAN),
-        infer_images_per_s: rate(&mut ti).unwrap_or(f64::NAN),
+        train_images_per_s: train,
+        infer_images_per_s: infer,
         peak_mb: tarun_core::memory::peak_mb(),
-        torch_train_images_per_s: rate(&mut pt),
-        torch_infer_images_per_s: rate(&mut pi),
-        torch_peak_mb,
+        torch_train_images_per_s: eager.0,
+        torch_infer_images_per_s: eager.1,
+        torch_peak_mb: eager.2,
+        torch_channels_last_train_images_per_s: cl.0,
+        torch_channels_last_infer_images_per_s: cl.1,
+        torch_channels_last_peak_mb: cl.2,
+        torch_channels_last_error: cl.3,
+        torch_compile_train_images_per_s: compile.0,
+        torch_compile_infer_images_per_s: compile.1,
+        torch_compile_peak_mb: compile.2,
+        torch_compile_error: compile.3,
+        torch_best_train: best_train.map(|b| b.0),
+        torch_best_train_images_per_s: best_train.map(|b| b.1),
+        torch_best_infer: best_infer.map(|b| b.0),
+        torch_best_infer_images_per_s: best_infer.map(|b| b.1),
+        train_ratio: ratio(train, eager.0),
+        infer_ratio: ratio(infer, eager.1),
+        train_ratio_best: ratio(train, best_train.map(|b| b.1)),
+        infer_ratio_best: ratio(infer, best_infer.map(|b| b.1)),
     })
+}
+
+/// One PyTorch column of a row: its process while it works, the step times it answered
+/// ([train, infer]) and, once it failed, why.
+struct Column {
+    variant: &'static str,
+    peer: Option<TorchPeer>,
+    times: [Vec<f64>; 2],
+    error: Option<String>,
+    peak_mb: Option<f64>,
+}
+
+impl Column {
+    fn new(variant: &'static str, peer: TorchPeer) -> Self {
+        Self {
+            variant,
+            peer: Some(peer),
+            times: Default::default(),
+            error: None,
+            peak_mb: None,
+        }
+    }
+
+    /// Eager PyTorch is the reference every earlier table used: its failure fails the bench.
+    /// Any other column that fails is left without figures, the reason kept for the report.
+    fn required(&self) -> bool {
+        self.variant == TORCH_VARIANTS[0]
+    }
+
+    fn ask(&mut self, cmd: &str) -> Result<()> {
+        let Some(peer) = &mut self.peer else {
+            return Ok(());
+        };
+        match peer.ask(cmd) {
+            Ok(times) => {
+                self.peak_mb = peer.peak_mb;
+                if let Some(k) = ["train", "infer"].iter().position(|k| cmd.starts_with(k)) {
+                    self.times[k].extend(times);
+                }
+                Ok(())
+            }
+            Err(failed) if self.required() => Err(failed.into_error()),
+            Err(failed) => {
+                eprintln!(
+                    "PyTorch {} unavailable on this row: {}",
+                    self.variant, failed.reason
+                );
+                self.error = Some(failed.reason);
+                self.peer = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the process; its peak memory.
+    fn finish(&mut self) -> Result<Option<f64>> {
+        match self.peer.take().map(TorchPeer::finish) {
+            Some(Err(failed)) if self.required() => Err(failed.into_error()),
+            Some(Err(failed)) => {
+                self.error = Some(failed.reason);
+                Ok(self.peak_mb)
+            }
+            Some(Ok(peak)) => Ok(peak.or(self.peak_mb)),
+            None => Ok(self.peak_mb),
+        }
+    }
+}
+
+/// Why a PyTorch process gave no figures: a one-line reason, and its standard error.
+struct PeerFailure {
+    reason: String,
+    stderr: String,
+}
+
+impl PeerFailure {
+    fn into_error(self) -> ExpectedError {
+        ExpectedError::Other(anyhow::anyhow!(
+            "torch_bench.py: {}\n{}",
+            self.reason,
+            self.stderr
+        ))
+    }
 }
 
 /// A `torch_bench.py --serve` process holding one row's PyTorch model.
@@ -345,6 +521,7 @@ impl TorchPeer {
     fn start(
         script: &std::path::Path,
         (arch, width, batch, threads, device): (Arch, f64, usize, usize, &str),
+        variant: &str,
     ) -> Result<Self> {
         let stderr = tempfile::NamedTempFile::new()?;
         // tarun's device names (`cpu`, `cuda:0`) are PyTorch's.
@@ -352,7 +529,7 @@ impl TorchPeer {
             .arg(script)
             .arg("--serve")
             .args([arch.name(), &width.to_string(), &batch.to_string()])
-            .args([&threads.to_string(), device])
+            .args([&threads.to_string(), device, variant])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr.reopen()?)
@@ -369,14 +546,17 @@ impl TorchPeer {
     }
 
     /// Sends one command and returns the step times it answers with.
-    fn ask(&mut self, cmd: &str) -> Result<Vec<f64>> {
+    fn ask(&mut self, cmd: &str) -> std::result::Result<Vec<f64>, PeerFailure> {
         let mut line = String::new();
         let sent = writeln!(self.stdin, "{cmd}").and_then(|()| self.stdin.flush());
-        if sent.is_err() || self.stdout.read_line(&mut line)? == 0 {
-            return Err(self.failure(&format!("no answer to `{cmd}`")));
+        if sent.is_err() || !matches!(self.stdout.read_line(&mut line), Ok(n) if n > 0) {
+            return Err(self.failure(format!("no answer to `{cmd}`"), true));
         }
         let v: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|e| self.failure(&format!("bad answer {line:?} to `{cmd}`: {e}")))?;
+            .map_err(|e| self.failure(format!("bad answer {line:?} to `{cmd}`: {e}"), false))?;
+        if let Some(error) = v["error"].as_str() {
+            return Err(self.failure(error.to_owned(), false));
+        }
         self.peak_mb = v["peak_mb"].as_f64().or(self.peak_mb);
         Ok(v["times"]
             .as_array()
@@ -384,22 +564,31 @@ impl TorchPeer {
             .unwrap_or_default())
     }
 
-    fn failure(&mut self, what: &str) -> ExpectedError {
+    /// Ends the process and says why: `reason`, or, for a process that died, the last line it
+    /// wrote to its standard error too.
+    fn failure(&mut self, mut reason: String, died: bool) -> PeerFailure {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let err = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
-        ExpectedError::Other(anyhow::anyhow!("torch_bench.py: {what}\n{err}"))
+        let stderr = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
+        if died && let Some(last) = stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+            reason = format!("{reason} ({})", last.trim());
+        }
+        PeerFailure { reason, stderr }
     }
 
     /// Closes the command stream, waits for the process to end and returns its peak memory.
-    fn finish(mut self) -> Result<Option<f64>> {
+    fn finish(mut self) -> std::result::Result<Option<f64>, PeerFailure> {
         drop(self.stdin);
-        let status = self.child.wait()?;
+        let status = self.child.wait().map_err(|e| PeerFailure {
+            reason: format!("waiting for it: {e}"),
+            stderr: String::new(),
+        })?;
         if !status.success() {
-            let err = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
-            return Err(ExpectedError::Other(anyhow::anyhow!(
-                "torch_bench.py exited with {status}\n{err}"
-            )));
+            let stderr = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
+            return Err(PeerFailure {
+                reason: format!("exited with {status}"),
+                stderr,
+            });
         }
         Ok(self.peak_mb)
     }
@@ -429,7 +618,14 @@ fn print_table(rows: &[Row], torch: bool, counts: &[usize], args: &BenchArgs) ->
         },
         Kernels::selected().name()
     )?;
-    if !torch {
+    if torch {
+        outln!(
+            "PyTorch: torch = eager (its default), cl = eager in channels_last memory format, \
+             compiled = torch.compile (Inductor; compiling is in the warm-up, not timed); \
+             peak MB eager/cl/compiled; ratios are tarun / eager PyTorch and tarun / the fastest \
+             PyTorch column (named)"
+        )?;
+    } else {
         outln!(
             "PyTorch not found (python3 -c 'import torch, torchvision' failed): tarun's figures only"
         )?;
@@ -438,7 +634,8 @@ fn print_table(rows: &[Row], torch: bool, counts: &[usize], args: &BenchArgs) ->
     outln!(
         "| network | width | batch |{threads_col} train | infer | peak MB |{}",
         if torch {
-            " torch train | torch infer | torch peak MB | train ratio | infer ratio |"
+            " torch train | torch infer | cl train | cl infer | compiled train | compiled infer \
+             | torch peak MB | train ratio | infer ratio | train vs best | infer vs best |"
         } else {
             ""
         }
@@ -446,10 +643,15 @@ fn print_table(rows: &[Row], torch: bool, counts: &[usize], args: &BenchArgs) ->
     outln!(
         "|---|---|---|{}---|---|---|{}",
         if several { "---|" } else { "" },
-        if torch { "---|---|---|---|---|" } else { "" }
+        if torch {
+            "---|---|---|---|---|---|---|---|---|---|---|"
+        } else {
+            ""
+        }
     )?;
+    let num = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
     for r in rows {
-        let peak = r.peak_mb.map_or("-".into(), |m| format!("{m:.0}"));
+        let peak = num(r.peak_mb, 0);
         let threads = if several {
             format!(" {} |", r.threads)
         } else {
@@ -464,15 +666,104 @@ fn print_table(rows: &[Row], torch: bool, counts: &[usize], args: &BenchArgs) ->
             r.infer_images_per_s,
             peak
         )?;
-        if let (Some(t), Some(i)) = (r.torch_train_images_per_s, r.torch_infer_images_per_s) {
-            let peak = r.torch_peak_mb.map_or("-".into(), |m| format!("{m:.0}"));
+        if torch {
+            let peaks = [
+                r.torch_peak_mb,
+                r.torch_channels_last_peak_mb,
+                r.torch_compile_peak_mb,
+            ]
+            .map(|m| num(m, 0))
+            .join("/");
+            let vs_best = |ratio: Option<f64>, name: Option<&str>| match (ratio, name) {
+                (Some(x), Some(n)) => format!("{x:.2} ({})", short(n)),
+                _ => "-".into(),
+            };
             out!(
-                " {t:.1} | {i:.1} | {peak} | {:.2} | {:.2} |",
-                r.train_images_per_s / t,
-                r.infer_images_per_s / i
+                " {} | {} | {} | {} | {} | {} | {peaks} | {} | {} | {} | {} |",
+                num(r.torch_train_images_per_s, 1),
+                num(r.torch_infer_images_per_s, 1),
+                num(r.torch_channels_last_train_images_per_s, 1),
+                num(r.torch_channels_last_infer_images_per_s, 1),
+                num(r.torch_compile_train_images_per_s, 1),
+                num(r.torch_compile_infer_images_per_s, 1),
+                num(r.train_ratio, 2),
+                num(r.infer_ratio, 2),
+                vs_best(r.train_ratio_best, r.torch_best_train),
+                vs_best(r.infer_ratio_best, r.torch_best_infer),
             )?;
         }
         outln!()?;
     }
+    for r in rows {
+        for (name, error) in [
+            ("channels_last", &r.torch_channels_last_error),
+            ("torch.compile", &r.torch_compile_error),
+        ] {
+            if let Some(e) = error {
+                outln!(
+                    "{} width {} batch {}{}: PyTorch {name} unavailable: {e}",
+                    r.arch,
+                    r.width,
+                    r.batch,
+                    if several {
+                        format!(" on {} threads", r.threads)
+                    } else {
+                        String::new()
+                    }
+                )?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// A PyTorch variant's name in the table's columns.
+fn short(variant: &str) -> &str {
+    match variant {
+        "eager" => "torch",
+        "channels_last" => "cl",
+        "compile" => "compiled",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_best_pytorch_column_and_the_ratios_against_it() {
+        // tarun trains 300 images/s; PyTorch eager 250, channels_last 320, compile failed.
+        let train = [
+            ("eager", Some(250.0)),
+            ("channels_last", Some(320.0)),
+            ("compile", None),
+        ];
+        let b = best(&train);
+        assert_eq!(b, Some(("channels_last", 320.0)));
+        // 300 / 250 = 1.2 against eager, 300 / 320 = 0.9375 against the best.
+        assert_eq!(ratio(300.0, Some(250.0)), Some(1.2));
+        assert_eq!(ratio(300.0, b.map(|b| b.1)), Some(0.9375));
+        // Inference: compile 1,000 > eager 800 > channels_last 640; tarun 1,200 is 1.2x the
+        // best and 1.5x eager.
+        let infer = [
+            ("eager", Some(800.0)),
+            ("channels_last", Some(640.0)),
+            ("compile", Some(1000.0)),
+        ];
+        assert_eq!(best(&infer), Some(("compile", 1000.0)));
+        assert_eq!(ratio(1200.0, Some(1000.0)), Some(1.2));
+        assert_eq!(ratio(1200.0, Some(800.0)), Some(1.5));
+        // A tie goes to the first column (eager); NaN and missing figures never win.
+        assert_eq!(
+            best(&[("eager", Some(5.0)), ("channels_last", Some(5.0))]),
+            Some(("eager", 5.0))
+        );
+        assert_eq!(
+            best(&[("eager", Some(f64::NAN)), ("compile", Some(2.0))]),
+            Some(("compile", 2.0))
+        );
+        assert_eq!(best(&[("eager", None), ("compile", None)]), None);
+        assert_eq!(ratio(300.0, None), None);
+    }
 }
