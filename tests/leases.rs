@@ -1,5 +1,6 @@
 //! The locks of a store shared by several processes: a node's lease held by a killed run is free
-//! at once for the next, `gc` waits for the runs using the store, and a run waits for `gc`.
+//! at once for the next, a Slurm job (`exec-node`) waits for a local run's lease and computes
+//! nothing twice, `gc` waits for the runs using the store, and a run waits for `gc`.
 
 mod support;
 
@@ -173,4 +174,79 @@ fn a_run_waits_for_gc() {
         "{said}"
     );
     assert_eq!(times_ran(&store, TARGET), 1);
+}
+
+/// A Slurm job of one driver and a local run of another compute a shared node once: the job
+/// (`tarun exec-node`, run here by hand on the task a driver wrote) finds the node's lease held by
+/// the local run, waits for it, says for whom, and takes the record the run committed.
+///
+/// The driver submits through a fake `sbatch` (no Slurm here) and is killed once it has written
+/// the task; its job is then this test's `exec-node`.
+#[test]
+fn a_slurm_job_waits_for_a_local_runs_lease_and_computes_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let sbatch = bin.join("sbatch");
+    std::fs::write(&sbatch, "#!/bin/sh\necho 4242\n").unwrap();
+    std::fs::set_permissions(&sbatch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mut driver = StdCommand::cargo_bin("tarun")
+        .unwrap()
+        .args(run_args(TINY, &[BASE]))
+        .args(["--executor", "slurm"])
+        .env("TARUN_STORE", &store)
+        .env("PATH", &path)
+        .env_remove("TARUN_INJECT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tasks = store.join("slurm").join("tasks");
+    let start = Instant::now();
+    let key = loop {
+        let task = std::fs::read_dir(&tasks)
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "json"));
+        if let Some(task) = task {
+            break task.file_stem().unwrap().to_str().unwrap().to_owned();
+        }
+        assert!(start.elapsed().as_secs() < 60, "the driver wrote no task");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+
+    let local = spawn(&store, &format!("sleep4:{BASE}"));
+    lease_of(&store, local.id());
+    let job = StdCommand::cargo_bin("tarun")
+        .unwrap()
+        .args(["exec-node", &key])
+        .env("TARUN_STORE", &store)
+        .env("SLURM_JOB_ID", "4242")
+        .env_remove("TARUN_INJECT")
+        .env_remove("TARUN_LOG")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&job.stderr);
+    assert!(job.status.success(), "{said}");
+    let local = local.wait_with_output().unwrap();
+    assert!(local.status.success());
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join(format!("records/{key}.json"))).unwrap())
+            .unwrap();
+    let run = record["run-id"].as_str().unwrap();
+    assert!(
+        said.contains(&format!(
+            "waiting for `{BASE}` (key {key}), computed by run {run} pid"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("meanwhile; nothing computed"), "{said}");
+    assert_eq!(times_ran(&store, BASE), 1);
+    support::assert_intact(&store, "a job and a run");
 }

@@ -156,7 +156,7 @@ enum LeaseNews {
 enum Claim {
     Leased(NodeLease),
     /// Another driver committed the node after this run's lookup missed.
-    Committed(NodeRecord),
+    Committed(Box<NodeRecord>),
     /// Another process holds the lease; its description.
     Busy(String),
     /// The lease could not be taken: computed without it.
@@ -441,7 +441,7 @@ impl Engine {
                             }
                             Claim::Unprotected => {}
                             Claim::Committed(record) => {
-                                self.cached_elsewhere(st, i, record);
+                                self.cached_elsewhere(st, i, *record);
                                 continue;
                             }
                             Claim::Busy(holder) => {
@@ -468,7 +468,7 @@ impl Engine {
         let id = &self.study.nodes[i].id;
         match self.store.try_lease(&key, &Self::lease_holder(st)) {
             Ok(LeaseTry::Held(lease)) => match committed(&self.store, &key) {
-                Some(record) if !force => Claim::Committed(record),
+                Some(record) if !force => Claim::Committed(Box::new(record)),
                 _ => Claim::Leased(lease),
             },
             Ok(LeaseTry::Busy(holder)) => Claim::Busy(holder),

@@ -137,14 +137,7 @@ impl RemoteNode {
             .flatten()
             .filter(|r| store.outputs_present(r))
         {
-            let _ = placement.events.send(Event::NodeLog {
-                id: node.id.clone(),
-                line: format!(
-                    "`{}` was committed by {}; nothing to compute",
-                    node.id, record.run_id
-                ),
-                detail: false,
-            });
+            // Committed by whoever held the lease; `exec-node` says so.
             return Ok(record);
         }
         let work = Work {
