@@ -84,6 +84,17 @@ impl RemoteConfig {
     }
 }
 
+/// Retries of a failed request: a few, quickly. A remote that stays unreachable costs a run
+/// little (each lookup is a miss, each push a warning) where object_store's default (ten
+/// retries, up to three minutes) would hold every node that long.
+fn retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(30),
+        ..object_store::RetryConfig::default()
+    }
+}
+
 /// What a lookup found.
 #[derive(Debug)]
 pub enum Fetched {
@@ -175,24 +186,28 @@ impl RemoteCache {
             }
             S::AmazonS3 => Arc::new(
                 object_store::aws::AmazonS3Builder::from_env()
+                    .with_retry(retry())
                     .with_url(url_text)
                     .build()
                     .map_err(|e| bad(e.to_string()))?,
             ),
             S::GoogleCloudStorage => Arc::new(
                 object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_retry(retry())
                     .with_url(url_text)
                     .build()
                     .map_err(|e| bad(e.to_string()))?,
             ),
             S::MicrosoftAzure => Arc::new(
                 object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_retry(retry())
                     .with_url(url_text)
                     .build()
                     .map_err(|e| bad(e.to_string()))?,
             ),
             S::Http => Arc::new(
                 object_store::http::HttpBuilder::new()
+                    .with_retry(retry())
                     .with_url(&url[..url::Position::BeforePath])
                     .build()
                     .map_err(|e| bad(e.to_string()))?,

