@@ -174,11 +174,20 @@ fn a_corrupt_remote_object_is_refused_and_its_node_computed_here() {
     std::fs::set_permissions(&object, perms).unwrap();
     std::fs::write(&object, &bytes).unwrap();
 
-    let out = run_small(&b, &url, &[], &["--no-push"]);
+    let out = run_small(&b, &url, &[], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("refused `both`") && stderr.contains("is corrupt"),
         "{stderr}"
+    );
+    // B's push puts its checked copy over the corrupt one: the remote is whole again.
+    assert!(stderr.contains("replaced the corrupt"), "{stderr}");
+    let name = object.file_name().unwrap().to_str().unwrap();
+    assert_eq!(
+        blake3::hash(&std::fs::read(&object).unwrap())
+            .to_hex()
+            .as_str(),
+        name
     );
     let entries = last_run(&b);
     assert_eq!(ran(&entries), ["both"], "{entries:?}");
@@ -186,6 +195,9 @@ fn a_corrupt_remote_object_is_refused_and_its_node_computed_here() {
     // Computed here, it is the same as A's: the node after it is a hit again.
     assert_eq!(fresh_outputs(&a, TINY), fresh_outputs(&b, TINY));
     assert_eq!(entries["both-eval"], ("cached".into(), "remote".into()));
+    let c = tmp.path().join("c");
+    run_small(&c, &url, &[], &["--no-push"]);
+    assert!(ran(&last_run(&c)).is_empty(), "{:?}", last_run(&c));
 }
 
 #[test]

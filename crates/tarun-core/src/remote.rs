@@ -99,7 +99,7 @@ fn retry() -> object_store::RetryConfig {
 #[derive(Debug)]
 pub enum Fetched {
     /// The record and every object are now in the local store.
-    Hit(NodeRecord),
+    Hit(Box<NodeRecord>),
     /// No usable record: none there, or one whose objects are missing or were refused.
     Miss,
 }
@@ -125,6 +125,12 @@ pub struct RemoteCache {
     /// Uploads started by a run, awaited at its end.
     pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     failed_pushes: Arc<Mutex<Vec<String>>>,
+    /// Remote objects this process refused as corrupt: a push of a node that has one uploads
+    /// the local (checked) copy over it, even where the node's record is already there.
+    suspect: Arc<Mutex<BTreeSet<ObjectDigest>>>,
+    /// Set when a lookup failed (an unreachable remote, refused credentials): the rest of the
+    /// run looks nothing more up there, rather than paying the retries for every node.
+    lookups_off: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RemoteCache {
@@ -228,6 +234,8 @@ impl RemoteCache {
             runtime: Some(runtime),
             pending: Mutex::default(),
             failed_pushes: Arc::default(),
+            suspect: Arc::default(),
+            lookups_off: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -297,10 +305,20 @@ impl RemoteCache {
     /// commits the record locally (under `id`, the node's id in this study). Never fails: a
     /// remote that cannot be reached, or that holds something corrupt, is a miss with a warning.
     pub fn fetch(&self, store: &Store, study: &str, id: &str, key: &NodeKey) -> Fetched {
+        use std::sync::atomic::Ordering;
+        if self.lookups_off.load(Ordering::Relaxed) {
+            return Fetched::Miss;
+        }
         match self.block(self.fetch_async(store, study, id, key)) {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!("`{id}` (key {key}) is computed here: {e}");
+                if !self.lookups_off.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "looking up `{id}` (key {key}) failed: {e}; nothing more is looked up \
+                         on {} in this command",
+                        self.shown
+                    );
+                }
                 Fetched::Miss
             }
         }
@@ -342,6 +360,10 @@ impl RemoteCache {
                     return Ok(Fetched::Miss);
                 }
                 Err(Download::Corrupt(why)) => {
+                    self.suspect
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(out.digest);
                     tracing::warn!(
                         "refused `{id}` from the remote cache {}: its output `{name}` (object {}, \
                          key {key}) is corrupt ({why}); `{id}` is computed here",
@@ -365,7 +387,7 @@ impl RemoteCache {
             .commit(study, &record)
             .map_err(|e| self.io(format!("committing the record of `{id}` locally"), e))?;
         tracing::debug!("remote hit: `{id}` (key {key}) pulled from {}", self.shown);
-        Ok(Fetched::Hit(record))
+        Ok(Fetched::Hit(Box::new(record)))
     }
 
     /// Downloads one object to `dest`, hashing as it goes; refuses it unless its blake3 and size
@@ -420,6 +442,7 @@ impl RemoteCache {
             self.shown.clone(),
             store.clone(),
             record.clone(),
+            self.suspect.clone(),
         ))
     }
 
@@ -433,10 +456,16 @@ impl RemoteCache {
             self.shown.clone(),
             store.clone(),
             record.clone(),
+            self.suspect.clone(),
         );
         let failed = self.failed_pushes.clone();
         let id = record.id.clone();
         let handle = rt.spawn(async move {
+            // After one failure the others are only counted: one warning, not one per node.
+            if !failed.lock().expect("not poisoned").is_empty() {
+                failed.lock().expect("not poisoned").push(id);
+                return;
+            }
             match fut.await {
                 Ok(p) => tracing::debug!(
                     "pushed `{id}`: {} object{}, {} bytes{}",
@@ -450,8 +479,13 @@ impl RemoteCache {
                     }
                 ),
                 Err(e) => {
-                    tracing::warn!("could not push `{id}`: {e} (`tarun push` retries)");
-                    failed.lock().expect("not poisoned").push(id);
+                    let mut failed = failed.lock().expect("not poisoned");
+                    if failed.is_empty() {
+                        tracing::warn!(
+                            "could not push `{id}`: {e}; nothing more is pushed in this run"
+                        );
+                    }
+                    failed.push(id);
                 }
             }
         });
@@ -491,6 +525,7 @@ async fn push_async(
     shown: String,
     store: Store,
     record: NodeRecord,
+    suspect: Arc<Mutex<BTreeSet<ObjectDigest>>>,
 ) -> Result<Pushed, RemoteError> {
     let id = &record.id;
     let key = record.key;
@@ -500,8 +535,18 @@ async fn push_async(
         reason: e.to_string(),
     };
     let record_path = prefix.child("records").child(format!("{key}.json"));
+    let repair: BTreeSet<ObjectDigest> = {
+        let suspect = suspect.lock().expect("not poisoned");
+        record
+            .outputs
+            .values()
+            .map(|o| o.digest)
+            .filter(|d| suspect.contains(d))
+            .collect()
+    };
     match objects.head(&record_path).await {
-        Ok(_) => return Ok(Pushed::default()),
+        Ok(_) if repair.is_empty() => return Ok(Pushed::default()),
+        Ok(_) => {}
         Err(object_store::Error::NotFound { .. }) => {}
         Err(e) => return Err(io(format!("record of `{id}` (key {key})"), &e)),
     }
@@ -519,7 +564,7 @@ async fn push_async(
         };
         let path = prefix.child("objects").child(out.digest.to_hex());
         match objects.head(&path).await {
-            Ok(meta) if meta.size == out.size => continue,
+            Ok(meta) if meta.size == out.size && !repair.contains(&out.digest) => continue,
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(io(what(), &e)),
         }
@@ -539,6 +584,10 @@ async fn push_async(
             .put(&path, PutPayload::from(bytes))
             .await
             .map_err(|e| io(what(), &e))?;
+        if repair.contains(&out.digest) {
+            tracing::warn!("replaced the corrupt {} on {shown}", what());
+            suspect.lock().expect("not poisoned").remove(&out.digest);
+        }
     }
     // Test hook: a pause between the objects and the record (`sleep<S>:push-record:<id>`).
     let cancel = tokio_util::sync::CancellationToken::new();
@@ -615,7 +664,7 @@ pub fn resolve(
         out[i] = match local {
             Some(r) => Some((r, Found::Local)),
             None if pull => match remote.fetch(store, &study.name, &node.id, &key) {
-                Fetched::Hit(r) => Some((r, Found::Remote)),
+                Fetched::Hit(r) => Some((*r, Found::Remote)),
                 Fetched::Miss => None,
             },
             None => match remote.record(&key) {

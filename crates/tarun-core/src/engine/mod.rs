@@ -402,7 +402,7 @@ impl Engine {
             let (cached, pulled) = match (cached, &opts.remote) {
                 (None, Some(remote)) if !opts.force.contains(&i) => {
                     match remote.fetch(&self.store, &self.study.name, &node.id, &key) {
-                        crate::remote::Fetched::Hit(r) => (Some(r), true),
+                        crate::remote::Fetched::Hit(r) => (Some(*r), true),
                         crate::remote::Fetched::Miss => (None, false),
                     }
                 }
