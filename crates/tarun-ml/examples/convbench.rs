@@ -1,5 +1,5 @@
 //! Times tarun's dense convolution on one shape, for tuning its kernels (im2col + GEMM or
-//! Winograd, see `kernels/winograd.rs`): the forward pass, the forward with the kernel gradient,
+//! Winograd, see `kernels/conv/`): the forward pass, the forward with the kernel gradient,
 //! and the forward with both gradients, each the best of several runs, as GFLOP/s counted as
 //! direct convolution (`2 B Co Ho Wo C k k` per pass).
 //!

@@ -9,7 +9,7 @@
 //! * [`conv2d`]: dense convolution (any stride and padding, 1x1 and the 3-channel stem) as
 //!   batched im2col + GEMM straight into NCHW, with both gradients the same way (issue 8);
 //!   Winograd F(2x2, 3x3) for wide 3x3 layers, and on AVX-512 or AVX2 + FMA a direct kernel
-//!   without im2col for 3x3 layers of up to 128 channels (`direct.rs`; the instruction set is
+//!   without im2col for 3x3 layers of up to 128 channels (`conv/`; the instruction set is
 //!   chosen at run time, `simd.rs`).
 //! * [`depthwise_conv2d`]: per-channel direct loops, forward and both gradients.
 //! * [`batch_norm`]: batch statistics, normalisation, affine and an optional ReLU / ReLU6 in one
@@ -32,13 +32,9 @@ mod conv;
 mod cuda;
 mod depthwise;
 mod dropout;
-// Off x86-64 the direct convolution never applies, and its kernels are not compiled.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-mod direct;
 mod residual;
 mod simd;
 mod tape;
-mod winograd;
 
 pub use batchnorm::{Activation, batch_norm, batch_norm_on, batch_norm_stats};
 pub use bias::{add_channel_bias, add_channel_bias_on};

@@ -1,5 +1,5 @@
-//! The vector instruction sets tarun's hand-written CPU kernels (`direct.rs`) are compiled for,
-//! and the choice between them at run time.
+//! The vector instruction sets tarun's hand-written CPU kernels (`conv/direct.rs`) are compiled
+//! for, and the choice between them at run time.
 //!
 //! The kernels are written once, generic over [`Vector`]: a vector of `f32` lanes with the
 //! handful of operations they use (loads and stores, masked or not, broadcasts, fused

@@ -278,9 +278,9 @@ fn winograd_matches_im2col_in_every_pass() {
     ];
     for (n, &(b, c, h, w, co)) in cases.iter().enumerate() {
         let g = conv::Geom::new(&[b, c, h, w], &[co, c, 3, 3], 1, 1).unwrap();
-        for pass in [winograd::Pass::Forward, winograd::Pass::KernelGrad] {
+        for pass in [conv::choose::Pass::Forward, conv::choose::Pass::KernelGrad] {
             assert!(
-                !winograd::applies(&g, pass),
+                !conv::choose::by_winograd(&g, pass),
                 "case {n} would not test im2col"
             );
         }
@@ -289,18 +289,18 @@ fn winograd_matches_im2col_in_every_pass() {
         let dy = random_vec(&[b, co, h, w], 90 + n as u64);
         let what = format!("case {n} {:?}", (b, c, h, w, co));
         close(
-            &winograd::forward(&x, &wt, &g, None),
-            &conv::gemm_forward(&x, &wt, &g, None),
+            &conv::winograd::forward(&x, &wt, &g, None),
+            &conv::im2col::forward(&x, &wt, &g, None),
             &format!("{what} forward"),
         );
         close(
-            &winograd::input_grad(&dy, &wt, &g),
-            &conv::gemm_input_grad(&dy, &wt, &g),
+            &conv::winograd::input_grad(&dy, &wt, &g),
+            &conv::im2col::input_grad(&dy, &wt, &g),
             &format!("{what} input gradient"),
         );
         close(
-            &winograd::kernel_grad(&x, &dy, &g),
-            &conv::gemm_kernel_grad(&x, &dy, &g),
+            &conv::winograd::kernel_grad(&x, &dy, &g),
+            &conv::im2col::kernel_grad(&x, &dy, &g),
             &format!("{what} kernel gradient"),
         );
     }
@@ -547,7 +547,7 @@ fn direct_matches_im2col_in(simd: Simd) {
         let g = conv::Geom::new(&[b, c, h, w], &[co, c, k, k], s, p).unwrap();
         let (ho, wo) = (g.ho, g.wo);
         assert!(
-            direct::fits(&g) || k == 1 || b < threads() || ho * wo < 16,
+            conv::direct::fits(&g) || k == 1 || b < threads() || ho * wo < 16,
             "case {n}"
         );
         let (x, wt) = (
@@ -555,18 +555,18 @@ fn direct_matches_im2col_in(simd: Simd) {
             random_vec(&[co, c, k, k], 50 + n as u64),
         );
         let what = format!("{} case {n} {:?}", simd.name(), (b, c, h, w, co, k, s, p));
-        let reference = conv::gemm_forward(&x, &wt, &g, None);
-        let y = direct::forward_in(simd, &x, &wt, &g, None);
+        let reference = conv::im2col::forward(&x, &wt, &g, None);
+        let y = conv::direct::forward_in(simd, &x, &wt, &g, None);
         close(&y, &reference, &what);
         // AVX2 against AVX-512, where the CPU has both.
         let widest = Simd::ALL.into_iter().find(|s| s.supported()).unwrap();
         if widest != simd {
-            let wide = direct::forward_in(widest, &x, &wt, &g, None);
+            let wide = conv::direct::forward_in(widest, &x, &wt, &g, None);
             close(&y, &wide, &format!("{what} against {}", widest.name()));
         }
         let dy = random_vec(&[b, co, ho, wo], 90 + n as u64);
-        if let Some(dx) = direct::input_grad_in(simd, &dy, &wt, &g) {
-            let reference = conv::gemm_input_grad(&dy, &wt, &g);
+        if let Some(dx) = conv::direct::input_grad_in(simd, &dy, &wt, &g) {
+            let reference = conv::im2col::input_grad(&dy, &wt, &g);
             close(&dx, &reference, &format!("{what} input gradient"));
         } else {
             assert!(
@@ -575,8 +575,8 @@ fn direct_matches_im2col_in(simd: Simd) {
             );
         }
         let (scale, shift) = (random(&[co], 60 + n as u64), random(&[co], 70 + n as u64));
-        if let Some(dw) = direct::kernel_grad_in(simd, &x, &dy, &g) {
-            let reference = conv::gemm_kernel_grad(&x, &dy, &g);
+        if let Some(dw) = conv::direct::kernel_grad_in(simd, &x, &dy, &g) {
+            let reference = conv::im2col::kernel_grad(&x, &dy, &g);
             close(&dw, &reference, &format!("{what} kernel gradient"));
         } else {
             assert!(
@@ -597,8 +597,8 @@ fn direct_matches_im2col_in(simd: Simd) {
         .unwrap();
         for epi in [epi.with_residual(&r), epi] {
             close(
-                &direct::forward_in(simd, &x, &wt, &g, Some(&epi)),
-                &conv::gemm_forward(&x, &wt, &g, Some(&epi)),
+                &conv::direct::forward_in(simd, &x, &wt, &g, Some(&epi)),
+                &conv::im2col::forward(&x, &wt, &g, Some(&epi)),
                 &format!("{what} with an epilogue"),
             );
         }

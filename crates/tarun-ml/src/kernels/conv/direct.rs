@@ -8,7 +8,7 @@
 //! near the machine's peak (docs/performance.md, fifth and sixth rounds).
 //!
 //! * **Forward:** each kernel tap `(dy, dx)` is a shift of the whole flattened plane by
-//!   `dy W + dx` (as in `conv::im2col_same`), so a vector of `L` consecutive outputs (16 on
+//!   `dy W + dx` (as in `im2col::im2col_same`), so a vector of `L` consecutive outputs (16 on
 //!   AVX-512, 8 on AVX2) reads `L` consecutive inputs, with a lane mask for those that fall off a
 //!   row or off the plane: a masked load straight from the NCHW input. A tile is `NV` such
 //!   vectors (several images' on small maps) times `CB` output channels ([`tile_shape`]: 24
@@ -25,11 +25,11 @@
 
 use rayon::prelude::*;
 
-use super::conv::{Epilogue, Geom};
+use super::{Epilogue, Geom};
 #[cfg(target_arch = "x86_64")]
-use super::simd::{Avx2, Avx512, Vector};
-use super::simd::{Simd, level};
-use super::{par_filled, threads};
+use crate::kernels::simd::{Avx2, Avx512, Vector};
+use crate::kernels::simd::{Simd, level};
+use crate::kernels::{par_filled, sum_over_groups, threads, with_scratch};
 
 /// A tile's shape in each instruction set: output channels (one broadcast weight each) by
 /// vectors of outputs. AVX-512's 32 registers hold 24 sums, 3 inputs and a weight. AVX2's 16
@@ -51,19 +51,13 @@ fn tile_shape(simd: Simd) -> (usize, usize) {
 /// an AVX-512 vector, and im2col is then faster; docs/performance.md, sixth round).
 const MIN_POSITIONS: usize = 16;
 
-/// Whether the direct kernel runs `g` here: [`fits`], on a CPU with AVX-512 or AVX2 + FMA
-/// ([`level`]), unless `TARUN_NO_DIRECT` is set.
-pub(super) fn applies(g: &Geom) -> bool {
-    fits(g) && enabled().is_some()
-}
-
 /// Whether `g` is a shape the direct kernel is for: a convolution of a kernel of 3x3 to 7x7 at
 /// stride 1 with "same" padding or at stride 2 with an output of half the input (rounded up),
 /// with at least one image per thread (the tiles split over images), output maps of at least
 /// [`MIN_POSITIONS`] and at most 128 channels on one side. 1x1 convolutions are one GEMM
 /// without im2col and stay there (the direct kernel is slower on MobileNetV2's and ResNet-18's;
 /// docs/performance.md, sixth round).
-pub(super) fn fits(g: &Geom) -> bool {
+pub(in crate::kernels) fn fits(g: &Geom) -> bool {
     let (hp, wp) = phase_dims(g);
     (3..=7).contains(&g.k)
         && g.pad < g.k
@@ -84,7 +78,7 @@ fn phase_dims(g: &Geom) -> (usize, usize) {
 /// The instruction set the kernel runs in ([`level`]), or none where the CPU has neither or
 /// `TARUN_NO_DIRECT` is set (for measuring this kernel against im2col + GEMM in the same
 /// build); read once.
-fn enabled() -> Option<Simd> {
+pub(super) fn enabled() -> Option<Simd> {
     static ENABLED: std::sync::OnceLock<Option<Simd>> = std::sync::OnceLock::new();
     *ENABLED.get_or_init(|| level().filter(|_| std::env::var_os("TARUN_NO_DIRECT").is_none()))
 }
@@ -196,14 +190,14 @@ fn pack_weights(w: &[f32], g: &Geom, cb: usize) -> Vec<f32> {
 }
 
 /// The forward convolution of `x` (`B x C x H x W`) by `w` (`Co x C x k x k`), followed by `epi`
-/// if given. Only where [`applies`] holds.
+/// if given. Only where [`enabled`] and [`fits`] hold (see `choose.rs`).
 pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
     let simd = enabled().expect("the direct convolution runs only where it applies");
     forward_in(simd, x, w, g, epi)
 }
 
 /// [`forward`] in the instruction set `simd`, which this CPU must have; `g` must [`fit`](fits).
-pub(super) fn forward_in(
+pub(in crate::kernels) fn forward_in(
     simd: Simd,
     x: &[f32],
     w: &[f32],
@@ -233,7 +227,7 @@ pub(super) fn forward_in(
         if g.stride == 1 {
             run_group(simd, xg, &packed, g, plan, out);
         } else {
-            super::with_scratch(count * image, 0, |phases, _| {
+            with_scratch(count * image, 0, |phases, _| {
                 split_phases(xg, g, phases);
                 run_group(simd, phases, &packed, g, plan, out);
             });
@@ -282,7 +276,12 @@ pub(super) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Option<Vec<f32>> {
 }
 
 /// [`input_grad`] in the instruction set `simd`, which this CPU must have.
-pub(super) fn input_grad_in(simd: Simd, dy: &[f32], w: &[f32], g: &Geom) -> Option<Vec<f32>> {
+pub(in crate::kernels) fn input_grad_in(
+    simd: Simd,
+    dy: &[f32],
+    w: &[f32],
+    g: &Geom,
+) -> Option<Vec<f32>> {
     let back = Geom::new(&[g.b, g.co, g.h, g.w], &[g.c, g.co, g.k, g.k], 1, g.pad).ok()?;
     if !(g.stride == 1 && fits(g) && fits(&back)) {
         return None;
@@ -312,7 +311,12 @@ pub(super) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Option<Vec<f32>> {
 }
 
 /// [`kernel_grad`] in the instruction set `simd`, which this CPU must have.
-pub(super) fn kernel_grad_in(simd: Simd, x: &[f32], dy: &[f32], g: &Geom) -> Option<Vec<f32>> {
+pub(in crate::kernels) fn kernel_grad_in(
+    simd: Simd,
+    x: &[f32],
+    dy: &[f32],
+    g: &Geom,
+) -> Option<Vec<f32>> {
     let lanes = simd.lanes();
     let (cv, taps) = (g.c.div_ceil(lanes), g.k * g.k);
     let cp = cv * lanes;
@@ -323,9 +327,9 @@ pub(super) fn kernel_grad_in(simd: Simd, x: &[f32], dy: &[f32], g: &Geom) -> Opt
     assert!(simd.supported(), "this CPU lacks {}", simd.name());
     let padded = (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * cp;
     let hw = g.ho * g.wo;
-    let total = super::sum_over_groups((g.b, 1), taps * g.co * cp, |acc, n0, count, _| {
+    let total = sum_over_groups((g.b, 1), taps * g.co * cp, |acc, n0, count, _| {
         for n in n0..n0 + count {
-            super::with_scratch(padded + 16, 0, |xt, _| {
+            with_scratch(padded + 16, 0, |xt, _| {
                 // Rows of whole cache lines: loads split across two lines cost twice.
                 let start = xt.as_ptr().align_offset(64).min(16);
                 let xt = &mut xt[start..start + padded];

@@ -1,4 +1,6 @@
-//! Dense 2-D convolution: batched im2col + GEMM, written straight into NCHW.
+//! Dense 2-D convolution by batched im2col + GEMM, written straight into NCHW: the general
+//! algorithm, for every stride, padding and kernel size (and the reference the others are tested
+//! against).
 //!
 //! The batch is cut into groups of images. Per group, one thread unfolds the images into a
 //! column matrix `col` of `C*k*k` rows and `G*Ho*Wo` columns and multiplies `W (Co x C*k*k)` by
@@ -12,169 +14,16 @@
 //! on maps under 64 positions it runs one strided product per position instead
 //! ([`pointwise_by_position`]).
 //! `col` is recomputed in backward rather than stored, so a convolution keeps only its input.
-//!
-//! 3x3 convolutions with stride 1 and padding 1 and enough channels, most of ResNet-18's and
-//! VGG-11-BN's work, run each pass by Winograd's F(2x2, 3x3) instead ([`super::winograd`]).
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use multiversion::multiversion;
 
-use super::batchnorm::{Activation, image_affine_in_place, plane_affine_in_place};
-use super::direct;
-use super::residual::add_act_in_place;
-use super::tape::{Backward, Tape, apply2, candle_bwd2};
-use super::winograd::{self, Pass};
-use super::{
-    View, f32_data, matmul, matmul_strided, par_filled, sum_over_groups, threads, with_scratch,
+use super::{Epilogue, Geom};
+use crate::kernels::{
+    View, matmul, matmul_strided, par_filled, sum_over_groups, threads, with_scratch,
 };
 
-/// `x.conv2d(w, padding, stride, 1, 1)` for contiguous f32 NCHW tensors on the CPU, with a
-/// backward pass; square kernels only.
-pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    conv2d_on(x, w, stride, padding, None)
-}
-
-/// [`conv2d`], recorded on `tape` when given instead of on Candle's graph.
-pub fn conv2d_on(
-    x: &Tensor,
-    w: &Tensor,
-    stride: usize,
-    padding: usize,
-    tape: Option<&Tape>,
-) -> Result<Tensor> {
-    let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
-    apply2(x, w, ConvOp(geom, None), tape)
-}
-
-/// `act(conv2d(x, w) * scale + shift)`, per output channel, for inference: batch norm in
-/// evaluation mode (scale `gamma / sqrt(var + eps)`, shift `beta - mean * scale`, plus a bias
-/// times scale) folded into the convolution, so that each output is finished as it is written
-/// instead of in a second pass over a new activation. No backward.
-pub fn conv2d_affine(
-    x: &Tensor,
-    w: &Tensor,
-    stride: usize,
-    padding: usize,
-    (scale, shift): (&Tensor, &Tensor),
-    act: Activation,
-) -> Result<Tensor> {
-    let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
-    let epi = Epilogue::new("tarun-conv2d-affine", geom.co, (scale, shift), act)?;
-    x.contiguous()?
-        .apply_op2_no_bwd(&w.contiguous()?, &ConvOp(geom, Some(epi)))
-}
-
-/// `act(conv2d(x, w) * scale + shift + residual)` for inference: [`conv2d_affine`] with a
-/// residual (ResNet's identity path, shaped like the output) added before the activation, in
-/// the same pass instead of an [`super::add_relu`] over a new activation. No backward.
-pub fn conv2d_affine_residual(
-    x: &Tensor,
-    w: &Tensor,
-    (stride, padding): (usize, usize),
-    (scale, shift): (&Tensor, &Tensor),
-    residual: &Tensor,
-    act: Activation,
-) -> Result<Tensor> {
-    let geom = Geom::new(x.dims(), w.dims(), stride, padding)?;
-    let out = [geom.b, geom.co, geom.ho, geom.wo];
-    if residual.dims() != out {
-        candle_core::bail!(
-            "tarun-conv2d-affine-residual: residual {:?}, output {out:?}",
-            residual.dims()
-        );
-    }
-    let epi = Epilogue::new("tarun-conv2d-affine-residual", geom.co, (scale, shift), act)?;
-    x.contiguous()?.apply_op3_no_bwd(
-        &w.contiguous()?,
-        &residual.contiguous()?,
-        &ConvResidual(geom, epi),
-    )
-}
-
-/// [`conv2d_affine_residual`]'s op on (x, w, residual).
-struct ConvResidual(Geom, Epilogue<'static>);
-
-impl CustomOp3 for ConvResidual {
-    fn name(&self) -> &'static str {
-        "tarun-conv2d-affine-residual"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-        rs: &CpuStorage,
-        rl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, r) = (
-            f32_data(xs, xl, self.name())?,
-            f32_data(ws, wl, self.name())?,
-            f32_data(rs, rl, self.name())?,
-        );
-        let g = &self.0;
-        let y = forward(x, w, g, Some(&self.1.with_residual(r)));
-        Ok((CpuStorage::F32(y), Shape::from((g.b, g.co, g.ho, g.wo))))
-    }
-}
-
-/// The shapes of one convolution.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Geom {
-    pub(super) b: usize,
-    pub(super) c: usize,
-    pub(super) h: usize,
-    pub(super) w: usize,
-    pub(super) co: usize,
-    pub(super) k: usize,
-    pub(super) stride: usize,
-    pub(super) pad: usize,
-    pub(super) ho: usize,
-    pub(super) wo: usize,
-}
-
+/// How this algorithm groups images.
 impl Geom {
-    pub(super) fn new(x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
-        let (&[b, c, h, wd], &[co, ci, kh, kw]) = (x, w) else {
-            candle_core::bail!("tarun-conv2d: expected 4-d input and kernel, got {x:?} and {w:?}");
-        };
-        if ci != c || kh != kw || stride == 0 || kh == 0 {
-            candle_core::bail!(
-                "tarun-conv2d: input {x:?} and kernel {w:?} (stride {stride}) do not fit: \
-                 channels must match and the kernel must be square"
-            );
-        }
-        if h + 2 * pad < kh || wd + 2 * pad < kw {
-            candle_core::bail!("tarun-conv2d: kernel {kh}x{kw} larger than padded input {x:?}");
-        }
-        Ok(Self {
-            b,
-            c,
-            h,
-            w: wd,
-            co,
-            k: kh,
-            stride,
-            pad,
-            ho: (h + 2 * pad - kh) / stride + 1,
-            wo: (wd + 2 * pad - kw) / stride + 1,
-        })
-    }
-
-    pub(super) fn ckk(&self) -> usize {
-        self.c * self.k * self.k
-    }
-    pub(super) fn chw(&self) -> usize {
-        self.c * self.h * self.w
-    }
-    pub(super) fn out_hw(&self) -> usize {
-        self.ho * self.wo
-    }
-    fn pointwise(&self) -> bool {
-        self.k == 1 && self.stride == 1 && self.pad == 0
-    }
-
     /// A pointwise convolution on a map of fewer than 64 positions, which
     /// [`pointwise_by_position`] runs.
     fn by_position(&self) -> bool {
@@ -192,27 +41,6 @@ impl Geom {
         let wide = 64usize.div_ceil(self.out_hw().max(1));
         let memory = (4 << 20) / (self.ckk() * self.out_hw()).max(1);
         wide.min(per_thread).min(memory.max(1)).max(1)
-    }
-
-    /// The same convolution for cuDNN.
-    #[cfg(feature = "cuda")]
-    fn cudnn(&self) -> super::cuda::conv::ConvShape {
-        super::cuda::conv::ConvShape {
-            b: self.b,
-            c: self.c,
-            h: self.h,
-            w: self.w,
-            co: self.co,
-            k: self.k,
-            stride: self.stride,
-            pad: self.pad,
-            groups: 1,
-        }
-    }
-
-    /// Output columns `ow` whose tap `kj` reads inside the row: `[lo, hi)`.
-    fn valid_cols(&self, kj: usize) -> (usize, usize) {
-        super::valid_cols(self.w, self.wo, self.stride, self.pad, kj)
     }
 }
 
@@ -420,118 +248,14 @@ fn grad_scratch(g: &Geom, gn: usize) -> (usize, usize) {
     (dyg, col)
 }
 
-/// A per-output-channel `act(y * scale + shift)` applied to each group of outputs right after
-/// the convolution writes them, while they are in cache: batch norm's evaluation-mode affine
-/// (and a bias) folded into the convolution, for inference ([`conv2d_affine`]).
-pub(crate) struct Epilogue<'r> {
-    scale: Vec<f32>,
-    shift: Vec<f32>,
-    act: Activation,
-    /// `scale` and `shift` repeated over the planes of one image, for small planes
-    /// ([`Epilogue::apply`]), built on first use.
-    per_element: std::sync::OnceLock<(Vec<f32>, Vec<f32>)>,
-    /// The whole batch's residual, shaped like the output and added before the activation
-    /// (ResNet's identity path, [`conv2d_affine_residual`]).
-    residual: Option<&'r [f32]>,
-}
-
-/// Planes smaller than this get the epilogue image by image ([`image_affine_in_place`]).
-pub(super) const SMALL_PLANE: usize = 16;
-
-impl Epilogue<'_> {
-    /// From tensors of one scale and one shift per output channel (`channels`).
-    pub(super) fn new(
-        op: &str,
-        channels: usize,
-        (scale, shift): (&Tensor, &Tensor),
-        act: Activation,
-    ) -> Result<Self> {
-        let (scale, shift) = (
-            scale.flatten_all()?.to_vec1::<f32>()?,
-            shift.flatten_all()?.to_vec1::<f32>()?,
-        );
-        if scale.len() != channels || shift.len() != channels {
-            candle_core::bail!(
-                "{op}: {channels} output channels, but {} scales and {} shifts",
-                scale.len(),
-                shift.len()
-            );
-        }
-        Ok(Self {
-            scale,
-            shift,
-            act,
-            per_element: std::sync::OnceLock::new(),
-            residual: None,
-        })
-    }
-
-    /// This epilogue with `residual` added before the activation.
-    pub(super) fn with_residual<'r>(&self, residual: &'r [f32]) -> Epilogue<'r> {
-        Epilogue {
-            scale: self.scale.clone(),
-            shift: self.shift.clone(),
-            act: self.act,
-            per_element: std::sync::OnceLock::new(),
-            residual: Some(residual),
-        }
-    }
-
-    /// Applies itself to one output plane of channel `c` (no residual).
-    pub(super) fn apply_plane(&self, plane: &mut [f32], c: usize) {
-        debug_assert!(self.residual.is_none(), "apply_plane has no residual");
-        plane_affine_in_place(plane, (self.scale[c], self.shift[c]), self.act);
-    }
-
-    /// Applies itself to `out`, whole images (from image `first` of the batch on) of `co` planes
-    /// of `hw` outputs.
-    pub(super) fn apply(&self, out: &mut [f32], first: usize, co: usize, hw: usize) {
-        // With a residual, the activation comes after adding it.
-        let act = match self.residual {
-            Some(_) => Activation::None,
-            None => self.act,
-        };
-        self.affine(out, co, hw, act);
-        if let Some(r) = self.residual {
-            let at = first * co * hw;
-            add_act_in_place(out, &r[at..at + out.len()], self.act);
-        }
-    }
-
-    fn affine(&self, out: &mut [f32], co: usize, hw: usize, act: Activation) {
-        if (1..SMALL_PLANE).contains(&hw) && co == self.scale.len() {
-            let (scale, shift) = self.per_element.get_or_init(|| {
-                let repeat = |v: &[f32]| -> Vec<f32> {
-                    v.iter().flat_map(|&x| std::iter::repeat_n(x, hw)).collect()
-                };
-                (repeat(&self.scale), repeat(&self.shift))
-            });
-            if scale.len() == co * hw {
-                for img in out.chunks_exact_mut(co * hw) {
-                    image_affine_in_place(img, scale, shift, act);
-                }
-                return;
-            }
-        }
-        for (i, plane) in out.chunks_exact_mut(hw.max(1)).enumerate() {
-            plane_affine_in_place(plane, (self.scale[i % co], self.shift[i % co]), act);
-        }
-    }
-}
-
-/// The forward convolution, followed by `epi` if given.
-pub(crate) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
-    if winograd::applies(g, Pass::Forward) {
-        return winograd::forward(x, w, g, epi);
-    }
-    if direct::applies(g) {
-        return direct::forward(x, w, g, epi);
-    }
-    gemm_forward(x, w, g, epi)
-}
-
-/// [`forward`] by im2col + GEMM (or one product per map position, [`pointwise_by_position`]).
-pub(crate) fn gemm_forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
+/// The forward convolution, followed by `epi` if given (or one product per map position,
+/// [`pointwise_by_position`]).
+pub(in crate::kernels) fn forward(
+    x: &[f32],
+    w: &[f32],
+    g: &Geom,
+    epi: Option<&Epilogue>,
+) -> Vec<f32> {
     if g.by_position() {
         return pointwise_by_position(x, View::transposed(w, g.c), g, g.co, epi);
     }
@@ -622,19 +346,8 @@ fn pointwise_by_position(
     })
 }
 
-/// dL/dx from dL/dy.
-pub(crate) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
-    if winograd::applies(g, Pass::InputGrad) {
-        return winograd::input_grad(dy, w, g);
-    }
-    if let Some(dx) = direct::input_grad(dy, w, g) {
-        return dx;
-    }
-    gemm_input_grad(dy, w, g)
-}
-
-/// [`input_grad`] as `W^T dY` and col2im (or one product per map position).
-pub(crate) fn gemm_input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
+/// dL/dx from dL/dy, as `W^T dY` and col2im (or one product per map position).
+pub(in crate::kernels) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
     if g.by_position() {
         return pointwise_by_position(dy, View::rows(w, g.c), g, g.c, None);
     }
@@ -676,18 +389,7 @@ pub(crate) fn gemm_input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
 /// it packs across the long `gn*Ho*Wo` dimension; accumulating `dW = dY col^T` row-major instead
 /// made it pack `col`, `k*k` times larger, with a strided gather that took a quarter of ResNet-18
 /// width 0.25's training step. The sum is transposed into `Co x C*k*k` once at the end.
-pub(crate) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
-    if winograd::applies(g, Pass::KernelGrad) {
-        return winograd::kernel_grad(x, dy, g);
-    }
-    if let Some(dw) = direct::kernel_grad(x, dy, g) {
-        return dw;
-    }
-    gemm_kernel_grad(x, dy, g)
-}
-
-/// [`kernel_grad`] by im2col + GEMM.
-pub(crate) fn gemm_kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
+pub(in crate::kernels) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     let (hw, ckk) = (g.out_hw(), g.ckk());
     let total = sum_over_groups((g.b, g.group()), ckk * g.co, |acc, n0, gn, inner| {
         let (dyg_len, col_len) = grad_scratch(g, gn);
@@ -711,144 +413,4 @@ pub(crate) fn gemm_kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
         }
     }
     dw
-}
-
-/// `conv2d(x, w)` with its backward, or with an epilogue `conv2d_affine(x, w)`, inference only.
-struct ConvOp(Geom, Option<Epilogue<'static>>);
-
-impl CustomOp2 for ConvOp {
-    fn name(&self) -> &'static str {
-        if self.1.is_some() {
-            "tarun-conv2d-affine"
-        } else {
-            "tarun-conv2d"
-        }
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (
-            f32_data(xs, xl, self.name())?,
-            f32_data(ws, wl, self.name())?,
-        );
-        let g = &self.0;
-        let y = forward(x, w, g, self.1.as_ref());
-        Ok((CpuStorage::F32(y), Shape::from((g.b, g.co, g.ho, g.wo))))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        ws: &candle_core::CudaStorage,
-        wl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        if self.1.is_some() {
-            candle_core::bail!("{}: the folded epilogue runs on the CPU only", self.name());
-        }
-        use super::cuda::conv::{Pass, run};
-        run(
-            Pass::Forward,
-            &self.0.cudnn(),
-            (xs, xl),
-            (ws, wl),
-            self.name(),
-        )
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        y: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        candle_bwd2(self, x, w, y, grad)
-    }
-}
-
-impl Backward for ConvOp {
-    fn backward(
-        &self,
-        inputs: &[Tensor],
-        _y: &Tensor,
-        grad: &Tensor,
-        needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
-        if self.1.is_some() {
-            candle_core::bail!("{}: inference only, no backward", self.name());
-        }
-        let [x, w] = inputs else {
-            candle_core::bail!("{}: expects two inputs", self.name());
-        };
-        let grad = grad.contiguous()?;
-        // The stem's input is the image batch, which needs no gradient: skip its col2im.
-        let dx = needs[0]
-            .then(|| grad.apply_op2_no_bwd(w, &ConvGrad::Input(self.0)))
-            .transpose()?;
-        let dw = needs[1]
-            .then(|| x.apply_op2_no_bwd(&grad, &ConvGrad::Kernel(self.0)))
-            .transpose()?;
-        Ok(vec![dx, dw])
-    }
-}
-
-/// The two gradients as ops: `Input` takes (dy, w), `Kernel` takes (x, dy).
-enum ConvGrad {
-    Input(Geom),
-    Kernel(Geom),
-}
-
-impl CustomOp2 for ConvGrad {
-    fn name(&self) -> &'static str {
-        match self {
-            ConvGrad::Input(_) => "tarun-conv2d-input-grad",
-            ConvGrad::Kernel(_) => "tarun-conv2d-kernel-grad",
-        }
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (a, b) = (
-            f32_data(s1, l1, self.name())?,
-            f32_data(s2, l2, self.name())?,
-        );
-        Ok(match self {
-            ConvGrad::Input(g) => (
-                CpuStorage::F32(input_grad(a, b, g)),
-                Shape::from((g.b, g.c, g.h, g.w)),
-            ),
-            ConvGrad::Kernel(g) => (
-                CpuStorage::F32(kernel_grad(a, b, g)),
-                Shape::from((g.co, g.c, g.k, g.k)),
-            ),
-        })
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s1: &candle_core::CudaStorage,
-        l1: &Layout,
-        s2: &candle_core::CudaStorage,
-        l2: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::conv::{Pass, run};
-        let (pass, g) = match self {
-            ConvGrad::Input(g) => (Pass::InputGrad, g),
-            ConvGrad::Kernel(g) => (Pass::KernelGrad, g),
-        };
-        run(pass, &g.cudnn(), (s1, l1), (s2, l2), self.name())
-    }
 }

@@ -14,44 +14,18 @@
 //! The backward is the exact gradient of those steps: `dx` is the same algorithm on `dy` with
 //! the kernel flipped and its channels swapped (a "same" 3x3 convolution's input gradient), and
 //! `dW = G^T (sum over tiles of (A dY A^T) V^T) G`, its GEMMs summed in a fixed order
-//! ([`super::sum_over_groups`]). The transforms only add, subtract and halve, so results differ
-//! from direct convolution by rounding alone (the tests hold them to im2col's and Candle's).
+//! ([`crate::kernels::sum_over_groups`]). The transforms only add, subtract and halve, so
+//! results differ from direct convolution by rounding alone (the tests hold them to im2col's and
+//! Candle's).
 //!
 //! Small channel counts keep im2col: with a short `C` the 16 products are too thin for GEMM to
-//! pay for the transforms (see [`applies`]). What it gains is in docs/performance.md (fourth
+//! pay for the transforms (see `choose.rs`). What it gains is in docs/performance.md (fourth
 //! round).
 
 use rayon::prelude::*;
 
-use super::conv::{Epilogue, Geom};
-use super::{View, matmul, par_filled, sum_over_groups, threads, with_scratch};
-
-/// The passes of a convolution, which choose between Winograd and im2col separately (each is
-/// the exact gradient of the same convolution, whichever way the others ran).
-#[derive(Clone, Copy, PartialEq)]
-pub(super) enum Pass {
-    Forward,
-    InputGrad,
-    KernelGrad,
-}
-
-/// Whether `g`'s pass runs here: a 3x3 kernel, stride 1, padding 1, and channels enough for
-/// the 16 products (inner dimension `C`, against im2col's `9C`) to pay for the transforms:
-/// both counts at least 64 on maps of 16x16 and more, at least 256 on smaller maps, where each
-/// plane's transform is short and its overhead larger; and at least 256 for the kernel
-/// gradient, whose products (`C x Co`, summed over every tile) stayed behind im2col's below
-/// that. Measured with `cargo run --release -p tarun-ml --example convbench` (forward, then
-/// forward and both gradients, against im2col): 64 channels on 32x32 maps 1.2x and 1.3x,
-/// 128 on 16x16 1.2x and 1.0x, 256 on 8x8 1.4x and 1.25x, 512 on 4x4 1.4x and 1.4x; 64 on
-/// 8x8 0.8x and 0.65x, 128 on 4x4 1.0x and 1.0x.
-pub(super) fn applies(g: &Geom, pass: Pass) -> bool {
-    let channels = g.c.min(g.co);
-    let wide_enough = match pass {
-        Pass::KernelGrad => channels >= 256,
-        Pass::Forward | Pass::InputGrad => channels >= 256 || (channels >= 64 && g.h * g.w >= 256),
-    };
-    g.k == 3 && g.stride == 1 && g.pad == 1 && wide_enough
-}
+use super::{Epilogue, Geom};
+use crate::kernels::{View, matmul, par_filled, sum_over_groups, threads, with_scratch};
 
 /// Tiles per image: `(rows, columns)` of 2x2 output tiles.
 fn tiles(g: &Geom) -> (usize, usize) {
@@ -330,7 +304,12 @@ fn transform_output_grad(dy: &[f32], g: &Geom, n: usize, dm: &mut [f32]) {
 }
 
 /// The forward convolution.
-pub(super) fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
+pub(in crate::kernels) fn forward(
+    x: &[f32],
+    w: &[f32],
+    g: &Geom,
+    epi: Option<&Epilogue>,
+) -> Vec<f32> {
     convolve(x, &transform_kernel(w, g.co, g.c, false), g, epi)
 }
 
@@ -363,7 +342,7 @@ fn convolve(x: &[f32], u: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> 
 }
 
 /// dL/dx from dL/dy: the forward on `dy` with the kernel flipped and its channels swapped.
-pub(super) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
+pub(in crate::kernels) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
     let swapped = Geom {
         c: g.co,
         co: g.c,
@@ -373,7 +352,7 @@ pub(super) fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
 }
 
 /// dL/dW from the input and dL/dy.
-pub(super) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
+pub(in crate::kernels) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     let (c, co) = (g.c, g.co);
     let mut dw = vec![0f32; co * c * 9];
     if g.b == 0 {
