@@ -474,6 +474,21 @@ fn s3_round_trip_conditional_records_and_a_server_killed_mid_upload() {
     );
     assert_intact(&b, "after pulling through S3");
     assert_eq!(fresh_outputs(&a, TINY), fresh_outputs(&b, TINY));
+    // Nor in the most detailed log (object_store's, reqwest's and hyper's included).
+    let e = tmp.path().join("e");
+    let mut traced = env.clone();
+    traced.push(("TARUN_LOG", "trace"));
+    let out = ok(
+        cmd(
+            &e,
+            &["pull", TINY, "--target", SMALL, "--remote", &url],
+            &traced,
+        ),
+        "pull with a trace log",
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("remote hit"), "no trace log: {log}");
+    assert!(!log.contains(SECRET) && !log.contains(KEY), "{log}");
     // The credentials are in no record and no journal.
     for dir in ["records", "runs"] {
         for f in std::fs::read_dir(b.join(dir)).unwrap() {
