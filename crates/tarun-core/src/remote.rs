@@ -175,7 +175,13 @@ impl RemoteCache {
             url: shown.clone(),
             reason,
         };
-        let url = url::Url::parse(&config.url).map_err(|e| bad(e.to_string()))?;
+        // A plain absolute path is a shared directory, as `file://` would name it.
+        let url = if config.url.starts_with('/') {
+            url::Url::from_file_path(&config.url)
+                .map_err(|()| bad("not an absolute path".into()))?
+        } else {
+            url::Url::parse(&config.url).map_err(|e| bad(e.to_string()))?
+        };
         let (scheme, path) =
             object_store::ObjectStoreScheme::parse(&url).map_err(|e| bad(e.to_string()))?;
         let prefix = Path::parse(path).map_err(|e| bad(e.to_string()))?;
@@ -639,6 +645,7 @@ pub fn resolve(
     pull: bool,
 ) -> Vec<Option<(NodeRecord, Found)>> {
     let mut out: Vec<Option<(NodeRecord, Found)>> = vec![None; study.nodes.len()];
+    let mut unreachable = false;
     for &i in graph.topo_order() {
         if !selected.contains(&i) {
             continue;
@@ -667,10 +674,12 @@ pub fn resolve(
                 Fetched::Hit(r) => Some((*r, Found::Remote)),
                 Fetched::Miss => None,
             },
+            None if unreachable => None,
             None => match remote.record(&key) {
                 Ok(r) => r.map(|r| (r, Found::Remote)),
                 Err(e) => {
-                    tracing::warn!("{e}");
+                    tracing::warn!("{e}; nothing more is looked up there");
+                    unreachable = true;
                     None
                 }
             },
