@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use tarun_core::remote::{self, Found};
-use tarun_core::store::Store;
+use tarun_core::store::{LockMode, Store};
 
 use super::Result;
 use super::load;
@@ -18,6 +18,19 @@ pub fn pull(args: PushArgs) -> Result<ExitCode> {
     let (study, graph) = load(&args.manifest)?;
     let remote = required_remote(&study, &args.remote)?;
     let store = Store::open(args.store.store)?;
+    // Shared, as a run takes it: pulls and runs go on side by side (a record is committed after
+    // its objects either way), while `gc` and `verify --repair`, which delete, wait.
+    let holder = format!(
+        "pull of `{}` (pid {})",
+        args.manifest.manifest,
+        std::process::id()
+    );
+    let _lock = store.lock(LockMode::Shared, &holder, |who| {
+        eprintln!(
+            "waiting for the store lock of `{}`, held by {who}",
+            store.root()
+        );
+    })?;
     let selected = selection(&study, &graph, &args.targets)?;
     let data = kinds::planning_digest(&study, &store)?;
     let found = remote::resolve(
