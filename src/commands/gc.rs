@@ -8,7 +8,7 @@ use tarun_core::graph::Graph;
 use tarun_core::plan;
 use tarun_core::store::{LockMode, Store};
 
-use super::Result;
+use super::{Result, lock_store};
 use crate::cli::GcArgs;
 use crate::errors::ExpectedError;
 use crate::kinds;
@@ -18,9 +18,7 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
     let store = Store::open(args.store.store)?;
     // Exclusive: gc deletes, so it waits for every run using the store, and runs wait for it.
     let holder = format!("tarun gc (pid {})", std::process::id());
-    let _lock = store.lock(LockMode::Exclusive, &holder, |who| {
-        eprintln!("waiting for the store lock, held by {who}");
-    })?;
+    let _lock = lock_store(&store, LockMode::Exclusive, &holder)?;
     let runner = kinds::StudyRunner;
     let mut keep = BTreeSet::new();
     for manifest in &args.manifests {

@@ -26,6 +26,7 @@ use std::process::ExitCode;
 
 use tarun_core::graph::Graph;
 use tarun_core::manifest::Study;
+use tarun_core::store::{LockMode, Store, StoreLock};
 
 use crate::cli::{Cli, Command, ManifestArgs};
 use crate::errors::ExpectedError;
@@ -104,4 +105,12 @@ pub(crate) fn shell_word(w: &str) -> String {
     } else {
         format!("'{}'", w.replace('\'', "'\\''"))
     }
+}
+
+/// Takes the store lock in `mode` as `holder` (shared for runs and pulls, exclusive for `gc` and
+/// `verify --repair`, which delete), saying on stderr whom it waits for when another holds it.
+pub(crate) fn lock_store(store: &Store, mode: LockMode, holder: &str) -> Result<StoreLock> {
+    Ok(store.lock(mode, holder, |who| {
+        eprintln!("waiting for the store lock, held by {who}");
+    })?)
 }

@@ -8,8 +8,8 @@ use tarun_core::remote::{self, Found};
 use tarun_core::store::{LockMode, Store};
 
 use super::Result;
-use super::load;
 use super::push::{required_remote, selection};
+use super::{load, lock_store};
 use crate::cli::PushArgs;
 use crate::kinds;
 use crate::output::outln;
@@ -25,12 +25,7 @@ pub fn pull(args: PushArgs) -> Result<ExitCode> {
         args.manifest.manifest,
         std::process::id()
     );
-    let _lock = store.lock(LockMode::Shared, &holder, |who| {
-        eprintln!(
-            "waiting for the store lock of `{}`, held by {who}",
-            store.root()
-        );
-    })?;
+    let _lock = lock_store(&store, LockMode::Shared, &holder)?;
     let selected = selection(&study, &graph, &args.targets)?;
     let data = kinds::planning_digest(&study, &store)?;
     let found = remote::resolve(

@@ -16,7 +16,7 @@ use tarun_core::plan::{self, NodeStatus, State};
 use tarun_core::store::{LockMode, Outcome, OutputRef, RunJournal, Store};
 use tokio_util::sync::CancellationToken;
 
-use super::{Result, load, select_nodes, warnings};
+use super::{Result, load, lock_store, select_nodes, warnings};
 use crate::cli::{ExecutorKind, RunArgs};
 use crate::errors::{self, ExpectedError};
 use crate::output::outln;
@@ -64,12 +64,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     );
     // Shared: runs go on side by side, each node computed under its own lease; only `gc` and
     // `verify --repair` take it exclusively.
-    let _lock = store.lock(LockMode::Shared, &holder, |who| {
-        eprintln!(
-            "waiting for the store lock of `{}`, held by {who}",
-            store.root()
-        );
-    })?;
+    let _lock = lock_store(&store, LockMode::Shared, &holder)?;
     sweep_leftovers(&store);
     if matches!(executor, Executor::Local) {
         let unfinished = tarun_core::engine::slurm::Files::new(&store).unfinished();

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use camino::Utf8PathBuf;
 use tarun_core::store::{LockMode, Store, StoreError, VerifyReport};
 
-use super::Result;
+use super::{Result, lock_store};
 use crate::cli::VerifyArgs;
 use crate::errors::{self, ExpectedError};
 use crate::output::outln;
@@ -18,12 +18,10 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     };
     let _lock = if args.repair {
         // Exclusive: a repair moves records and objects that a run may be reading.
-        Some(store.lock(
+        Some(lock_store(
+            &store,
             LockMode::Exclusive,
             &format!("tarun verify --repair (pid {})", std::process::id()),
-            |who| {
-                eprintln!("waiting for the store lock, held by {who}");
-            },
         )?)
     } else {
         None
