@@ -147,6 +147,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     print_warnings(&warnings::of_run(
         &Store::open_read_only(args.store.store.clone())?,
+        &study,
         &journal,
     ));
     let reports = export_reports(&Store::open(args.store.store.clone())?, &study, &journal)?;
