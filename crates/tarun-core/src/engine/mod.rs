@@ -17,6 +17,7 @@
 //! between batches; a cancelled job commits nothing.
 
 mod devices;
+mod events;
 mod job;
 mod remote;
 pub mod slurm;
@@ -30,6 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use self::devices::{Demand, DevicePool, DeviceSpec, Lease};
+pub use self::events::Event;
 pub use self::job::{Job, JobError, JobInput, JobOutput, Runner};
 pub use self::remote::{Placement, RemoteNode, write_exit};
 use self::slurm::{Files, Poller, Remote, SlurmConfig};
@@ -40,41 +42,6 @@ use crate::plan::node_key;
 use crate::store::{
     JournalEntry, LeaseTry, NodeLease, NodeRecord, Outcome, RunJournal, Store, StoreError,
 };
-
-/// What the reporter hears about a run.
-#[derive(Clone, Debug)]
-pub enum Event {
-    /// The run starts: `total` nodes selected.
-    Planned {
-        total: usize,
-    },
-    NodeCached {
-        id: String,
-    },
-    NodeStarted {
-        id: String,
-        device: String,
-        attempt: u32,
-    },
-    NodeProgress {
-        id: String,
-        done: u64,
-        total: u64,
-        message: String,
-    },
-    NodeLog {
-        id: String,
-        line: String,
-        /// A line of detail (one per epoch), shown only on request where space is short.
-        detail: bool,
-    },
-    NodeFinished {
-        id: String,
-        outcome: Outcome,
-        seconds: f64,
-        error: Option<String>,
-    },
-}
 
 /// How to run.
 #[derive(Clone, Debug, Default)]
