@@ -107,7 +107,7 @@ fn gc_waits_for_a_run() {
         .unwrap()
         .args(["gc", TINY])
         .env("TARUN_STORE", &store)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -137,6 +137,12 @@ fn gc_waits_for_a_run() {
     assert_eq!(records, 5);
     let locks = std::fs::read_dir(store.join("locks")).unwrap().count();
     assert_eq!(locks, 0);
+    // And says so: one lease file per node the run computed.
+    let out = String::from_utf8_lossy(&gc.stdout);
+    assert!(
+        out.contains(", 5 lease files no process held and "),
+        "{out}"
+    );
     support::assert_intact(&store, "gc after a run");
 }
 

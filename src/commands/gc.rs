@@ -54,6 +54,7 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
             "objects": paths(&report.objects),
             "object-bytes": report.bytes,
             "temporaries": paths(&report.temporaries),
+            "lease-files": paths(&report.locks),
             "slurm-files": paths(&slurm_files),
             // The keys kept that have a record here (the others' nodes were never run).
             "kept-records": keep
@@ -74,12 +75,13 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
         outln!("{verb} {path}")?;
     }
     outln!(
-        "{verb} {} records, {} objects ({:.1} MB), {} temporary files and {} Slurm task, job \
-         and log files; kept {} records",
+        "{verb} {} records, {} objects ({:.1} MB), {} temporary files, {} lease files no \
+         process held and {} Slurm task, job and log files; kept {} records",
         report.records.len(),
         report.objects.len(),
         report.bytes as f64 / 1e6,
         report.temporaries.len(),
+        report.locks.len(),
         slurm_files.len(),
         keep.len()
     )?;
