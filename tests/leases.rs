@@ -256,3 +256,74 @@ fn a_slurm_job_waits_for_a_local_runs_lease_and_computes_nothing() {
     assert_eq!(times_ran(&store, BASE), 1);
     support::assert_intact(&store, "a job and a run");
 }
+
+/// Whether a Slurm cluster answers (`.ci/slurm/start.sh`, `SLURM_CONF`); panics when one is
+/// required (`TARUN_REQUIRE_SLURM`) and none does.
+fn slurm_ready() -> bool {
+    let ok = std::env::var_os("SLURM_CONF").is_some()
+        && StdCommand::new("sinfo")
+            .args(["-h", "-o", "%t"])
+            .output()
+            .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
+    if !ok {
+        assert!(
+            std::env::var_os("TARUN_REQUIRE_SLURM").is_none(),
+            "TARUN_REQUIRE_SLURM is set but no Slurm answers (SLURM_CONF={:?})",
+            std::env::var_os("SLURM_CONF")
+        );
+        eprintln!("no Slurm here (start one with .ci/slurm/start.sh): skipping");
+    }
+    ok
+}
+
+/// A Slurm driver whose job finds its node's lease held by a local run, waits, and takes the
+/// record that run committed: the driver's journal says `cached` for the node (the job computed
+/// nothing), on the job's device, and the node ran once over both runs.
+#[test]
+fn a_slurm_driver_journals_a_node_its_job_took_from_the_store_as_cached() {
+    if !slurm_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    // The local run holds `base`'s lease for 8 s before computing it: long enough for the
+    // driver to submit and the job to start waiting.
+    let local = spawn(&store, &format!("sleep8:{BASE}"));
+    lease_of(&store, local.id());
+    let driver = StdCommand::cargo_bin("tarun")
+        .unwrap()
+        .args(run_args(TINY, &[BASE]))
+        .args(["--executor", "slurm", "--poll-interval", "0.2"])
+        .env("TARUN_STORE", &store)
+        .env_remove("TARUN_INJECT")
+        .env_remove("TARUN_FAULT")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&driver.stderr);
+    assert!(driver.status.success(), "{said}");
+    let local = local.wait_with_output().unwrap();
+    assert!(
+        local.status.success(),
+        "{}",
+        String::from_utf8_lossy(&local.stderr)
+    );
+    // The driver's journal is the one with `base` alone.
+    let runs = journals(&store);
+    let driver_run = runs
+        .iter()
+        .find(|j| j["entries"].as_array().unwrap().len() == 1)
+        .expect("the driver's journal");
+    let entry = &driver_run["entries"][0];
+    assert_eq!(entry["id"], BASE, "{driver_run}");
+    assert_eq!(entry["outcome"], "cached", "{driver_run}");
+    // Through its job, not the driver's own lookup: the job waited and took the record.
+    let device = entry["device"].as_str().unwrap_or_default();
+    assert!(device.contains("slurm job"), "{driver_run}");
+    let logs: String = std::fs::read_dir(store.join("slurm").join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(logs.contains("meanwhile; nothing computed"), "{logs}");
+    assert_eq!(times_ran(&store, BASE), 1);
+    support::assert_intact(&store, "a driver's job and a run");
+}

@@ -105,6 +105,9 @@ struct Finished {
     attempts: u32,
     /// Where it ran: the slot's device, or `slurm job 42` for a job sent elsewhere.
     place: Option<String>,
+    /// The record was committed by another process while the (Slurm) job waited for the
+    /// node's lease: the node is cached, not ran.
+    taken: bool,
 }
 
 /// What a thread waiting for a node's lease sends back to the loop.
@@ -566,6 +569,7 @@ impl Engine {
             seconds: 0.0,
             attempts: 0,
             place: None,
+            taken: false,
         });
     }
 
@@ -653,6 +657,7 @@ impl Engine {
                 seconds,
                 attempts,
                 place: Some(place),
+                taken: false,
             });
         });
     }
@@ -683,6 +688,7 @@ impl Engine {
                     r.job
                         .map_or_else(|| "slurm".into(), |j| format!("slurm job {j}")),
                 ),
+                taken: r.taken,
             });
         });
     }
@@ -715,11 +721,17 @@ impl Engine {
                 }
                 entry.key = Some(record.key);
                 entry.peak_rss = record.peak_rss;
-                if let Some(remote) = opts.remote.as_ref().filter(|r| r.push) {
+                // Taken from the store: the process that committed it pushes it.
+                if let Some(remote) = opts.remote.as_ref().filter(|r| r.push && !f.taken) {
                     remote.push_later(&self.store, &record);
                 }
                 self.complete(st, f.node, record);
-                (Outcome::Ran, None)
+                let outcome = if f.taken {
+                    Outcome::Cached
+                } else {
+                    Outcome::Ran
+                };
+                (outcome, None)
             }
             Err(JobError::Cancelled) => {
                 st.states[f.node] = NodeState::Cancelled;

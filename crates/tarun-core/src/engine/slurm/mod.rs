@@ -170,6 +170,10 @@ pub struct RemoteResult {
     pub result: Result<NodeRecord, JobError>,
     pub attempts: u32,
     pub job: Option<String>,
+    /// The record is not the job's: another process (a local run, another driver's job)
+    /// committed the node while the job waited for its lease, and the job took that record
+    /// instead of computing. The driver journals the node as cached, not ran.
+    pub taken: bool,
 }
 
 /// Runs one node through Slurm: adopts the job a previous driver left running, or submits; waits;
@@ -199,6 +203,8 @@ pub async fn run_remote(
     journal.node = node.id.clone();
     let mut attempt = 0;
     let mut job = None;
+    // The run whose task the job runs: its record carries this run id when the job computed it.
+    let mut job_run = run_id.to_owned();
     if let Some(last) = journal.jobs.last() {
         let state = client::states(std::slice::from_ref(&last.job))
             .await
@@ -211,6 +217,7 @@ pub async fn run_remote(
             ));
             attempt = 1;
             job = Some(last.job.clone());
+            job_run.clone_from(&last.run_id);
         }
     }
     loop {
@@ -231,6 +238,7 @@ pub async fn run_remote(
                 match submit(r, node, &task, &mut journal).await {
                     Ok(id) => {
                         log(format!("submitted slurm job {id} (attempt {attempt})"));
+                        job_run = run_id.to_owned();
                         id
                     }
                     Err(e) => {
@@ -238,6 +246,7 @@ pub async fn run_remote(
                             result: Err(JobError::Failed(e)),
                             attempts: attempt,
                             job: None,
+                            taken: false,
                         };
                     }
                 }
@@ -260,10 +269,20 @@ pub async fn run_remote(
                 log(format!("attempt {attempt} failed: {msg}; retrying"));
             }
             other => {
+                // The exit file need not exist (its write may fail): the record's run id says
+                // who computed it.
+                let taken = other.as_ref().is_ok_and(|rec| rec.run_id != job_run);
+                if taken && let Ok(rec) = &other {
+                    log(format!(
+                        "slurm job {id} computed nothing: run {} committed `{}` meanwhile",
+                        rec.run_id, rec.id
+                    ));
+                }
                 return RemoteResult {
                     result: other,
                     attempts: attempt,
                     job: Some(id),
+                    taken,
                 };
             }
         }
