@@ -168,6 +168,19 @@ struct RunState {
     /// Nodes whose lease another process holds, each waited for on a blocking thread.
     lease_waits: usize,
     lease_tx: Option<mpsc::UnboundedSender<LeaseNews>>,
+    /// The keys of nodes that missed the cache and will compute, from [`Engine::dispatch`]
+    /// until the job (local or Slurm) takes it.
+    keys: Vec<Option<Keyed>>,
+}
+
+/// A node's key and the key material it hashes. Computed once per run, in
+/// [`Engine::dispatch`] when the node's inputs are committed, and carried from there to the
+/// cache lookups, the lease, and the job that writes both into the node's record (or the Slurm
+/// task, whose worker recomputes it only to check that it agrees).
+#[derive(Clone, Debug)]
+pub(crate) struct Keyed {
+    pub key: NodeKey,
+    pub material: serde_json::Value,
 }
 
 impl Engine {
@@ -318,6 +331,7 @@ impl Engine {
             leases: BTreeMap::new(),
             lease_waits: 0,
             lease_tx: None,
+            keys: vec![None; n],
         }
     }
 
@@ -335,8 +349,9 @@ impl Engine {
             }
             let Some(i) = st.ready.pop_front() else { break };
             let node = &self.study.nodes[i];
+            // The one computation of this node's key in this run: its inputs are all committed.
             let algorithm = self.runner.algorithm_version(node.kind);
-            let (key, _) = node_key(
+            let (key, material) = node_key(
                 &self.study,
                 node,
                 &Self::input_refs(st, i),
@@ -397,6 +412,7 @@ impl Engine {
                     self.complete(st, i, record);
                 }
                 _ => {
+                    st.keys[i] = Some(Keyed { key, material });
                     let local = matches!(self.executor, Executor::Local);
                     let needs_device = self.runner.needs_device(node);
                     if local && needs_device && !self.devices.can_serve(node.device) {
@@ -596,6 +612,11 @@ impl Engine {
             .collect()
     }
 
+    /// The key [`Self::dispatch`] computed for a node about to start.
+    fn take_key(st: &mut RunState, i: usize) -> Keyed {
+        st.keys[i].take().expect("a node that starts was keyed by dispatch")
+    }
+
     /// Owned copies of [`Self::input_refs`], for a job that runs on another thread.
     fn input_records(st: &RunState, i: usize) -> Vec<NodeRecord> {
         Self::input_refs(st, i).into_iter().cloned().collect()
@@ -629,9 +650,9 @@ impl Engine {
             study: self.study.clone(),
             node: i,
             inputs,
+            keyed: Self::take_key(st, i),
             store: self.store.clone(),
             runner: self.runner.clone(),
-            data_digest: self.data_digest.clone(),
             device,
             threads,
             run_id: st.journal.run_id.clone(),
@@ -663,13 +684,11 @@ impl Engine {
     }
 
     /// Starts a node as a Slurm job (adopting one a previous driver left running).
-    fn start_remote(&self, st: &RunState, i: usize, tx: &mpsc::UnboundedSender<Finished>) {
+    fn start_remote(&self, st: &mut RunState, i: usize, tx: &mpsc::UnboundedSender<Finished>) {
         let remote = st.remote.clone().expect("set when the executor is Slurm");
         let node = self.study.nodes[i].clone();
-        let refs = Self::input_refs(st, i);
-        let inputs = refs.iter().map(|r| r.key).collect();
-        let algorithm = self.runner.algorithm_version(node.kind);
-        let (key, _) = node_key(&self.study, &node, &refs, algorithm, &self.data_digest);
+        let inputs = Self::input_refs(st, i).iter().map(|r| r.key).collect();
+        let key = Self::take_key(st, i).key;
         let data_digest = self.data_digest.clone();
         let run_id = st.journal.run_id.clone();
         let tx = tx.clone();

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::slurm::{Exit, Files, Task};
 use super::worker::Work;
-use super::{Event, JobError, Runner};
+use super::{Event, JobError, Keyed, Runner};
 use crate::digest::NodeKey;
 use crate::manifest::Study;
 use crate::plan::node_key;
@@ -102,7 +102,7 @@ impl RemoteNode {
         }
         let refs: Vec<&NodeRecord> = inputs.iter().collect();
         let algorithm = runner.algorithm_version(node.kind);
-        let (key, _) = node_key(&self.study, node, &refs, algorithm, data_digest);
+        let (key, material) = node_key(&self.study, node, &refs, algorithm, data_digest);
         if key != t.key {
             return Err(failed(format!(
                 "this tarun computes key {key} for `{}`, the driver asked for {}: run the \
@@ -144,9 +144,9 @@ impl RemoteNode {
             study: self.study.clone(),
             node: index,
             inputs,
+            keyed: Keyed { key, material },
             store: store.clone(),
             runner,
-            data_digest: data_digest.to_owned(),
             device: placement.device,
             threads: placement.threads,
             run_id: t.run_id.clone(),

@@ -8,19 +8,19 @@ use camino::Utf8PathBuf;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, Job, JobError, JobInput, Runner};
+use super::{Event, Job, JobError, JobInput, Keyed, Runner};
 use crate::manifest::Study;
 use crate::memory::PeakWatch;
-use crate::plan::node_key;
 use crate::store::{NodeLease, NodeRecord, Store};
 
 pub(super) struct Work {
     pub study: Arc<Study>,
     pub node: usize,
     pub inputs: Vec<NodeRecord>,
+    /// The node's key and key material, as the engine computed them from `inputs`.
+    pub keyed: Keyed,
     pub store: Store,
     pub runner: Arc<dyn Runner>,
-    pub data_digest: String,
     pub device: String,
     pub threads: usize,
     pub run_id: String,
@@ -110,14 +110,11 @@ impl Work {
         }
         let seconds = t0.elapsed().as_secs_f64();
         let outputs = self.commit_outputs(&out_dir).map_err(store_err)?;
-        let refs: Vec<&NodeRecord> = self.inputs.iter().collect();
-        let algorithm = self.runner.algorithm_version(node.kind);
-        let (key, key_material) = node_key(&self.study, node, &refs, algorithm, &self.data_digest);
         let record = NodeRecord {
-            key,
+            key: self.keyed.key,
             id: node.id.clone(),
             kind: node.kind,
-            key_material,
+            key_material: self.keyed.material.clone(),
             outputs,
             summary: output.summary,
             started,
