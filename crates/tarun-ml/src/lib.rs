@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod models;
 pub mod surgery;
 pub mod train;
+pub mod unlearn;

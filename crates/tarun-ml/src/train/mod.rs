@@ -360,7 +360,7 @@ impl Run<'_> {
 
 /// How many rows' argmax equals the label, as an f32 scalar on the logits' device (exact up
 /// to 2^24 rows).
-fn correct(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+pub(crate) fn correct(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let pred = logits.argmax(D::Minus1)?;
     Ok(pred
         .eq(&labels.to_dtype(pred.dtype())?)?

@@ -20,6 +20,8 @@ pub enum RandomLabelRule {
     Seed,
     /// Uniform over the K − 1 wrong classes.
     Uniform,
+    /// Uniform over all K classes, the true one included (SalUn's random labels).
+    AnyClass,
 }
 
 /// What the loss is computed against.
@@ -60,6 +62,7 @@ pub fn random_labels(
                 let draw = rng.random_range(0..num_classes - 1);
                 if draw >= y { draw + 1 } else { draw }
             }
+            RandomLabelRule::AnyClass => rng.random_range(0..num_classes),
         })
         .collect()
 }
