@@ -98,7 +98,7 @@ fn run(store: &Store, key: &NodeKey, job: &str, cancel: CancellationToken) -> Re
         Err(JobError::Cancelled) => {
             Err("stopped by SIGTERM (scancel, the time limit or preemption)".into())
         }
-        Err(JobError::Failed(e)) => Err(e),
+        Err(e) => Err(e.to_string()),
     }
 }
 

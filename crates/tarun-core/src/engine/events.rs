@@ -7,13 +7,9 @@ use crate::store::Outcome;
 #[derive(Clone, Debug)]
 pub enum Event {
     /// The run starts: `total` nodes selected.
-    Planned {
-        total: usize,
-    },
+    Planned { total: usize },
     /// The node's record was found (here, from another run, or on the remote): it does not run.
-    NodeCached {
-        id: String,
-    },
+    NodeCached { id: String },
     /// An attempt of the node starts on `device` (attempts count from 1).
     NodeStarted {
         id: String,

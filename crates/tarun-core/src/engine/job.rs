@@ -8,10 +8,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::Event;
-use crate::digest::ObjectDigest;
-use crate::manifest::{NodeKind, NodeSpec, Study};
+use crate::digest::{NodeKey, ObjectDigest};
+use crate::manifest::{DeviceRequest, NodeKind, NodeSpec, Study};
 use crate::plan::KeyContext;
-use crate::store::{NodeRecord, Store};
+use crate::store::{NodeRecord, Store, StoreError};
 
 /// Implements the node kinds. The engine calls it from blocking threads, one call per job.
 pub trait Runner: KeyContext + Send + Sync + 'static {
@@ -153,10 +153,96 @@ pub struct JobOutput {
 }
 
 /// Why a job did not produce outputs.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error("cancelled")]
     Cancelled,
+    /// A node kind's own failure, in its words; also a failure another process reported as
+    /// text (a Slurm job's exit file).
     #[error("{0}")]
     Failed(String),
+    /// A failure the engine itself found around the node kind's work.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl JobError {
+    /// Whether the job failed (rather than being cancelled): a failure may be retried.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, JobError::Cancelled)
+    }
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        JobError::Engine(EngineError::Store(e))
+    }
+}
+
+/// The failures the engine produces itself, locally or in a Slurm job, as opposed to those of
+/// the node kinds. Each message is one line: it goes to the journal and the run's summary.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Reading inputs from the store or committing outputs to it.
+    #[error("store: {0}")]
+    Store(StoreError),
+    /// The job's output directory is not a UTF-8 path.
+    #[error("{0}")]
+    JobDir(#[from] camino::FromPathBufError),
+    /// An input object no longer matches its digest (or is gone); the store set it aside.
+    #[error(
+        "input `{input}` ({output}): {error}; it was moved to quarantine/, run again to \
+         recompute `{input}`"
+    )]
+    CorruptInput {
+        input: String,
+        output: String,
+        error: StoreError,
+    },
+    /// A fault injected by `TARUN_INJECT` (tests of failure handling).
+    #[error("{0}")]
+    Injected(String),
+    #[error("node kind panicked: {0}")]
+    Panicked(String),
+    /// The node asks for a kind of device the local pool lacks.
+    #[error(
+        "`{node}` asks for device = \"{}\", which this run does not have (see `tarun devices`; \
+         build with `--features cuda` or `metal`, or pass --devices)",
+        .device.as_str()
+    )]
+    NoSuchDevice { node: String, device: DeviceRequest },
+    /// A Slurm task names a node its study snapshot lacks.
+    #[error("node `{0}` is not in the study snapshot")]
+    NotInSnapshot(String),
+    /// A Slurm worker sees other data than the driver did.
+    #[error(
+        "the data on this host differs from the driver's (digest {here}, expected {driver}): \
+         is the data directory on the shared filesystem?"
+    )]
+    DataMismatch { here: String, driver: String },
+    /// An input a Slurm task names has no record (under the node's id) in the store.
+    #[error("input `{input}` (key {key}) has no record")]
+    MissingInput { input: String, key: NodeKey },
+    #[error("input `{input}`: {error}")]
+    UnreadableInput { input: String, error: StoreError },
+    /// A Slurm task lists another number of inputs than its node has.
+    #[error("the task lists {listed} inputs, `{node}` has {expected}")]
+    InputCount {
+        listed: usize,
+        node: String,
+        expected: usize,
+    },
+    /// A Slurm worker computes another key than the driver: another tarun build, most likely.
+    #[error(
+        "this tarun computes key {computed} for `{node}`, the driver asked for {asked}: run \
+         the same tarun build on the driver and the workers"
+    )]
+    KeyMismatch {
+        node: String,
+        computed: NodeKey,
+        asked: NodeKey,
+    },
+    /// Taking the node key's lease failed (an unwritable `locks/`).
+    #[error("the lease of `{node}`: {error}")]
+    Lease { node: String, error: StoreError },
 }

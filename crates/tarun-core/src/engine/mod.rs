@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::devices::{Demand, DevicePool, DeviceSpec, Lease};
 pub use self::events::Event;
-pub use self::job::{Job, JobError, JobInput, JobOutput, Runner};
+pub use self::job::{EngineError, Job, JobError, JobInput, JobOutput, Runner};
 pub use self::remote::{Placement, RemoteNode, write_exit};
 use self::slurm::{Files, Poller, Remote, SlurmConfig};
 use crate::digest::NodeKey;
@@ -573,14 +573,14 @@ impl Engine {
         st: &mut RunState,
         i: usize,
         tx: &mpsc::UnboundedSender<Finished>,
-        error: String,
+        error: EngineError,
     ) {
         st.states[i] = NodeState::Running;
         st.running += 1;
         let _ = tx.send(Finished {
             node: i,
             slot: None,
-            result: Err(JobError::Failed(error)),
+            result: Err(error.into()),
             started: None,
             seconds: 0.0,
             attempts: 0,
@@ -614,7 +614,9 @@ impl Engine {
 
     /// The key [`Self::dispatch`] computed for a node about to start.
     fn take_key(st: &mut RunState, i: usize) -> Keyed {
-        st.keys[i].take().expect("a node that starts was keyed by dispatch")
+        st.keys[i]
+            .take()
+            .expect("a node that starts was keyed by dispatch")
     }
 
     /// Owned copies of [`Self::input_refs`], for a job that runs on another thread.
@@ -756,7 +758,8 @@ impl Engine {
                 st.states[f.node] = NodeState::Cancelled;
                 (Outcome::Cancelled, None)
             }
-            Err(JobError::Failed(msg)) => {
+            Err(e) => {
+                let msg = e.to_string();
                 st.states[f.node] = NodeState::Failed;
                 entry.error = Some(msg.clone());
                 (Outcome::Failed, Some(msg))
@@ -846,13 +849,11 @@ fn committed(store: &Store, key: &NodeKey) -> Option<NodeRecord> {
 }
 
 /// Why a node that asks for a device kind the pool lacks cannot run.
-fn unservable(node: &crate::manifest::NodeSpec) -> String {
-    format!(
-        "`{}` asks for device = \"{}\", which this run does not have (see `tarun devices`; \
-         build with `--features cuda` or `metal`, or pass --devices)",
-        node.id,
-        node.device.as_str()
-    )
+fn unservable(node: &crate::manifest::NodeSpec) -> EngineError {
+    EngineError::NoSuchDevice {
+        node: node.id.clone(),
+        device: node.device,
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::slurm::{Exit, Files, Task};
 use super::worker::Work;
-use super::{Event, JobError, Keyed, Runner};
+use super::{EngineError, Event, JobError, Keyed, Runner};
 use crate::digest::NodeKey;
 use crate::manifest::Study;
 use crate::plan::node_key;
@@ -68,47 +68,48 @@ impl RemoteNode {
         data_digest: &str,
         placement: Placement,
     ) -> Result<NodeRecord, JobError> {
-        let failed = |m: String| JobError::Failed(m);
         let t = &self.task;
         let index = self
             .study
             .nodes
             .iter()
             .position(|n| n.id == t.node)
-            .ok_or_else(|| failed(format!("node `{}` is not in the study snapshot", t.node)))?;
+            .ok_or_else(|| EngineError::NotInSnapshot(t.node.clone()))?;
         let node = &self.study.nodes[index];
         if data_digest != t.data_digest {
-            return Err(failed(format!(
-                "the data on this host differs from the driver's (digest {data_digest}, \
-                 expected {}): is the data directory on the shared filesystem?",
-                t.data_digest
-            )));
+            return Err(EngineError::DataMismatch {
+                here: data_digest.to_owned(),
+                driver: t.data_digest.clone(),
+            }
+            .into());
         }
         let mut inputs = Vec::with_capacity(t.inputs.len());
         for (key, id) in t.inputs.iter().zip(&node.inputs) {
+            let input = id.clone();
             match store.read_record(key) {
                 Ok(Some(r)) if r.id == *id => inputs.push(r),
-                Ok(_) => return Err(failed(format!("input `{id}` (key {key}) has no record"))),
-                Err(e) => return Err(failed(format!("input `{id}`: {e}"))),
+                Ok(_) => return Err(EngineError::MissingInput { input, key: *key }.into()),
+                Err(error) => return Err(EngineError::UnreadableInput { input, error }.into()),
             }
         }
         if inputs.len() != node.inputs.len() {
-            return Err(failed(format!(
-                "the task lists {} inputs, `{}` has {}",
-                inputs.len(),
-                node.id,
-                node.inputs.len()
-            )));
+            return Err(EngineError::InputCount {
+                listed: inputs.len(),
+                node: node.id.clone(),
+                expected: node.inputs.len(),
+            }
+            .into());
         }
         let refs: Vec<&NodeRecord> = inputs.iter().collect();
         let algorithm = runner.algorithm_version(node.kind);
         let (key, material) = node_key(&self.study, node, &refs, algorithm, data_digest);
         if key != t.key {
-            return Err(failed(format!(
-                "this tarun computes key {key} for `{}`, the driver asked for {}: run the \
-                 same tarun build on the driver and the workers",
-                node.id, t.key
-            )));
+            return Err(EngineError::KeyMismatch {
+                node: node.id.clone(),
+                computed: key,
+                asked: t.key,
+            }
+            .into());
         }
         let who = format!("slurm job {} of run {}", placement.job, t.run_id);
         let lease = store
@@ -129,7 +130,10 @@ impl RemoteNode {
                     });
                 },
             )
-            .map_err(|e| failed(format!("the lease of `{}`: {e}", node.id)))?
+            .map_err(|error| EngineError::Lease {
+                node: node.id.clone(),
+                error,
+            })?
             .ok_or(JobError::Cancelled)?;
         if let Some(record) = store
             .read_record(&t.key)

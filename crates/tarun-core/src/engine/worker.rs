@@ -8,7 +8,7 @@ use camino::Utf8PathBuf;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, Job, JobError, JobInput, Keyed, Runner};
+use super::{EngineError, Event, Job, JobError, JobInput, Keyed, Runner};
 use crate::manifest::Study;
 use crate::memory::PeakWatch;
 use crate::store::{NodeLease, NodeRecord, Store};
@@ -46,12 +46,12 @@ impl Work {
             });
             let result = self.attempt_caught(attempt);
             match result {
-                Err(JobError::Failed(msg))
-                    if attempt <= node.retries && !self.cancel.is_cancelled() =>
+                Err(e)
+                    if e.is_failure() && attempt <= node.retries && !self.cancel.is_cancelled() =>
                 {
                     let _ = self.events.send(Event::NodeLog {
                         id: node.id.clone(),
-                        line: format!("attempt {attempt} failed: {msg}; retrying"),
+                        line: format!("attempt {attempt} failed: {e}; retrying"),
                         detail: false,
                     });
                     attempt += 1;
@@ -64,15 +64,13 @@ impl Work {
     /// One attempt; a panic in a node kind is a failed node, not a crashed run.
     pub fn attempt_caught(&self, attempt: u32) -> Result<NodeRecord, JobError> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.attempt(attempt)))
-            .unwrap_or_else(|panic| Err(JobError::Failed(panic_message(&panic))))
+            .unwrap_or_else(|panic| Err(EngineError::Panicked(panic_message(&panic)).into()))
     }
 
     fn attempt(&self, attempt: u32) -> Result<NodeRecord, JobError> {
         let node = &self.study.nodes[self.node];
-        let store_err = |e: crate::store::StoreError| JobError::Failed(format!("store: {e}"));
-        let dir = self.store.job_dir(&sanitize(&node.id)).map_err(store_err)?;
-        let out_dir = Utf8PathBuf::try_from(dir.path().to_owned())
-            .map_err(|e| JobError::Failed(e.to_string()))?;
+        let dir = self.store.job_dir(&sanitize(&node.id))?;
+        let out_dir = Utf8PathBuf::try_from(dir.path().to_owned()).map_err(EngineError::from)?;
         let job = Job::new(
             self.study.clone(),
             node.clone(),
@@ -89,16 +87,16 @@ impl Work {
         // stale, and this node fails with a message saying what to do.
         for r in &self.inputs {
             for (name, o) in &r.outputs {
-                self.store.check_object(&o.digest).map_err(|e| {
-                    JobError::Failed(format!(
-                        "input `{}` ({name}): {e}; it was moved to quarantine/, run again to \
-                         recompute `{}`",
-                        r.id, r.id
-                    ))
-                })?;
+                self.store
+                    .check_object(&o.digest)
+                    .map_err(|error| EngineError::CorruptInput {
+                        input: r.id.clone(),
+                        output: name.clone(),
+                        error,
+                    })?;
             }
         }
-        crate::fault::inject(&node.id, &self.cancel).map_err(JobError::Failed)?;
+        crate::fault::inject(&node.id, &self.cancel).map_err(EngineError::Injected)?;
         let started = jiff::Timestamp::now();
         let t0 = Instant::now();
         let watch = PeakWatch::start();
@@ -109,7 +107,7 @@ impl Work {
             return Err(JobError::Cancelled);
         }
         let seconds = t0.elapsed().as_secs_f64();
-        let outputs = self.commit_outputs(&out_dir).map_err(store_err)?;
+        let outputs = self.commit_outputs(&out_dir)?;
         let record = NodeRecord {
             key: self.keyed.key,
             id: node.id.clone(),
@@ -126,9 +124,7 @@ impl Work {
             log: output.log,
             peak_rss,
         };
-        self.store
-            .commit(&self.study.name, &record)
-            .map_err(store_err)?;
+        self.store.commit(&self.study.name, &record)?;
         Ok(record)
     }
 
@@ -172,11 +168,11 @@ fn sanitize(id: &str) -> String {
         .collect()
 }
 
+/// What a panic said, when it said it with a string.
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    let msg = panic
+    panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned());
-    format!("node kind panicked: {msg}")
+        .unwrap_or_else(|| "unknown panic".to_owned())
 }
