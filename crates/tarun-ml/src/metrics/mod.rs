@@ -12,11 +12,13 @@
 //! | Anamnesis Index | §7.6 | [`anamnesis`] | steps, censoring flag, retain tracking |
 //! | t-SNE | §7.8 | [`tsne`](mod@tsne) | exact gradient instead of Barnes–Hut |
 //! | time savings | §7.9 | [`timing`] | — |
+//! | gaps to the retrained model, Avg. Gap, ToW, 95 % intervals | §7.10 | [`gap`] | — |
 
 pub mod accuracy;
 pub mod anamnesis;
 pub mod divergence;
 mod error;
+pub mod gap;
 mod logits;
 pub mod mia;
 pub mod overforgetting;
@@ -34,6 +36,7 @@ pub use divergence::{
     KlSplit, ZrfSummary, kl_forget_retain, kl_per_sample, mean_kl, zrf, zrf_multi,
 };
 pub use error::MetricsError;
+pub use gap::{Gaps, Interval, MethodFigures, gaps, student_t_quantile};
 pub use logits::Logits;
 pub use mia::{auc, entropy_mia_auc, negative_entropy_scores};
 pub use overforgetting::{
