@@ -319,6 +319,7 @@ fn config(method: Method) -> UnlearnConfig {
         weight_decay: 5e-4,
         momentum: 0.9,
         epochs: 2,
+        max_steps: None,
         schedule: Schedule::Constant,
         forget_classes: vec![8],
         seed: 5,
@@ -411,6 +412,13 @@ fn scrub_without_max_steps_or_distillation_is_fine_tuning() {
     // Epoch 0: 2 forget and 3 retained steps; epoch 1: 3 retained.
     assert_eq!(s.epochs.iter().map(|e| e.steps).collect::<Vec<_>>(), [5, 3]);
     assert_ne!(weights(&n), weights(&run(plain)));
+    // A step cap counts max- and min-steps alike.
+    let capped = UnlearnConfig {
+        max_steps: Some(4),
+        ..config(full)
+    };
+    let s = unlearn(&mut net(), &capped, &mut sets(), &mut NoHooks).unwrap();
+    assert_eq!((s.steps, s.epochs.len()), (4, 1));
 }
 
 #[test]

@@ -92,6 +92,8 @@ pub struct UnlearnConfig {
     pub momentum: f64,
     /// Epochs; what one epoch walks depends on the method.
     pub epochs: u64,
+    /// Stop after this many optimizer steps in total, if set.
+    pub max_steps: Option<u64>,
     /// Learning-rate schedule over the epochs.
     pub schedule: Schedule,
     /// The classes whose images are forgotten (SalUn relabels the images of these classes).
@@ -164,6 +166,9 @@ pub fn unlearn(
         seconds: 0.0,
     };
     for epoch in 0..cfg.epochs {
+        if run.spent() {
+            break;
+        }
         let lr = cfg.schedule.lr(cfg.lr, epoch, cfg.epochs);
         let mut tally = Tally::default();
         match cfg.method {
@@ -320,6 +325,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Whether the step cap is reached.
+    fn spent(&self) -> bool {
+        self.cfg.max_steps.is_some_and(|m| self.steps >= m)
+    }
+
     fn pass(
         &mut self,
         batches: Batches<'_>,
@@ -329,6 +339,9 @@ impl Run<'_> {
         tally: &mut Tally,
     ) -> Result<()> {
         for item in batches {
+            if self.spent() {
+                break;
+            }
             if self.hooks.should_stop() {
                 return Err(TrainError::Cancelled {
                     epoch,
