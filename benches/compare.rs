@@ -139,7 +139,7 @@ fn key_material(
 ) -> Option<Value> {
     let known = versions.get(&node.kind).copied();
     known.into_iter().chain(1..=MAX_VERSION).find_map(|v| {
-        let (k, material) = plan::node_key(study, node, inputs, v, DATA_DIGEST);
+        let (k, material) = plan::node_key(study, node, inputs, v, &DATA_DIGEST.into());
         (k == *key).then(|| {
             versions.insert(node.kind, v);
             material

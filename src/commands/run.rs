@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use tarun_core::digest::ObjectDigest;
+use tarun_core::digest::{DataDigest, ObjectDigest};
 use tarun_core::engine::slurm::SlurmConfig;
 use tarun_core::engine::{DevicePool, DeviceSpec, Engine, Executor, Options};
 use tarun_core::graph::Graph;
@@ -338,7 +338,7 @@ fn expected(
     study: &Study,
     graph: &Graph,
     store: &Store,
-    data: &str,
+    data: &DataDigest,
     devices: &DevicePool,
     targets: Option<&BTreeSet<usize>>,
     force: &BTreeSet<usize>,
@@ -348,7 +348,7 @@ fn expected(
         return Expected::default();
     };
     let nodes = would_run(graph, &statuses, &selected(study, graph, targets));
-    let forecast = estimate::forecast(study, graph, store, data, devices, &runner, &nodes);
+    let forecast = estimate::forecast(study, graph, store, data.as_str(), devices, &runner, &nodes);
     let seconds = nodes
         .iter()
         .zip(&forecast.schedule.jobs)
@@ -387,7 +387,7 @@ fn dry_run(
         study,
         graph,
         &store,
-        &data,
+        data.as_str(),
         opts.devices,
         &runner,
         &would_run,

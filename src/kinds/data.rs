@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use candle_core::{Device, Tensor};
-use tarun_core::digest::{Key, digest_json};
+use tarun_core::digest::{DataDigest, Key, digest_json};
 use tarun_core::engine::{Job, JobError};
 use tarun_core::manifest::Study;
 use tarun_core::store::Store;
@@ -58,22 +58,22 @@ pub fn spec(study: &Study) -> Result<DataSpec, String> {
 
 /// The data digest: what the data is, by content. Synthetic data is defined by its generator
 /// version and parameters; files are hashed.
-pub fn data_digest(study: &Study, _store: &Store) -> Result<String, ExpectedError> {
+pub fn data_digest(study: &Study, _store: &Store) -> Result<DataDigest, ExpectedError> {
     let spec = spec(study).map_err(ExpectedError::Usage)?;
     let content =
         mldata::content_digest(&spec).map_err(|e| ExpectedError::Other(anyhow::anyhow!("{e}")))?;
     let material = serde_json::json!({ "data": study.data, "content": content });
-    Ok(digest_json::<Key, _>(&material).to_hex())
+    Ok(digest_json::<Key, _>(&material).to_hex().into())
 }
 
 /// [`data_digest`] for commands that only plan (`status`, `run --dry-run`): when the data is not
 /// on this machine yet (a GPU-scale study listed on a laptop), says so on stderr and plans with
 /// a digest no record has, so that every node shows as due instead of failing.
-pub fn planning_digest(study: &Study, store: &Store) -> Result<String, ExpectedError> {
+pub fn planning_digest(study: &Study, store: &Store) -> Result<DataDigest, ExpectedError> {
     match data_digest(study, store) {
         Err(ExpectedError::Other(e)) => {
             eprintln!("note: {e}\nnote: the data is not available, so every node is shown as due");
-            Ok("data-unavailable".into())
+            Ok(DataDigest::new("data-unavailable"))
         }
         other => other,
     }

@@ -71,7 +71,7 @@ fn engine_run(
         graph: graph.clone(),
         store: store.clone(),
         runner: Arc::new(TouchRunner),
-        data_digest: DATA_DIGEST.to_owned(),
+        data_digest: DATA_DIGEST.into(),
         devices: DevicePool::new(vec!["cpu*4".parse().expect("valid device")], 4),
         events: tx,
         cancel: CancellationToken::new(),
@@ -138,8 +138,15 @@ fn main() {
     let runner = TouchRunner;
     let no_force = BTreeSet::new();
     let status = measure(|| {
-        let statuses =
-            plan::status(&study, &graph, &store, &runner, DATA_DIGEST, &no_force).expect("status");
+        let statuses = plan::status(
+            &study,
+            &graph,
+            &store,
+            &runner,
+            &DATA_DIGEST.into(),
+            &no_force,
+        )
+        .expect("status");
         assert!(statuses.iter().all(|s| s.state == State::Fresh));
         statuses
     });

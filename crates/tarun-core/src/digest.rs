@@ -127,6 +127,42 @@ impl<'de, K> Deserialize<'de> for Digest<K> {
     }
 }
 
+/// The digest of a study's data, as the node kinds compute it (what the data is, by content):
+/// part of every node key. It is text rather than a blake3 [`Digest`] because a command that
+/// only plans, where the data is not on this machine, uses a placeholder that no record has
+/// (`data-unavailable`). It serialises as that text, in key material and Slurm tasks alike.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DataDigest(String);
+
+impl DataDigest {
+    pub fn new(digest: impl Into<String>) -> Self {
+        DataDigest(digest.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DataDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for DataDigest {
+    fn from(digest: String) -> Self {
+        DataDigest(digest)
+    }
+}
+
+impl From<&str> for DataDigest {
+    fn from(digest: &str) -> Self {
+        DataDigest(digest.to_owned())
+    }
+}
+
 /// Hashes a serialisable value through its canonical JSON form: object keys sorted at every
 /// level (whatever map type produced them, and whether or not some dependency turns on
 /// serde_json's `preserve_order`), no whitespace.
@@ -196,6 +232,16 @@ mod tests {
         assert_eq!(back, d);
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(serde_json::from_str::<ObjectDigest>(&json).unwrap(), d);
+    }
+
+    #[test]
+    fn a_data_digest_serialises_as_its_text() {
+        let d = DataDigest::new("data-unavailable");
+        assert_eq!(serde_json::to_string(&d).unwrap(), r#""data-unavailable""#);
+        assert_eq!(
+            serde_json::from_str::<DataDigest>(r#""abc""#).unwrap(),
+            "abc".into()
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::digest::{NodeKey, ObjectDigest, digest_value};
+use crate::digest::{DataDigest, NodeKey, ObjectDigest, digest_value};
 use crate::graph::Graph;
 use crate::manifest::{NodeKind, NodeSpec, Protocol, Study};
 use crate::store::{NodeRecord, Outcome, Store, StoreError};
@@ -29,7 +29,7 @@ pub struct KeyMaterial<'a> {
     pub params: &'a serde_json::Map<String, serde_json::Value>,
     /// Input id -> output name -> content digest.
     pub inputs: BTreeMap<&'a str, BTreeMap<&'a str, ObjectDigest>>,
-    pub data: &'a str,
+    pub data: &'a DataDigest,
     pub seed: u64,
     pub protocol: Protocol,
 }
@@ -46,7 +46,7 @@ pub fn node_key(
     node: &NodeSpec,
     inputs: &[&NodeRecord],
     algorithm: u32,
-    data_digest: &str,
+    data_digest: &DataDigest,
 ) -> (NodeKey, serde_json::Value) {
     let material = KeyMaterial {
         schema: KEY_SCHEMA_VERSION,
@@ -84,7 +84,7 @@ pub fn planned_keys(
     graph: &Graph,
     statuses: &[NodeStatus],
     ctx: &dyn KeyContext,
-    data_digest: &str,
+    data_digest: &DataDigest,
 ) -> Vec<(NodeKey, serde_json::Value)> {
     let mut out: Vec<Option<(NodeKey, serde_json::Value)>> = vec![None; study.nodes.len()];
     for &i in graph.topo_order() {
@@ -178,7 +178,7 @@ pub fn status(
     graph: &Graph,
     store: &Store,
     ctx: &dyn KeyContext,
-    data_digest: &str,
+    data_digest: &DataDigest,
     force: &BTreeSet<usize>,
 ) -> Result<Vec<NodeStatus>, StoreError> {
     let failed = last_failures(store)?;
@@ -217,7 +217,7 @@ fn node_status(
     inputs: &[&NodeStatus],
     store: &Store,
     ctx: &dyn KeyContext,
-    data_digest: &str,
+    data_digest: &DataDigest,
     failed: &BTreeMap<String, String>,
     forced: bool,
 ) -> Result<NodeStatus, StoreError> {

@@ -640,7 +640,7 @@ pub fn resolve(
     graph: &Graph,
     store: &Store,
     ctx: &dyn KeyContext,
-    data_digest: &str,
+    data_digest: &crate::digest::DataDigest,
     selected: &BTreeSet<usize>,
     pull: bool,
 ) -> Vec<Option<(NodeRecord, Found)>> {

@@ -187,7 +187,7 @@ fn precision_is_read_and_is_not_in_the_key() {
     assert_eq!(precision("fp32"), GpuPrecision::Fp32);
     assert_eq!(precision("tf32"), GpuPrecision::Tf32);
     assert_eq!(precision("default"), GpuPrecision::Default);
-    let key = |id: &str| node_key(&s, s.node(id).unwrap(), &[], 1, "data").0;
+    let key = |id: &str| node_key(&s, s.node(id).unwrap(), &[], 1, &"data".into()).0;
     assert!(!s.node("fp32").unwrap().params.contains_key("precision"));
     assert_eq!(key("fp32"), key("default"));
     assert_eq!(key("tf32"), key("default"));
@@ -199,8 +199,8 @@ fn precision_is_read_and_is_not_in_the_key() {
     let plain_fp32 = plain.node("fp32").unwrap();
     assert_eq!(plain_fp32.precision, GpuPrecision::Default);
     assert_eq!(
-        node_key(&plain, plain_fp32, &[], 1, "data"),
-        node_key(&s, fp32, &[], 1, "data")
+        node_key(&plain, plain_fp32, &[], 1, &"data".into()),
+        node_key(&s, fp32, &[], 1, &"data".into())
     );
 }
 

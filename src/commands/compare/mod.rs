@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::Value;
-use tarun_core::digest::NodeKey;
+use tarun_core::digest::{DataDigest, NodeKey};
 use tarun_core::graph::Graph;
 use tarun_core::manifest::NodeKind;
 use tarun_core::plan::{self, State};
@@ -614,14 +614,14 @@ impl MetricRow {
 
 /// The data digest of each `[data]` table seen, so that two sides with the same data (the usual
 /// case) hash it once: CIFAR-10 is 180 MB.
-struct DataDigests(BTreeMap<String, String>);
+struct DataDigests(BTreeMap<String, DataDigest>);
 
 impl DataDigests {
     fn new() -> DataDigests {
         DataDigests(BTreeMap::new())
     }
 
-    fn of(&mut self, study: &tarun_core::manifest::Study, store: &Store) -> Result<String> {
+    fn of(&mut self, study: &tarun_core::manifest::Study, store: &Store) -> Result<DataDigest> {
         // Relative data paths resolve against the manifest's folder.
         let table = serde_json::json!([study.data, study.path.parent()]).to_string();
         if let Some(d) = self.0.get(&table) {

@@ -8,7 +8,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::Event;
-use crate::digest::{NodeKey, ObjectDigest};
+use crate::digest::{DataDigest, NodeKey, ObjectDigest};
 use crate::manifest::{DeviceRequest, NodeKind, NodeSpec, Study};
 use crate::plan::KeyContext;
 use crate::store::{NodeRecord, Store, StoreError};
@@ -219,7 +219,10 @@ pub enum EngineError {
         "the data on this host differs from the driver's (digest {here}, expected {driver}): \
          is the data directory on the shared filesystem?"
     )]
-    DataMismatch { here: String, driver: String },
+    DataMismatch {
+        here: DataDigest,
+        driver: DataDigest,
+    },
     /// An input a Slurm task names has no record (under the node's id) in the store.
     #[error("input `{input}` (key {key}) has no record")]
     MissingInput { input: String, key: NodeKey },

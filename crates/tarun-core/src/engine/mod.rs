@@ -35,7 +35,7 @@ pub use self::events::Event;
 pub use self::job::{EngineError, Job, JobError, JobInput, JobOutput, Runner};
 pub use self::remote::{Placement, RemoteNode, write_exit};
 use self::slurm::{Files, Poller, Remote, SlurmConfig};
-use crate::digest::NodeKey;
+use crate::digest::{DataDigest, NodeKey};
 use crate::graph::Graph;
 use crate::manifest::Study;
 use crate::plan::node_key;
@@ -139,7 +139,7 @@ pub struct Engine {
     pub graph: Arc<Graph>,
     pub store: Store,
     pub runner: Arc<dyn Runner>,
-    pub data_digest: String,
+    pub data_digest: DataDigest,
     pub devices: DevicePool,
     pub events: mpsc::UnboundedSender<Event>,
     pub cancel: CancellationToken,

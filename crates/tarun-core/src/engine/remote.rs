@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::slurm::{Exit, Files, Task};
 use super::worker::Work;
 use super::{EngineError, Event, JobError, Keyed, Runner};
-use crate::digest::NodeKey;
+use crate::digest::{DataDigest, NodeKey};
 use crate::manifest::Study;
 use crate::plan::node_key;
 use crate::store::{NodeRecord, Store};
@@ -65,7 +65,7 @@ impl RemoteNode {
         &self,
         store: &Store,
         runner: Arc<dyn Runner>,
-        data_digest: &str,
+        data_digest: &DataDigest,
         placement: Placement,
     ) -> Result<NodeRecord, JobError> {
         let t = &self.task;
@@ -76,9 +76,9 @@ impl RemoteNode {
             .position(|n| n.id == t.node)
             .ok_or_else(|| EngineError::NotInSnapshot(t.node.clone()))?;
         let node = &self.study.nodes[index];
-        if data_digest != t.data_digest {
+        if *data_digest != t.data_digest {
             return Err(EngineError::DataMismatch {
-                here: data_digest.to_owned(),
+                here: data_digest.clone(),
                 driver: t.data_digest.clone(),
             }
             .into());

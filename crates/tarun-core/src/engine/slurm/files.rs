@@ -15,7 +15,7 @@ use camino::Utf8PathBuf;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Key, NodeKey, digest_json};
+use crate::digest::{DataDigest, Key, NodeKey, digest_json};
 use crate::manifest::Study;
 use crate::store::Store;
 
@@ -29,7 +29,7 @@ pub struct Task {
     pub study: String,
     /// The keys of the input records, in the order of the node's `inputs`.
     pub inputs: Vec<NodeKey>,
-    pub data_digest: String,
+    pub data_digest: DataDigest,
     pub run_id: String,
     pub attempt: u32,
     /// GPUs the job was given (then it computes on the first one).

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::client::{JobState, states as job_states};
 pub use self::files::{Exit, Files, JobJournal, Submission, Task};
 use super::{Event, JobError};
-use crate::digest::NodeKey;
+use crate::digest::{DataDigest, NodeKey};
 use crate::manifest::{DeviceRequest, NodeSpec, Study};
 use crate::store::{NodeRecord, Store};
 
@@ -183,7 +183,7 @@ pub async fn run_remote(
     node: &NodeSpec,
     key: NodeKey,
     inputs: Vec<NodeKey>,
-    data_digest: &str,
+    data_digest: &DataDigest,
     run_id: &str,
 ) -> RemoteResult {
     let log = |line: String| {
@@ -230,7 +230,7 @@ pub async fn run_remote(
                     node: node.id.clone(),
                     study: r.study_hash.clone(),
                     inputs: inputs.clone(),
-                    data_digest: data_digest.to_owned(),
+                    data_digest: data_digest.clone(),
                     run_id: run_id.to_owned(),
                     attempt,
                     gpus: gpus(&r.study, node),
