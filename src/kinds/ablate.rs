@@ -13,8 +13,8 @@
 use std::time::Instant;
 
 use candle_core::Device;
-use serde::Deserialize;
 use tarun_core::engine::{Job, JobError, JobOutput};
+use tarun_core::manifest::params::{AblateParams, Vector};
 use tarun_ml::checkpoint;
 
 use super::model::{ABLATION_FILE, MODEL_FILE, apply_recipe, checkpoint_digest};
@@ -24,32 +24,8 @@ use super::{failed, params, write_json};
 
 pub const VERSION: u32 = 1;
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct Params {
-    base: String,
-    vectors: Vec<VectorParams>,
-    #[serde(default = "exact")]
-    quantile: String,
-    #[serde(default)]
-    materialize: bool,
-}
-
-fn exact() -> String {
-    "exact".into()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct VectorParams {
-    expert: String,
-    alpha: Option<f64>,
-    rho: Option<f64>,
-    from_select: Option<String>,
-}
-
 pub fn run(job: &Job) -> Result<JobOutput, JobError> {
-    let p: Params = params(job)?;
+    let p: AblateParams = params(job)?;
     let input = |id: &str| {
         job.input(id)
             .ok_or_else(|| failed(format!("input `{id}` missing")))
@@ -69,7 +45,7 @@ pub fn run(job: &Job) -> Result<JobOutput, JobError> {
         base: checkpoint_digest(input(&p.base)?)?,
         base_node: p.base.clone(),
         vectors,
-        quantile: p.quantile.clone(),
+        quantile: p.quantile,
         seed: job.study.seed,
     };
     let t0 = Instant::now();
@@ -102,7 +78,7 @@ pub fn run(job: &Job) -> Result<JobOutput, JobError> {
 }
 
 /// alpha and rho as written, or as chosen by the referenced `select` node.
-fn coefficients(job: &Job, v: &VectorParams) -> Result<(f64, f64), JobError> {
+fn coefficients(job: &Job, v: &Vector) -> Result<(f64, f64), JobError> {
     if let (Some(alpha), Some(rho)) = (v.alpha, v.rho) {
         return Ok((alpha, rho));
     }

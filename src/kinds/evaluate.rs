@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use candle_core::Device;
-use serde::Deserialize;
 use tarun_core::engine::{Job, JobError, JobOutput};
 use tarun_core::manifest::Protocol;
+use tarun_core::manifest::params::{EvaluateParams, Metric, Split, scalar};
 use tarun_ml::metrics::{self, ConfusionMatrix, Logits, TsneConfig};
 use tarun_ml::models::Network;
 
@@ -22,50 +22,10 @@ use super::{failed, params, write_json};
 pub const VERSION: u32 = 1;
 pub const METRICS_FILE: &str = "metrics.json";
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct Params {
-    model: String,
-    forget: Option<u32>,
-    #[serde(default = "test_split")]
-    split: String,
-    #[serde(default = "accuracy_only")]
-    metrics: Vec<String>,
-    retrained: Option<String>,
-    base: Option<String>,
-    #[serde(default = "one")]
-    zrf_teachers: u32,
-    #[serde(default = "ain_steps")]
-    ain_max_steps: u64,
-    #[serde(default = "ain_lr")]
-    ain_lr: f64,
-    #[serde(default = "tsne_points")]
-    tsne_points: usize,
-}
-
-fn test_split() -> String {
-    "test".into()
-}
-fn accuracy_only() -> Vec<String> {
-    vec!["accuracy".into()]
-}
-fn one() -> u32 {
-    1
-}
-fn ain_steps() -> u64 {
-    200
-}
-fn ain_lr() -> f64 {
-    1e-4
-}
-fn tsne_points() -> usize {
-    1500
-}
-
 /// What one evaluation has at hand.
 struct Ctx<'a> {
     job: &'a Job,
-    p: Params,
+    p: EvaluateParams,
     device: Device,
     splits: Arc<Splits>,
     eval: Arc<Dataset>,
@@ -78,18 +38,17 @@ struct Ctx<'a> {
 }
 
 pub fn run(job: &Job) -> Result<JobOutput, JobError> {
-    let p: Params = params(job)?;
+    let p: EvaluateParams = params(job)?;
     let device = open_device(job)?;
     let splits = data::splits(job)?;
-    let eval = Arc::new(match p.split.as_str() {
-        "test" => splits.test.clone(),
-        "validation" if splits.validation.is_empty() => {
+    let eval = Arc::new(match p.split {
+        Split::Test => splits.test.clone(),
+        Split::Validation if splits.validation.is_empty() => {
             return Err(failed(
                 "split = \"validation\" but the data has validation-per-class = 0",
             ));
         }
-        "validation" => splits.validation.clone(),
-        other => return Err(failed(format!("unknown split `{other}`"))),
+        Split::Validation => splits.validation.clone(),
     });
     let input = job
         .input(&p.model)
@@ -111,7 +70,7 @@ pub fn run(job: &Job) -> Result<JobOutput, JobError> {
         scalars: BTreeMap::new(),
     };
     for metric in ctx.p.metrics.clone() {
-        ctx.compute(&metric).map_err(|e| match e {
+        ctx.compute(metric).map_err(|e| match e {
             JobError::Failed(m) => failed(format!("metric `{metric}`: {m}")),
             other => other,
         })?;
@@ -128,7 +87,10 @@ fn logits_view<'a>(data: &'a [f32], net: &Network) -> Result<Logits<'a>, JobErro
 
 impl Ctx<'_> {
     fn forget(&self) -> Result<u32, JobError> {
-        self.p.forget.ok_or_else(|| failed("needs `forget`"))
+        self.p
+            .forget
+            .map(u32::from)
+            .ok_or_else(|| failed("needs `forget`"))
     }
 
     fn other_model(&self, which: &Option<String>, key: &str) -> Result<Network, JobError> {
@@ -142,22 +104,22 @@ impl Ctx<'_> {
         load_model(self.job, input, &self.device)
     }
 
-    fn compute(&mut self, metric: &str) -> Result<(), JobError> {
+    fn compute(&mut self, metric: Metric) -> Result<(), JobError> {
         match metric {
-            "accuracy" => {
+            Metric::Accuracy => {
                 let acc = self
                     .cm
                     .overall()
                     .require_percent("accuracy")
                     .map_err(failed)?;
-                self.scalars.insert("accuracy".into(), acc);
+                self.scalars.insert(scalar::ACCURACY.into(), acc);
             }
-            "per-class" => {
+            Metric::PerClass => {
                 let per: Vec<Option<f64>> =
                     self.cm.per_class().iter().map(|t| t.percent()).collect();
                 self.out.insert("per-class".into(), serde_json::json!(per));
             }
-            "forget-acc" | "retain-acc" => {
+            Metric::ForgetAcc | Metric::RetainAcc => {
                 let fr = self.cm.forget_retain(self.forget()?).map_err(failed)?;
                 let f = fr
                     .forget
@@ -167,20 +129,19 @@ impl Ctx<'_> {
                     .retain
                     .require_percent("retain accuracy")
                     .map_err(failed)?;
-                self.scalars.insert("forget-acc".into(), f);
-                self.scalars.insert("retain-acc".into(), r);
+                self.scalars.insert(scalar::FORGET_ACC.into(), f);
+                self.scalars.insert(scalar::RETAIN_ACC.into(), r);
             }
-            "confusion" => {
+            Metric::Confusion => {
                 self.out
                     .insert("confusion".into(), serde_json::json!(self.cm.to_rows()));
             }
-            "kl" => self.kl()?,
-            "zrf" => self.zrf()?,
-            "mia" => self.mia()?,
-            "over-forgetting" => self.over_forgetting()?,
-            "ain" => self.ain()?,
-            "tsne" => self.tsne()?,
-            other => return Err(failed(format!("unknown metric `{other}`"))),
+            Metric::Kl => self.kl()?,
+            Metric::Zrf => self.zrf()?,
+            Metric::Mia => self.mia()?,
+            Metric::OverForgetting => self.over_forgetting()?,
+            Metric::Ain => self.ain()?,
+            Metric::Tsne => self.tsne()?,
         }
         Ok(())
     }
@@ -196,8 +157,8 @@ impl Ctx<'_> {
             self.forget()?,
         )
         .map_err(failed)?;
-        self.scalars.insert("kl-forget".into(), split.forget);
-        self.scalars.insert("kl-retain".into(), split.retain);
+        self.scalars.insert(scalar::KL_FORGET.into(), split.forget);
+        self.scalars.insert(scalar::KL_RETAIN.into(), split.retain);
         Ok(())
     }
 
@@ -212,7 +173,7 @@ impl Ctx<'_> {
         };
         let mut teacher_logits = vec![];
         for k in 0..teachers {
-            let seed = self.job.study.seed.wrapping_add(1 + u64::from(k));
+            let seed = self.job.study.seed.wrapping_add(1 + k);
             let teacher = Network::new(
                 self.net.arch(),
                 self.net.width(),
@@ -229,9 +190,9 @@ impl Ctx<'_> {
             .collect::<Result<_, _>>()?;
         let z =
             metrics::zrf_multi(logits_view(&model_logits, &self.net)?, &views).map_err(failed)?;
-        self.scalars.insert("zrf".into(), z.mean);
+        self.scalars.insert(scalar::ZRF.into(), z.mean);
         if teachers > 1 {
-            self.scalars.insert("zrf-std".into(), z.std);
+            self.scalars.insert(scalar::ZRF_STD.into(), z.std);
         }
         Ok(())
     }
@@ -250,11 +211,11 @@ impl Ctx<'_> {
             metrics::entropy_mia_auc(logits_view(&m, net)?, logits_view(&n, net)?).map_err(failed)
         };
         let model_auc = auc(&self.net)?;
-        self.scalars.insert("mia-auc".into(), model_auc);
+        self.scalars.insert(scalar::MIA_AUC.into(), model_auc);
         if self.job.study.protocol == Protocol::Corrected && self.p.retrained.is_some() {
             let retrained = self.other_model(&self.p.retrained, "retrained")?;
             self.scalars
-                .insert("mia-auc-retrained".into(), auc(&retrained)?);
+                .insert(scalar::MIA_AUC_RETRAINED.into(), auc(&retrained)?);
         }
         Ok(())
     }
@@ -268,9 +229,12 @@ impl Ctx<'_> {
             Protocol::Seed => {
                 let neighbour = if forget == 0 { 1 } else { 0 };
                 let o = metrics::over_forgetting(&self.cm, forget, neighbour).map_err(failed)?;
-                self.scalars.insert("over-forgetting-gap".into(), o.gap_pp);
                 self.scalars
-                    .insert("over-forgetting-neighbour".into(), f64::from(o.neighbour));
+                    .insert(scalar::OVER_FORGETTING_GAP.into(), o.gap_pp);
+                self.scalars.insert(
+                    scalar::OVER_FORGETTING_NEIGHBOUR.into(),
+                    f64::from(o.neighbour),
+                );
             }
             Protocol::Corrected => {
                 let base = self.other_model(&self.p.base, "base")?;
@@ -280,13 +244,15 @@ impl Ctx<'_> {
                 let o = metrics::over_forgetting_relative(&base_cm, &self.cm, forget, None)
                     .map_err(failed)?;
                 self.scalars
-                    .insert("over-forgetting-gap".into(), o.unlearned.gap_pp);
+                    .insert(scalar::OVER_FORGETTING_GAP.into(), o.unlearned.gap_pp);
                 self.scalars
-                    .insert("over-forgetting-gap-change".into(), o.gap_change_pp);
-                self.scalars
-                    .insert("over-forgetting-neighbour-drop".into(), o.neighbour_drop_pp);
+                    .insert(scalar::OVER_FORGETTING_GAP_CHANGE.into(), o.gap_change_pp);
                 self.scalars.insert(
-                    "over-forgetting-neighbour".into(),
+                    scalar::OVER_FORGETTING_NEIGHBOUR_DROP.into(),
+                    o.neighbour_drop_pp,
+                );
+                self.scalars.insert(
+                    scalar::OVER_FORGETTING_NEIGHBOUR.into(),
                     f64::from(o.unlearned.neighbour),
                 );
             }
@@ -329,6 +295,13 @@ impl Ctx<'_> {
     }
 
     fn finish(mut self) -> Result<JobOutput, JobError> {
+        // What `select` expressions were checked against when the manifest loaded.
+        let declared = self.p.scalars(self.job.study.protocol);
+        debug_assert!(
+            self.scalars.keys().all(|k| declared.contains(&k.as_str())),
+            "`Metric::scalars` does not list {:?} (it lists {declared:?})",
+            self.scalars.keys().collect::<Vec<_>>()
+        );
         let model_kind = self
             .job
             .input(&self.p.model)
@@ -339,7 +312,7 @@ impl Ctx<'_> {
         self.out.insert("model-kind".into(), model_kind.into());
         self.out
             .insert("arch".into(), self.net.arch().name().into());
-        self.out.insert("split".into(), self.p.split.clone().into());
+        self.out.insert("split".into(), self.p.split.name().into());
         self.out
             .insert("forget".into(), serde_json::json!(self.p.forget));
         let protocol = serde_json::to_value(self.job.study.protocol).map_err(failed)?;

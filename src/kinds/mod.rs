@@ -1,14 +1,13 @@
 //! The node kinds: the only place where tarun-core's jobs meet tarun-ml's computations.
 //!
-//! Each kind reads its resolved parameters (the manifest's JSON, with defaults filled) into a
-//! typed struct, loads its inputs from the store, computes, and writes its outputs into the job's
+//! Each kind reads its resolved parameters (the manifest's JSON, with defaults filled) into its
+//! typed struct of `tarun_core::manifest::params`, loads its inputs from the store, computes, and writes its outputs into the job's
 //! directory. The algorithm versions below are part of every key: bump one when the kind's
 //! results would change, and every node of that kind (and its dependents) becomes stale.
 
 mod ablate;
 pub mod data;
 mod evaluate;
-mod expr;
 mod memory;
 mod model;
 mod recipe;

@@ -4,6 +4,7 @@
 use candle_core::Device;
 use tarun_core::digest::ObjectDigest;
 use tarun_core::engine::{Job, JobError, JobInput};
+use tarun_core::manifest::params::Quantile;
 use tarun_ml::checkpoint;
 use tarun_ml::models::Network;
 use tarun_ml::surgery::{self, BufferPolicy, QuantileMode, Term};
@@ -90,10 +91,9 @@ pub fn apply_recipe(
             rho: *rho,
         })
         .collect();
-    let mode = match recipe.quantile.as_str() {
-        "exact" => QuantileMode::Exact,
-        "seed-sample" => QuantileMode::seed_sample(recipe.seed),
-        other => return Err(failed(format!("unknown quantile mode `{other}`"))),
+    let mode = match recipe.quantile {
+        Quantile::Exact => QuantileMode::Exact,
+        Quantile::SeedSample => QuantileMode::seed_sample(recipe.seed),
     };
     let state = surgery::apply(&base, &terms, mode, BufferPolicy::FromBase).map_err(failed)?;
     Network::from_state_dict(

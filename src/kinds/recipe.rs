@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use tarun_core::digest::ObjectDigest;
+use tarun_core::manifest::params::Quantile;
 
 /// An unmaterialised model: base + the listed task vectors.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -14,8 +15,7 @@ pub struct AblationRecipe {
     pub base: ObjectDigest,
     pub base_node: String,
     pub vectors: Vec<RecipeVector>,
-    /// `exact` or `seed-sample`.
-    pub quantile: String,
+    pub quantile: Quantile,
     /// Seeds the quantile sampling of `seed-sample`.
     pub seed: u64,
 }

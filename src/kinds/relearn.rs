@@ -12,6 +12,7 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 use tarun_core::engine::{Job, JobError};
 use tarun_core::manifest::Protocol;
+use tarun_core::manifest::params::scalar;
 use tarun_ml::metrics::{self, AinEstimate, ConfusionMatrix, Logits, RelearnConfig, RelearnCurve};
 use tarun_ml::models::{Mode, Network};
 use tarun_ml::train::{Optimizer, OptimizerKind};
@@ -61,11 +62,14 @@ pub fn anamnesis(
     let comparison = run(s, retrained, &config, 1)?;
     let unlearned = run(s, model, &config, 2)?;
     let mut scalars = BTreeMap::new();
-    scalars.insert("ain-target".into(), target);
+    scalars.insert(scalar::AIN_TARGET.into(), target);
     if seed_protocol {
         let ain = metrics::ain_seed(unlearned.seed_count(), comparison.seed_count());
-        scalars.insert("ain".into(), ain);
-        scalars.insert("ain-reached".into(), f64::from(u8::from(unlearned.reached)));
+        scalars.insert(scalar::AIN.into(), ain);
+        scalars.insert(
+            scalar::AIN_REACHED.into(),
+            f64::from(u8::from(unlearned.reached)),
+        );
     } else {
         let (value, reached) = match metrics::ain_corrected(&unlearned, &comparison) {
             AinEstimate::Exact(v) => (v, 1.0),
@@ -73,12 +77,12 @@ pub fn anamnesis(
             AinEstimate::Undefined => (f64::NAN, 0.0),
         };
         if value.is_finite() {
-            scalars.insert("ain".into(), value);
+            scalars.insert(scalar::AIN.into(), value);
         }
-        scalars.insert("ain-reached".into(), reached);
+        scalars.insert(scalar::AIN_REACHED.into(), reached);
     }
-    scalars.insert("ain-steps-unlearned".into(), unlearned.steps as f64);
-    scalars.insert("ain-steps-retrained".into(), comparison.steps as f64);
+    scalars.insert(scalar::AIN_STEPS_UNLEARNED.into(), unlearned.steps as f64);
+    scalars.insert(scalar::AIN_STEPS_RETRAINED.into(), comparison.steps as f64);
     let curves = serde_json::json!({
         "target": target,
         "unit": if seed_protocol { "epoch" } else { "step" },

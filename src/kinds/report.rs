@@ -4,8 +4,8 @@
 //! plain data, has [`build_report`] render them, and writes `report.md`, `report.html`, every
 //! figure as `.svg` and a PNG copy of each into the job's directory.
 
-use serde::Deserialize;
 use tarun_core::engine::{Job, JobError, JobInput, JobOutput};
+use tarun_core::manifest::params::ReportParams;
 
 use super::failed;
 use crate::report::model::{self, ModelRole, Provenance, RawInput, ReportStudy, TrainParams};
@@ -13,15 +13,9 @@ use crate::report::{build_report, png};
 
 pub const VERSION: u32 = 5;
 
-/// The report's own parameter; its `inputs` arrive as the job's inputs, in manifest order.
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct Params {
-    title: Option<String>,
-}
-
 pub fn run(job: &Job) -> Result<JobOutput, JobError> {
-    let p: Params = super::params(job)?;
+    // Its `inputs` arrive as the job's inputs, in manifest order.
+    let p: ReportParams = super::params(job)?;
     let study = ReportStudy {
         name: job.study.name.clone(),
         title: p

@@ -9,20 +9,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tarun_core::engine::{Job, JobError, JobOutput};
+use tarun_core::manifest::expr::{parse_constraint, parse_expr};
+use tarun_core::manifest::params::SelectParams;
 
-use super::expr::{parse_constraint, parse_expr};
 use super::{failed, write_json};
 
 pub const VERSION: u32 = 1;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct Params {
-    over: Vec<String>,
-    score: String,
-    #[serde(default)]
-    require: Vec<String>,
-}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
@@ -45,10 +37,12 @@ pub struct Selection {
 }
 
 pub fn run(job: &Job) -> Result<JobOutput, JobError> {
-    let p: Params = super::params(job)?;
+    let p: SelectParams = super::params(job)?;
+    // Both parsed, and their names checked against the candidates' metrics, when the manifest
+    // loaded; parsed again here to be evaluated.
     let score = parse_expr(&p.score).map_err(failed)?;
-    let require: Vec<_> = p
-        .require
+    let require_text = p.require.unwrap_or_default();
+    let require: Vec<_> = require_text
         .iter()
         .map(|r| parse_constraint(r))
         .collect::<Result<_, _>>()
@@ -83,7 +77,7 @@ pub fn run(job: &Job) -> Result<JobOutput, JobError> {
             passed,
         });
     }
-    let selection = choose(candidates, &p.score, &p.require)
+    let selection = choose(candidates, &p.score, &require_text)
         .ok_or_else(|| failed("`over` matched no candidates"))?;
     job.log(format!(
         "{}: {} (score {:.3})",

@@ -7,9 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tarun_core::engine::{Job, JobError, JobOutput};
 use tarun_core::manifest::Protocol;
+use tarun_core::manifest::params::{
+    self as manifest, ExpertParams, SGD_MOMENTUM, TrainParams, Training,
+};
 use tarun_ml::checkpoint;
 use tarun_ml::models::{Arch, Network};
 use tarun_ml::train::{
@@ -23,92 +25,24 @@ use super::{failed, params};
 
 pub const VERSION: u32 = 1;
 
-/// Training keys shared by `train` and `expert` (docs/manifest.md).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct Recipe {
-    #[serde(default = "adamw")]
-    optimizer: String,
-    lr: f64,
-    #[serde(default = "default_wd")]
-    weight_decay: f64,
-    #[serde(default = "default_momentum")]
-    momentum: f64,
-    #[serde(default = "one")]
-    epochs: u64,
-    #[serde(default)]
-    steps: Option<u64>,
-    #[serde(default = "default_batch")]
-    batch_size: usize,
-    #[serde(default = "constant")]
-    schedule: String,
-    #[serde(default = "yes")]
-    augment: bool,
-    #[serde(default = "ce")]
-    objective: String,
-    #[serde(default)]
-    only: Vec<u8>,
-    #[serde(default)]
-    exclude: Vec<u8>,
-    #[serde(default)]
-    seed: Option<u64>,
-}
-
-fn adamw() -> String {
-    "adamw".into()
-}
-fn default_wd() -> f64 {
-    0.01
-}
-fn default_momentum() -> f64 {
-    0.9
-}
-fn one() -> u64 {
-    1
-}
-fn default_batch() -> usize {
-    128
-}
-fn constant() -> String {
-    "constant".into()
-}
-fn yes() -> bool {
-    true
-}
-fn ce() -> String {
-    "ce".into()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct TrainParams {
-    arch: String,
-    #[serde(default = "unit_width")]
-    width: f64,
-    #[serde(flatten)]
-    recipe: Recipe,
-}
-
-fn unit_width() -> f64 {
-    1.0
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct ExpertParams {
-    from: String,
-    #[serde(flatten)]
-    recipe: Recipe,
-}
-
 pub fn run_train(job: &Job) -> Result<JobOutput, JobError> {
     let p: TrainParams = params(job)?;
     let device = open_device(job)?;
-    let arch: Arch = p.arch.parse().map_err(failed)?;
+    let arch = match p.arch {
+        manifest::Arch::Resnet18 => Arch::Resnet18,
+        manifest::Arch::Vgg11Bn => Arch::Vgg11Bn,
+        manifest::Arch::MobilenetV2 => Arch::MobilenetV2,
+    };
     let splits = data::splits(job)?;
-    let seed = p.recipe.seed.unwrap_or(job.study.seed);
-    let net = Network::new(arch, p.width, splits.num_classes(), seed, &device).map_err(failed)?;
-    fit(job, net, &p.recipe, &splits)
+    let net = Network::new(
+        arch,
+        p.width,
+        splits.num_classes(),
+        p.training.seed,
+        &device,
+    )
+    .map_err(failed)?;
+    fit(job, net, &p.training, &splits)
 }
 
 pub fn run_expert(job: &Job) -> Result<JobOutput, JobError> {
@@ -119,52 +53,52 @@ pub fn run_expert(job: &Job) -> Result<JobOutput, JobError> {
         .ok_or_else(|| failed(format!("input `{}` missing", p.from)))?;
     let net = load_model(job, parent, &device)?;
     let splits = data::splits(job)?;
-    fit(job, net, &p.recipe, &splits)
+    fit(job, net, &p.training, &splits)
 }
 
-fn config(job: &Job, r: &Recipe) -> Result<TrainConfig, JobError> {
-    let optimizer = match r.optimizer.as_str() {
-        "adamw" => OptimizerKind::AdamW,
-        "sgd" => OptimizerKind::Sgd,
-        other => return Err(failed(format!("unknown optimizer `{other}`"))),
+fn config(job: &Job, r: &Training) -> TrainConfig {
+    let optimizer = match r.optimizer {
+        manifest::Optimizer::AdamW => OptimizerKind::AdamW,
+        manifest::Optimizer::Sgd => OptimizerKind::Sgd,
     };
-    let schedule = match r.schedule.as_str() {
-        "constant" => Schedule::Constant,
-        "cosine" => Schedule::Cosine,
-        other => return Err(failed(format!("unknown schedule `{other}`"))),
+    let schedule = match r.schedule {
+        manifest::Schedule::Constant => Schedule::Constant,
+        manifest::Schedule::Cosine => Schedule::Cosine,
     };
-    let objective = match r.objective.as_str() {
-        "ce" => Objective::Ce,
-        "gradient-ascent" => Objective::GradientAscent,
-        "random-labels" => Objective::RandomLabels {
+    let objective = match r.objective {
+        manifest::Objective::Ce => Objective::Ce,
+        manifest::Objective::GradientAscent => Objective::GradientAscent,
+        manifest::Objective::RandomLabels => Objective::RandomLabels {
             rule: match job.study.protocol {
                 Protocol::Seed => RandomLabelRule::Seed,
                 Protocol::Corrected => RandomLabelRule::Uniform,
             },
         },
-        other => return Err(failed(format!("unknown objective `{other}`"))),
     };
-    Ok(TrainConfig {
+    TrainConfig {
         optimizer,
         lr: r.lr,
         weight_decay: r.weight_decay,
-        momentum: r.momentum,
+        // Only sgd reads it; the checkpoint's recipe records this value for adamw too.
+        momentum: r.momentum.unwrap_or(SGD_MOMENTUM),
         epochs: r.epochs,
         max_steps: r.steps,
         schedule,
         objective,
-        seed: r.seed.unwrap_or(job.study.seed),
-    })
+        seed: r.seed,
+    }
 }
 
 fn fit(
     job: &Job,
     mut net: Network,
-    r: &Recipe,
+    r: &Training,
     splits: &data::Splits,
 ) -> Result<JobOutput, JobError> {
-    let cfg = config(job, r)?;
-    let train_set = Arc::new(splits.train.filter_classes(&r.only, &r.exclude));
+    let cfg = config(job, r);
+    let only = r.only.as_deref().unwrap_or_default();
+    let exclude = r.exclude.as_deref().unwrap_or_default();
+    let train_set = Arc::new(splits.train.filter_classes(only, exclude));
     if train_set.is_empty() {
         return Err(failed("the class filter leaves no training images"));
     }

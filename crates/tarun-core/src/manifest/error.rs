@@ -61,6 +61,8 @@ pub enum ErrorKind {
     IncludeCycle,
     /// A study that expands to more nodes, or more references, than tarun takes.
     TooLarge,
+    /// A `select` expression that reads a metric its `over` nodes do not write.
+    UnknownMetric,
 }
 
 impl ErrorKind {
@@ -89,6 +91,7 @@ impl ErrorKind {
             ErrorKind::IncludeMissing => "tarun::manifest::include_missing",
             ErrorKind::IncludeCycle => "tarun::manifest::include_cycle",
             ErrorKind::TooLarge => "tarun::manifest::too_large",
+            ErrorKind::UnknownMetric => "tarun::manifest::unknown_metric",
         }
     }
 }

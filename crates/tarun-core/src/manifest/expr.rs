@@ -4,6 +4,9 @@
 //! Names are metric names, which contain hyphens: a `-` directly between two letters belongs to
 //! the name, any other `-` is a minus. Numbers, `+ - * /`, parentheses and unary minus; a
 //! constraint is two expressions joined by `<`, `<=`, `>`, `>=`.
+//!
+//! Parsed when the manifest loads, where each name is checked against the metrics the `select`
+//! node's candidates write (`super::scores`), and again when the node runs, to evaluate them.
 
 use std::collections::BTreeMap;
 
@@ -172,6 +175,25 @@ pub fn parse_constraint(src: &str) -> Result<Constraint, String> {
 }
 
 impl Expr {
+    /// The names the expression reads, in order of appearance, repeats included.
+    pub fn names(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_names(&mut out);
+        out
+    }
+
+    fn collect_names<'e>(&'e self, out: &mut Vec<&'e str>) {
+        match self {
+            Expr::Num(_) => {}
+            Expr::Name(n) => out.push(n),
+            Expr::Neg(e) => e.collect_names(out),
+            Expr::Bin(_, a, b) => {
+                a.collect_names(out);
+                b.collect_names(out);
+            }
+        }
+    }
+
     pub fn eval(&self, vars: &BTreeMap<String, f64>) -> Result<f64, String> {
         Ok(match self {
             Expr::Num(n) => *n,
@@ -194,6 +216,13 @@ impl Expr {
 }
 
 impl Constraint {
+    /// The names both sides read, in order of appearance.
+    pub fn names(&self) -> Vec<&str> {
+        let mut out = self.left.names();
+        out.extend(self.right.names());
+        out
+    }
+
     pub fn holds(&self, vars: &BTreeMap<String, f64>) -> Result<bool, String> {
         let (a, b) = (self.left.eval(vars)?, self.right.eval(vars)?);
         Ok(match self.op.as_str() {
@@ -247,5 +276,13 @@ mod tests {
         assert!(parse_expr("retain-acc +").is_err());
         let err = parse_expr("nope * 2").unwrap().eval(&vars()).unwrap_err();
         assert!(err.contains("unknown metric `nope`"), "{err}");
+    }
+
+    #[test]
+    fn names_in_order() {
+        let e = parse_expr("-(kl-forget + 2) / zrf - kl-forget").unwrap();
+        assert_eq!(e.names(), ["kl-forget", "zrf", "kl-forget"]);
+        let c = parse_constraint("retain-acc >= 0.5 * accuracy").unwrap();
+        assert_eq!(c.names(), ["retain-acc", "accuracy"]);
     }
 }

@@ -60,6 +60,8 @@ pub(crate) enum Default {
     Strs(&'static [&'static str]),
     /// The study's `seed`.
     StudySeed,
+    /// Absent unless `optimizer = "sgd"`, then this (`training_rules` in validate.rs).
+    WithSgd(f64),
 }
 
 /// One key of a table.
@@ -68,41 +70,34 @@ pub(crate) struct Key {
     pub(crate) name: &'static str,
     pub(crate) ty: Ty,
     pub(crate) default: Default,
+    /// A phrase for docs/manifest.md's table; may be empty.
+    pub(crate) doc: &'static str,
 }
 
 const fn key(name: &'static str, ty: Ty, default: Default) -> Key {
-    Key { name, ty, default }
+    Key {
+        name,
+        ty,
+        default,
+        doc: "",
+    }
+}
+
+impl Key {
+    const fn doc(self, doc: &'static str) -> Key {
+        Key { doc, ..self }
+    }
 }
 
 const U32: i64 = u32::MAX as i64;
-const NON_NEGATIVE: Ty = Ty::Int {
+pub(crate) const NON_NEGATIVE: Ty = Ty::Int {
     min: 0,
     max: i64::MAX,
 };
-const POSITIVE: Ty = Ty::Int {
+pub(crate) const POSITIVE: Ty = Ty::Int {
     min: 1,
     max: i64::MAX,
 };
-
-use super::refs::Arity::{Many, One};
-use NodeKind::{Ablate, Evaluate, Expert, Select, Train};
-
-pub(crate) const ARCHS: &[&str] = &["resnet18", "vgg11_bn", "mobilenet_v2"];
-pub(crate) const METRICS: &[&str] = &[
-    "accuracy",
-    "per-class",
-    "forget-acc",
-    "retain-acc",
-    "kl",
-    "zrf",
-    "mia",
-    "over-forgetting",
-    "ain",
-    "confusion",
-    "tsne",
-];
-/// Metrics computed against the retrained model, so `retrained` is required with them.
-pub(crate) const NEED_RETRAINED: &[&str] = &["kl", "zrf", "ain"];
 
 pub(crate) const STUDY: &[Key] = &[
     key("name", Ty::Str, Default::Required),
@@ -129,7 +124,8 @@ pub(crate) const DATA: &[Key] = &[
     key("synthetic-seed", NON_NEGATIVE, Default::Absent),
 ];
 
-const RETRIES: Key = key("retries", Ty::Int { min: 0, max: U32 }, Default::Int(0));
+const RETRIES: Key = key("retries", Ty::Int { min: 0, max: U32 }, Default::Int(0))
+    .doc("times a failed job is run again");
 
 /// `[slurm]`: the resources every job asks for by default, then extra `sbatch` options.
 pub(crate) const SLURM: &[Key] = &[
@@ -153,132 +149,29 @@ pub(crate) const CACHE: &[Key] = &[
 pub(crate) const SLURM_RESOURCES: &[Key] = SLURM.split_at(SLURM.len() - 1).0;
 
 /// A node's own `slurm = { ... }`, taken out of its parameters like `retries`.
-const SLURM_NODE: Key = key("slurm", Ty::Table(SLURM_RESOURCES), Default::Absent);
+const SLURM_NODE: Key = key("slurm", Ty::Table(SLURM_RESOURCES), Default::Absent)
+    .doc("overrides `[slurm]` for its job");
 
 /// The device a node asks for; taken out of its parameters too.
 const DEVICE: Key = key(
     "device",
     Ty::Choice(&["any", "cpu", "gpu"]),
     Default::Absent,
-);
+)
+.doc("the kind of device it runs on; any when absent");
 
 /// The arithmetic a node asks for on GPUs; taken out of its parameters too. `default` is what
 /// [`GpuPrecision`](super::model::GpuPrecision) calls the key's absence, not a value to write.
-const PRECISION: Key = key("precision", Ty::Choice(&["tf32", "fp32"]), Default::Absent);
+const PRECISION: Key = key("precision", Ty::Choice(&["tf32", "fp32"]), Default::Absent)
+    .doc("the arithmetic of its convolutions on GPUs");
 
-/// Keys shared by `train` and `expert`.
-const TRAINING: &[Key] = &[
-    key(
-        "optimizer",
-        Ty::Choice(&["adamw", "sgd"]),
-        Default::Str("adamw"),
-    ),
-    key("lr", Ty::PositiveFloat, Default::Required),
-    key("weight-decay", Ty::Float, Default::Float(0.01)),
-    // Defaulted only for sgd, see validate.rs.
-    key("momentum", Ty::Float, Default::Absent),
-    key("epochs", POSITIVE, Default::Int(1)),
-    key("steps", POSITIVE, Default::Absent),
-    key("batch-size", POSITIVE, Default::Int(128)),
-    key(
-        "schedule",
-        Ty::Choice(&["constant", "cosine"]),
-        Default::Str("constant"),
-    ),
-    key("augment", Ty::Bool, Default::Bool(true)),
-    key(
-        "objective",
-        Ty::Choice(&["ce", "gradient-ascent", "random-labels"]),
-        Default::Str("ce"),
-    ),
-    key("only", Ty::Classes, Default::Absent),
-    key("exclude", Ty::Classes, Default::Absent),
-    key("seed", NON_NEGATIVE, Default::StudySeed),
-    RETRIES,
-];
+/// Keys every node takes that are not parameters: they are taken out of the resolved parameters
+/// and are part of no key.
+pub(crate) const JOB: &[Key] = &[RETRIES, SLURM_NODE, DEVICE, PRECISION];
 
-const TRAIN: &[Key] = &[
-    key("arch", Ty::Choice(ARCHS), Default::Required),
-    key("width", Ty::PositiveFloat, Default::Float(1.0)),
-];
-
-const EXPERT: &[Key] = &[key(
-    "from",
-    Ty::Ref(One, &[Train, Expert]),
-    Default::Required,
-)];
-
-const ABLATE: &[Key] = &[
-    key("base", Ty::Ref(One, &[Train]), Default::Required),
-    key("vectors", Ty::Vectors, Default::Required),
-    key(
-        "quantile",
-        Ty::Choice(&["exact", "seed-sample"]),
-        Default::Str("exact"),
-    ),
-    key("materialize", Ty::Bool, Default::Bool(false)),
-    RETRIES,
-];
-
-const EVALUATE: &[Key] = &[
-    key(
-        "model",
-        Ty::Ref(One, &[Train, Expert, Ablate]),
-        Default::Required,
-    ),
-    key("forget", Ty::Class, Default::Absent),
-    key(
-        "split",
-        Ty::Choice(&["test", "validation"]),
-        Default::Str("test"),
-    ),
-    key(
-        "metrics",
-        Ty::Choices(METRICS),
-        Default::Strs(&["accuracy"]),
-    ),
-    key("retrained", Ty::Ref(One, &[Train]), Default::Absent),
-    key("base", Ty::Ref(One, &[Train]), Default::Absent),
-    key("zrf-teachers", POSITIVE, Default::Int(1)),
-    key("ain-max-steps", POSITIVE, Default::Int(200)),
-    key("ain-lr", Ty::PositiveFloat, Default::Float(1e-4)),
-    key("tsne-points", POSITIVE, Default::Int(1500)),
-    RETRIES,
-];
-
-const SELECT: &[Key] = &[
-    key("over", Ty::Ref(Many, &[Evaluate]), Default::Required),
-    key("score", Ty::Str, Default::Required),
-    key("require", Ty::Strings, Default::Absent),
-    RETRIES,
-];
-
-const REPORT: &[Key] = &[
-    key("inputs", Ty::Refs, Default::Absent),
-    key("title", Ty::Str, Default::Absent),
-    RETRIES,
-];
-
-/// The keys of one element of `ablate.vectors`.
-pub(crate) const VECTOR: &[Key] = &[
-    key("expert", Ty::Ref(One, &[Expert]), Default::Required),
-    key("alpha", Ty::Float, Default::Absent),
-    key("rho", Ty::UnitFloat, Default::Absent),
-    key("from-select", Ty::Ref(One, &[Select]), Default::Absent),
-];
-
-/// The keys a node of `kind` takes, in documentation order. `for-each` and `recipe` are handled
-/// by expansion and never reach validation.
+/// The keys a node of `kind` takes: its parameters ([`super::params`]), then [`JOB`].
+/// `for-each` and `recipe` are handled by expansion and never reach validation.
 pub(crate) fn node_keys(kind: NodeKind) -> impl Iterator<Item = &'static Key> {
-    let (own, shared): (&[Key], &[Key]) = match kind {
-        NodeKind::Train => (TRAIN, TRAINING),
-        NodeKind::Expert => (EXPERT, TRAINING),
-        NodeKind::Ablate => (ABLATE, &[]),
-        NodeKind::Evaluate => (EVALUATE, &[]),
-        NodeKind::Select => (SELECT, &[]),
-        NodeKind::Report => (REPORT, &[]),
-    };
-    own.iter()
-        .chain(shared)
-        .chain([&SLURM_NODE, &DEVICE, &PRECISION])
+    let (own, shared) = super::params::kind_keys(kind);
+    own.iter().chain(shared).chain(JOB)
 }

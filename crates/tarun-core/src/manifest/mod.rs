@@ -7,16 +7,20 @@
 //! 1. `raw`: parse the file and its includes into one spanned tree, apply `--set`;
 //! 2. `matrix` and `expand`: read the axes, expand families, substitute `${axis}`, merge
 //!    recipes;
-//! 3. `validate` against the schemas of `kinds`, resolving references through `refs`;
-//!    then cycles (`study`).
+//! 3. `validate` against the schemas of `kinds` and `params`, resolving references through
+//!    `refs`; then cycles (`study`) and `select`'s expressions against the metrics of the nodes
+//!    they read (`scores`).
 
 mod error;
 mod expand;
+pub mod expr;
 mod kinds;
 mod matrix;
 mod model;
+pub mod params;
 mod raw;
 mod refs;
+mod scores;
 mod source;
 mod study;
 mod tree;

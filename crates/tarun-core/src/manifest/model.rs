@@ -154,6 +154,14 @@ pub struct NodeSpec {
     pub location: Location,
 }
 
+impl NodeSpec {
+    /// The resolved parameters as `T`, the kind's struct of [`super::params`]
+    /// ([`super::params::TrainParams`], ...).
+    pub fn typed_params<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_value(serde_json::Value::Object(self.params.clone()))
+    }
+}
+
 /// A validated study: the whole of a manifest after includes, overrides and expansion.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Study {

@@ -15,6 +15,7 @@ use super::matrix::{self, Matrix};
 use super::model::{DeviceRequest, GpuPrecision, NodeKind, NodeSpec, Protocol, Study};
 use super::raw::{Loader, apply_overrides};
 use super::refs::Index;
+use super::scores;
 use super::source::{Origin, Sources};
 use super::tree::{Entry, Table, Value};
 use super::validate::{Checker, Edge, Subject};
@@ -154,6 +155,11 @@ fn interpret(doc: &Table, sources: &Sources, problems: &mut Vec<Problem>) -> Opt
         }
     }
     report_cycles(&members, &edges, problems);
+    let protocol = match study.as_ref().and_then(|s| s.get("protocol")) {
+        Some(p) if p.as_str() == Some("seed") => Protocol::Seed,
+        _ => Protocol::Corrected,
+    };
+    scores::check(&members, &nodes, protocol, problems);
     let study = study?;
     Some(Study {
         path: Default::default(),
@@ -163,10 +169,7 @@ fn interpret(doc: &Table, sources: &Sources, problems: &mut Vec<Problem>) -> Opt
             .unwrap_or_default()
             .to_owned(),
         seed,
-        protocol: match study.get("protocol").and_then(Json::as_str) {
-            Some("seed") => Protocol::Seed,
-            _ => Protocol::Corrected,
-        },
+        protocol,
         data,
         slurm,
         cache,

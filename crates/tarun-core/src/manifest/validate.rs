@@ -4,7 +4,8 @@
 use serde_json::{Map, Value as Json};
 
 use super::error::{ErrorKind, Problem, one_of, suggest};
-use super::kinds::{Default, Key, NEED_RETRAINED, Ty, VECTOR};
+use super::kinds::{Default, Key, Ty};
+use super::params::{Metric, Optimizer, SGD_MOMENTUM, VECTOR};
 use super::refs::{Arity, Index};
 use super::source::{Origin, Sources};
 use super::tree::{Item, Table, Value};
@@ -93,7 +94,7 @@ impl<'a> Checker<'a> {
 
     fn default(&mut self, key: &Key, subject: &Subject<'_>) -> Option<Json> {
         Some(match key.default {
-            Default::Absent => return None,
+            Default::Absent | Default::WithSgd(_) => return None,
             Default::Required => {
                 let p = Problem::new(
                     ErrorKind::MissingKey,
@@ -273,7 +274,7 @@ impl<'a> Checker<'a> {
     /// Rules between keys of a training node: `momentum` only with sgd (and defaulted then);
     /// not both `only` and `exclude`.
     pub(crate) fn training_rules(&mut self, table: &Table, params: &mut Map<String, Json>) {
-        let sgd = params.get("optimizer").and_then(Json::as_str) == Some("sgd");
+        let sgd = params.get("optimizer").and_then(Json::as_str) == Some(Optimizer::Sgd.name());
         match table.get("momentum") {
             Some(e) if !sgd => {
                 let p = Problem::new(
@@ -286,7 +287,7 @@ impl<'a> Checker<'a> {
                 self.problems.push(p);
             }
             None if sgd => {
-                params.insert("momentum".into(), 0.9.into());
+                params.insert("momentum".into(), SGD_MOMENTUM.into());
             }
             _ => {}
         }
@@ -311,8 +312,13 @@ impl<'a> Checker<'a> {
             return;
         };
         for metric in metrics {
+            let needs = |m: &str| {
+                Metric::ALL
+                    .iter()
+                    .any(|k| k.name() == m && k.needs_retrained())
+            };
             if let Value::String(m) = &metric.value
-                && NEED_RETRAINED.contains(&m.as_str())
+                && needs(m)
             {
                 let p = Problem::new(
                     ErrorKind::MissingKey,
