@@ -161,9 +161,10 @@ pub enum JobError {
     /// text (a Slurm job's exit file).
     #[error("{0}")]
     Failed(String),
-    /// A failure the engine itself found around the node kind's work.
+    /// A failure the engine itself found around the node kind's work (boxed: it is large, and
+    /// every node kind's `Result` carries it).
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Engine(Box<EngineError>),
 }
 
 impl JobError {
@@ -173,9 +174,15 @@ impl JobError {
     }
 }
 
+impl From<EngineError> for JobError {
+    fn from(e: EngineError) -> Self {
+        JobError::Engine(Box::new(e))
+    }
+}
+
 impl From<StoreError> for JobError {
     fn from(e: StoreError) -> Self {
-        JobError::Engine(EngineError::Store(e))
+        EngineError::Store(e).into()
     }
 }
 
