@@ -1,9 +1,12 @@
 //! The engine: one loop that owns the run's state and dispatches jobs to device slots.
 //!
 //! The loop keeps the ready queue (Kahn in-degree counts over the selected nodes), the free
-//! device slots and every node's state. Cached nodes are resolved in the loop itself (a key
-//! computation and a record lookup); the others run on blocking threads, commit their outputs to
-//! the store there, and report back through a channel. Nothing is shared between jobs.
+//! device slots and every node's state. When a node's inputs are committed the loop computes its
+//! key (once per run: the key travels with the node from there) and looks its record up in the
+//! store; a miss is looked up on the remote cache, when there is one, on blocking threads a few
+//! at once, the answer coming back to the loop as a message. The nodes that must compute run on
+//! blocking threads, commit their outputs to the store there, and report back through a
+//! channel. Nothing is shared between jobs.
 //!
 //! Before computing a node, a run takes the node key's lease in the store
 //! ([`Store::try_lease`]), so that two drivers on one store compute a shared node once: the one
@@ -171,6 +174,22 @@ struct RunState {
     /// The keys of nodes that missed the cache and will compute, from [`Engine::dispatch`]
     /// until the job (local or Slurm) takes it.
     keys: Vec<Option<Keyed>>,
+    /// Remote lookups in flight, each answered through [`Looked`].
+    lookups: usize,
+    lookup_tx: Option<mpsc::UnboundedSender<Looked>>,
+    /// Bounds the remote lookups in flight to [`REMOTE_LOOKUPS`].
+    lookup_permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many remote lookups run at once: enough to overlap their round trips, few enough that a
+/// study of thousands of nodes does not open thousands of connections and threads at once.
+const REMOTE_LOOKUPS: usize = 8;
+
+/// What a remote lookup of a node that missed here found.
+struct Looked {
+    node: usize,
+    /// The record, committed to this store with its objects; `None`: a miss.
+    record: Option<Box<NodeRecord>>,
 }
 
 /// A node's key and the key material it hashes. Computed once per run, in
@@ -204,19 +223,25 @@ impl Engine {
         let (tx, mut rx) = mpsc::unbounded_channel::<Finished>();
         let (lease_tx, mut lease_rx) = mpsc::unbounded_channel::<LeaseNews>();
         st.lease_tx = Some(lease_tx);
+        let (lookup_tx, mut lookup_rx) = mpsc::unbounded_channel::<Looked>();
+        st.lookup_tx = Some(lookup_tx);
         loop {
             if self.cancel.is_cancelled() {
                 st.stop_scheduling = true;
             }
             self.note_interruption(&mut st, &opts, started)?;
             self.dispatch(&mut st, &opts, &tx)?;
-            if st.running == 0 && st.lease_waits == 0 && (st.stop_scheduling || st.ready.is_empty())
+            if st.running == 0
+                && st.lease_waits == 0
+                && st.lookups == 0
+                && (st.stop_scheduling || st.ready.is_empty())
             {
                 break;
             }
             tokio::select! {
                 Some(done) = rx.recv() => self.finish(&mut st, &opts, done)?,
                 Some(news) = lease_rx.recv() => self.lease_news(&mut st, news, &tx),
+                Some(looked) = lookup_rx.recv() => self.looked(&mut st, &opts, looked, &tx),
                 () = self.cancel.cancelled(), if !st.stop_scheduling => st.stop_scheduling = true,
             }
         }
@@ -332,6 +357,9 @@ impl Engine {
             lease_waits: 0,
             lease_tx: None,
             keys: vec![None; n],
+            lookups: 0,
+            lookup_tx: None,
+            lookup_permits: Arc::new(tokio::sync::Semaphore::new(REMOTE_LOOKUPS)),
         }
     }
 
@@ -369,78 +397,136 @@ impl Engine {
                 },
                 self.data_digest
             );
-            let cached = match self.store.read_record(&key) {
-                Ok(Some(r)) if self.store.outputs_present(&r) => Some(r),
-                Ok(Some(_)) => {
-                    tracing::debug!("miss: `{}` has a record but not all its outputs", node.id);
-                    None
+            let forced = opts.force.contains(&i);
+            match self.local_record(i, &key) {
+                Some(_) if forced => tracing::debug!("hit for `{}`, ignored: --force", node.id),
+                Some(record) => {
+                    tracing::debug!("hit: `{}` is cached", node.id);
+                    self.cached(st, i, record, None);
+                    continue;
                 }
-                Ok(None) => {
-                    tracing::debug!("miss: no record of `{}` under its key", node.id);
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!("ignoring unreadable record for `{}`: {e}", node.id);
-                    None
-                }
-            };
-            let (cached, pulled) = match (cached, &opts.remote) {
-                (None, Some(remote)) if !opts.force.contains(&i) => {
-                    match remote.fetch(&self.store, &self.study.name, &node.id, &key) {
-                        crate::remote::Fetched::Hit(r) => (Some(*r), true),
-                        crate::remote::Fetched::Miss => (None, false),
-                    }
-                }
-                (cached, _) => (cached, false),
-            };
-            match cached {
-                Some(_) if opts.force.contains(&i) => {
-                    tracing::debug!("hit for `{}`, ignored: --force", node.id);
-                }
-                Some(_) => tracing::debug!("hit: `{}` is cached", node.id),
                 None => {}
             }
-            match cached {
-                Some(record) if !opts.force.contains(&i) => {
-                    let _ = self.events.send(Event::NodeCached {
-                        id: node.id.clone(),
-                    });
-                    self.journal_entry(st, i, Outcome::Cached, Some(&record), None);
-                    if pulled && let Some(entry) = st.journal.entries.last_mut() {
-                        entry.device = Some("remote".into());
-                    }
-                    self.complete(st, i, record);
-                }
-                _ => {
-                    st.keys[i] = Some(Keyed { key, material });
-                    let local = matches!(self.executor, Executor::Local);
-                    let needs_device = self.runner.needs_device(node);
-                    if local && needs_device && !self.devices.can_serve(node.device) {
-                        self.fail_at_once(st, i, tx, unservable(node));
-                        continue;
-                    }
-                    // A Slurm job takes its lease itself, on its host.
-                    if local || !needs_device {
-                        match self.claim(st, i, key, opts.force.contains(&i)) {
-                            Claim::Leased(lease) => {
-                                st.leases.insert(i, lease);
-                            }
-                            Claim::Unprotected => {}
-                            Claim::Committed(record) => {
-                                self.cached_elsewhere(st, i, *record);
-                                continue;
-                            }
-                            Claim::Busy(holder) => {
-                                self.wait_for_lease(st, i, key, &holder, opts.force.contains(&i));
-                                continue;
-                            }
-                        }
-                    }
-                    self.enqueue(st, i, tx);
-                }
+            st.keys[i] = Some(Keyed { key, material });
+            match &opts.remote {
+                Some(remote) if !forced => self.look_up_remote(st, i, key, remote.clone()),
+                _ => self.compute(st, opts, i, tx),
             }
         }
         Ok(())
+    }
+
+    /// The committed record of node `i`'s key in this store, when all its outputs are there.
+    fn local_record(&self, i: usize, key: &NodeKey) -> Option<NodeRecord> {
+        let id = &self.study.nodes[i].id;
+        match self.store.read_record(key) {
+            Ok(Some(r)) if self.store.outputs_present(&r) => Some(r),
+            Ok(Some(_)) => {
+                tracing::debug!("miss: `{id}` has a record but not all its outputs");
+                None
+            }
+            Ok(None) => {
+                tracing::debug!("miss: no record of `{id}` under its key");
+                None
+            }
+            Err(e) => {
+                tracing::warn!("ignoring unreadable record for `{id}`: {e}");
+                None
+            }
+        }
+    }
+
+    /// Looks node `i` up on the remote cache after it missed here. The lookup (a record read,
+    /// then the download of its objects on a hit) runs on a blocking thread, at most
+    /// [`REMOTE_LOOKUPS`] at once, while the loop goes on: a study with many missing nodes
+    /// pays for their round trips side by side, not one after another. The loop hears the
+    /// answer through [`Looked`].
+    fn look_up_remote(
+        &self,
+        st: &mut RunState,
+        i: usize,
+        key: NodeKey,
+        remote: Arc<crate::remote::RemoteCache>,
+    ) {
+        st.lookups += 1;
+        let store = self.store.clone();
+        let study = self.study.name.clone();
+        let id = self.study.nodes[i].id.clone();
+        let permits = st.lookup_permits.clone();
+        let tx = st.lookup_tx.clone().expect("set by run");
+        tokio::spawn(async move {
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let fetched = tokio::task::spawn_blocking({
+                let id = id.clone();
+                move || remote.fetch(&store, &study, &id, &key)
+            })
+            .await;
+            let record = match fetched {
+                Ok(crate::remote::Fetched::Hit(record)) => Some(record),
+                Ok(crate::remote::Fetched::Miss) => None,
+                Err(e) => {
+                    tracing::warn!("looking up `{id}` on the remote failed: {e}");
+                    None
+                }
+            };
+            let _ = tx.send(Looked { node: i, record });
+        });
+    }
+
+    /// What a remote lookup found: the node is cached (its record and objects are now in this
+    /// store), or it computes.
+    fn looked(
+        &mut self,
+        st: &mut RunState,
+        opts: &Options,
+        looked: Looked,
+        tx: &mpsc::UnboundedSender<Finished>,
+    ) {
+        st.lookups -= 1;
+        let i = looked.node;
+        match looked.record {
+            Some(record) => {
+                tracing::debug!("hit: `{}` pulled from the remote", self.study.nodes[i].id);
+                self.cached(st, i, *record, Some("remote"));
+            }
+            // A node left waiting when the run stops is journalled as cancelled at the end.
+            None if st.stop_scheduling => {}
+            None => self.compute(st, opts, i, tx),
+        }
+    }
+
+    /// Sends a node that missed every cache on to compute: its lease first (waiting for it
+    /// when another process holds it), then a device slot.
+    fn compute(
+        &mut self,
+        st: &mut RunState,
+        opts: &Options,
+        i: usize,
+        tx: &mpsc::UnboundedSender<Finished>,
+    ) {
+        let node = &self.study.nodes[i];
+        let key = st.keys[i].as_ref().expect("keyed by dispatch").key;
+        let forced = opts.force.contains(&i);
+        let local = matches!(self.executor, Executor::Local);
+        let needs_device = self.runner.needs_device(node);
+        if local && needs_device && !self.devices.can_serve(node.device) {
+            return self.fail_at_once(st, i, tx, unservable(node));
+        }
+        // A Slurm job takes its lease itself, on its host.
+        if local || !needs_device {
+            match self.claim(st, i, key, forced) {
+                Claim::Leased(lease) => {
+                    st.leases.insert(i, lease);
+                }
+                Claim::Unprotected => {}
+                Claim::Committed(record) => return self.cached_elsewhere(st, i, *record),
+                Claim::Busy(holder) => return self.wait_for_lease(st, i, key, &holder, forced),
+            }
+        }
+        self.enqueue(st, i, tx);
     }
 
     /// The description a lease of this run says it is held by.
@@ -526,10 +612,22 @@ impl Engine {
             "hit: `{}` was committed by another run",
             self.study.nodes[i].id
         );
+        self.cached(st, i, record, None);
+    }
+
+    /// A node whose record was found: journalled as cached (with `device` `remote` when it was
+    /// pulled from there), and done.
+    fn cached(&mut self, st: &mut RunState, i: usize, record: NodeRecord, device: Option<&str>) {
+        st.keys[i] = None;
         let _ = self.events.send(Event::NodeCached {
             id: self.study.nodes[i].id.clone(),
         });
         self.journal_entry(st, i, Outcome::Cached, Some(&record), None);
+        if let Some(device) = device
+            && let Some(entry) = st.journal.entries.last_mut()
+        {
+            entry.device = Some(device.into());
+        }
         self.complete(st, i, record);
     }
 

@@ -477,3 +477,215 @@ fn nodes_land_on_the_kind_of_device_they_ask_for() {
     assert_eq!(device("gpu"), "cuda:0");
     assert_eq!(device("cpu"), "cpu");
 }
+
+/// A remote cache in a directory (`file://`), as a shared filesystem holds one.
+fn dir_remote(dir: &std::path::Path, push: bool) -> Arc<crate::remote::RemoteCache> {
+    let config = crate::remote::RemoteConfig {
+        url: dir.to_str().unwrap().to_owned(),
+        push,
+    };
+    Arc::new(crate::remote::RemoteCache::open(&config).unwrap())
+}
+
+/// Sixteen independent nodes and one that needs two of them, pushed from one store: an empty
+/// store pulls every one of them in one run (none computes, each is journalled as cached from
+/// the remote, under the same key), and `--force` computes a node the remote has.
+#[test]
+fn missing_nodes_are_all_pulled_from_the_remote_in_one_run() {
+    let remote = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<NodeSpec> = (0..16).map(|k| node(&format!("n{k}"), &[], k)).collect();
+    nodes.push(node("top", &["n0", "n1"], 99));
+    let s = study(nodes);
+    let with_remote = |push| Options {
+        remote: Some(dir_remote(remote.path(), push)),
+        ..Options::default()
+    };
+
+    let a = Harness::new();
+    let pushed = a.run_with(&s, Arc::default(), with_remote(true));
+    assert!(pushed.entries.iter().all(|e| e.outcome == Outcome::Ran));
+    let keys = |j: &RunJournal| -> BTreeMap<String, Option<NodeKey>> {
+        j.entries.iter().map(|e| (e.id.clone(), e.key)).collect()
+    };
+
+    let b = Harness::new();
+    let runner = Arc::new(FakeRunner::default());
+    let pulled = b.run_with(&s, runner.clone(), with_remote(false));
+    assert!(runner.ran.lock().unwrap().is_empty());
+    assert_eq!(pulled.entries.len(), 17);
+    for e in &pulled.entries {
+        assert_eq!(e.outcome, Outcome::Cached, "{}", e.id);
+        assert_eq!(e.device.as_deref(), Some("remote"), "{}", e.id);
+    }
+    assert_eq!(keys(&pulled), keys(&pushed));
+    assert_eq!(
+        b.run(&s).1,
+        Vec::<String>::new(),
+        "pulled nodes are local hits"
+    );
+
+    let c = Harness::new();
+    let runner = Arc::new(FakeRunner::default());
+    let forced = c.run_with(
+        &s,
+        runner.clone(),
+        Options {
+            force: BTreeSet::from([3]),
+            ..with_remote(false)
+        },
+    );
+    assert_eq!(*runner.ran.lock().unwrap(), ["n3"]);
+    let o = outcomes(&forced);
+    assert_eq!(o["n3"], Outcome::Ran);
+    assert_eq!(o["n4"], Outcome::Cached);
+}
+
+/// A stand-in for an S3 server on loopback that answers every request, after `delay`, with
+/// 404 NoSuchKey (a remote that has nothing), counting the requests and the most it held at once.
+struct SlowEmptyS3 {
+    port: u16,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+    most_at_once: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SlowEmptyS3 {
+    fn start(delay: std::time::Duration) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let most_at_once = Arc::new(AtomicUsize::new(0));
+        let now = Arc::new(AtomicUsize::new(0));
+        let (r, m) = (requests.clone(), most_at_once.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let (r, m, now) = (r.clone(), m.clone(), now.clone());
+                // One thread per connection; a connection carries requests one after another.
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    loop {
+                        let mut length = 0usize;
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let header = header.trim_end();
+                            if header.is_empty() {
+                                break;
+                            }
+                            if let Some((name, value)) = header.split_once(':')
+                                && name.eq_ignore_ascii_case("content-length")
+                            {
+                                length = value.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        r.fetch_add(1, Ordering::SeqCst);
+                        let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        m.fetch_max(at_once, Ordering::SeqCst);
+                        std::thread::sleep(delay);
+                        now.fetch_sub(1, Ordering::SeqCst);
+                        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                            <Error><Code>NoSuchKey</Code><Message>no such key</Message></Error>";
+                        let response = format!(
+                            "HTTP/1.1 404 Not Found\r\ncontent-type: application/xml\r\n\
+                             content-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if conn.write_all(response.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        SlowEmptyS3 {
+            port,
+            requests,
+            most_at_once,
+        }
+    }
+}
+
+const LOOKUP_CHILD: &str = "TARUN_TEST_LOOKUP_CHILD";
+const OVERLAP_NODES: usize = 8;
+
+/// Eight nodes miss locally and on a remote that takes 300 ms per request: their lookups run
+/// at the same time, not one after another. The run happens in a child process (this test
+/// binary, running [`remote_lookups_overlap_child`]) because the S3 client reads its endpoint
+/// and credentials from the environment, which a test must not change in its own process.
+#[test]
+fn remote_lookups_of_missing_nodes_overlap() {
+    use std::sync::atomic::Ordering;
+    let server = SlowEmptyS3::start(std::time::Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "engine::tests::remote_lookups_overlap_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(LOOKUP_CHILD, "1")
+        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{}", server.port))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "tarun-test")
+        .env("AWS_SECRET_ACCESS_KEY", "tarun-test")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let seconds = t0.elapsed().as_secs_f64();
+    let log = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("1 passed"),
+        "the child test did not run: {log}"
+    );
+    let requests = server.requests.load(Ordering::SeqCst);
+    let most = server.most_at_once.load(Ordering::SeqCst);
+    eprintln!(
+        "{OVERLAP_NODES} lookups: {requests} requests, at most {most} at once, {seconds:.2} s \
+         in all"
+    );
+    assert!(requests >= OVERLAP_NODES, "{requests} requests: {log}");
+    assert!(
+        most >= 2,
+        "the lookups ran one at a time ({requests} requests)"
+    );
+}
+
+/// The run of [`remote_lookups_of_missing_nodes_overlap`], in the environment it sets.
+#[test]
+#[ignore = "run by remote_lookups_of_missing_nodes_overlap, in the environment it sets"]
+fn remote_lookups_overlap_child() {
+    if std::env::var_os(LOOKUP_CHILD).is_none() {
+        return;
+    }
+    let s = study(
+        (0..OVERLAP_NODES)
+            .map(|k| node(&format!("n{k}"), &[], k as i64))
+            .collect(),
+    );
+    let config = crate::remote::RemoteConfig {
+        url: "s3://bucket/prefix".into(),
+        push: false,
+    };
+    let remote = Arc::new(crate::remote::RemoteCache::open(&config).unwrap());
+    let runner = Arc::new(FakeRunner::default());
+    let h = Harness::new();
+    let opts = Options {
+        remote: Some(remote),
+        ..Options::default()
+    };
+    let j = h.run_with(&s, runner.clone(), opts);
+    assert_eq!(runner.ran.lock().unwrap().len(), OVERLAP_NODES);
+    assert!(j.entries.iter().all(|e| e.outcome == Outcome::Ran));
+}
