@@ -1,5 +1,5 @@
-//! The report's three chart types, drawn with [`super::svg`]: annotated heatmaps, scatter
-//! plots without axes (for t-SNE) and line charts with reference lines.
+//! The report's chart types, drawn with [`super::svg`]: annotated heatmaps, scatter plots
+//! without axes (for t-SNE), line charts with reference lines and labelled points on axes.
 
 use super::svg::{Scale, Stroke, Svg, TextStyle, nice_ticks, tick_label};
 
@@ -343,6 +343,52 @@ pub fn line_chart(c: &LineChart) -> String {
         }
     }
     legend(&mut svg, c, TITLE_H + 6.0);
+    svg.finish()
+}
+
+/// One named point of [`labelled_points`].
+#[derive(Clone, Debug)]
+pub struct Labelled {
+    pub label: String,
+    pub colour: String,
+    pub x: f64,
+    pub y: f64,
+    /// An interval of `y`, drawn as a vertical bar through the point.
+    pub y_bounds: Option<(f64, f64)>,
+}
+
+/// A scatter plot of 520 x 340 px with both axes starting at 0, each point named beside it.
+pub fn labelled_points(title: &str, x_label: &str, y_label: &str, points: &[Labelled]) -> String {
+    let top = |vals: &mut dyn Iterator<Item = f64>| {
+        let hi = vals.filter(|v| v.is_finite()).fold(0.0, f64::max);
+        if hi > 0.0 { hi * 1.1 } else { 1.0 }
+    };
+    let xs = (0.0, top(&mut points.iter().map(|p| p.x)));
+    let ys_hi = top(&mut points
+        .iter()
+        .flat_map(|p| [Some(p.y), p.y_bounds.map(|b| b.1)])
+        .flatten());
+    let area = Area {
+        left: 58.0,
+        top: TITLE_H + 10.0,
+        w: 440.0,
+        h: 250.0,
+        xs,
+        ys: (0.0, ys_hi),
+    };
+    let mut svg = Svg::new(520.0, area.top + area.h + 50.0);
+    let title_style = TextStyle::sized(13.0).anchor("middle").bold();
+    svg.text((260.0, 20.0), title, title_style);
+    axes(&mut svg, &area, x_label, y_label);
+    for p in points {
+        let at = area.at((p.x, p.y));
+        if let Some((lo, hi)) = p.y_bounds {
+            let (a, b) = (area.at((p.x, lo.max(0.0))), area.at((p.x, hi)));
+            svg.line(a, b, Stroke::solid(&p.colour, 1.5));
+        }
+        svg.circle(at, 4.5, &p.colour, 1.0);
+        svg.text((at.0 + 7.0, at.1 - 6.0), &p.label, TextStyle::sized(11.0));
+    }
     svg.finish()
 }
 

@@ -26,6 +26,10 @@ fn methods() -> Vec<(ModelRole, &'static str)> {
             "gradient ascent",
         ),
         (ModelRole::Baseline("random-labels".into()), "random labels"),
+        (ModelRole::Baseline("fine-tune".into()), "fine-tuning"),
+        (ModelRole::Baseline("l1-sparse".into()), "l1-sparse"),
+        (ModelRole::Baseline("scrub".into()), "SCRUB"),
+        (ModelRole::Baseline("salun".into()), "SalUn"),
         (ModelRole::Retrained, "retrained without it (target)"),
     ]
 }
