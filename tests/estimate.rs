@@ -35,7 +35,7 @@ fn the_quickstart_dry_run_estimates_its_wall_time() {
     let store = dir.path().join("store");
     let text = dry_run(&store, "experiments/quickstart.toml", &["--devices", "cpu"]);
     assert!(
-        text.contains("223 of 223 selected nodes would run"),
+        text.contains("235 of 235 selected nodes would run"),
         "{text}"
     );
     // Every node says how long it should take, where and from what.
@@ -43,7 +43,7 @@ fn the_quickstart_dry_run_estimates_its_wall_time() {
         .lines()
         .filter(|l| l.starts_with("would run"))
         .collect();
-    assert_eq!(nodes.len(), 223);
+    assert_eq!(nodes.len(), 235);
     for l in &nodes {
         assert!(
             l.ends_with(" on cpu (default)") || l.ends_with(" beside the jobs (default)"),
@@ -56,7 +56,7 @@ fn the_quickstart_dry_run_estimates_its_wall_time() {
     let sources = line(&text, "estimates: ");
     assert!(
         sources.starts_with(
-            "estimates: 0 from records, 0 from bench figures, 223 from built-in defaults"
+            "estimates: 0 from records, 0 from bench figures, 235 from built-in defaults"
         ),
         "{sources}"
     );

@@ -124,7 +124,59 @@ choice! {
         GradientAscent = "gradient-ascent",
         /// Cross-entropy on labels drawn at random (by the protocol's rule).
         RandomLabels = "random-labels",
+        /// Cross-entropy on the classes other than `forget`.
+        FineTune = "fine-tune",
+        /// `fine-tune` plus a decaying l1 penalty on the weights.
+        L1Sparse = "l1-sparse",
+        /// SCRUB's teacher-student max- and min-steps.
+        Scrub = "scrub",
+        /// SalUn's saliency-masked random labels.
+        Salun = "salun",
     }
+}
+
+impl Objective {
+    /// Whether it is one of the literature's unlearning baselines, which train from `forget`
+    /// rather than from `only` / `exclude` (docs/study.md §5.1).
+    pub fn forgets(self) -> bool {
+        matches!(
+            self,
+            Objective::FineTune | Objective::L1Sparse | Objective::Scrub | Objective::Salun
+        )
+    }
+
+    /// The keys only this objective reads.
+    pub fn own_keys(self) -> &'static [&'static str] {
+        match self {
+            Objective::L1Sparse => &["l1-gamma"],
+            Objective::Scrub => &[
+                "forget-batch-size",
+                "scrub-temperature",
+                "scrub-alpha",
+                "scrub-gamma",
+                "scrub-max-epochs",
+            ],
+            Objective::Salun => &["salun-sparsity"],
+            _ => &[],
+        }
+    }
+}
+
+/// The unlearning baselines' published settings (docs/study.md §5.1), used where a manifest
+/// leaves the key out.
+pub mod baseline_defaults {
+    /// `l1-gamma`.
+    pub const L1_GAMMA: f64 = 5e-4;
+    /// `scrub-temperature`.
+    pub const SCRUB_TEMPERATURE: f64 = 4.0;
+    /// `scrub-alpha`.
+    pub const SCRUB_ALPHA: f64 = 0.001;
+    /// `scrub-gamma`.
+    pub const SCRUB_GAMMA: f64 = 0.99;
+    /// `scrub-max-epochs`.
+    pub const SCRUB_MAX_EPOCHS: u64 = 2;
+    /// `salun-sparsity`.
+    pub const SALUN_SPARSITY: f64 = 0.5;
 }
 
 choice! {
@@ -300,6 +352,30 @@ params! {
         pub exclude: Option<Vec<u8>>,
         #[key("seed", NON_NEGATIVE, Default::StudySeed)]
         pub seed: u64,
+        /// the class fine-tune, l1-sparse, scrub and salun forget
+        #[key("forget", Ty::Class, Default::Absent)]
+        pub forget: Option<u8>,
+        /// scrub: forget images per max-step; default `batch-size`
+        #[key("forget-batch-size", POSITIVE, Default::Absent)]
+        pub forget_batch_size: Option<usize>,
+        /// l1-sparse: the first epoch's l1 weight; default 5e-4
+        #[key("l1-gamma", Ty::Float, Default::Absent)]
+        pub l1_gamma: Option<f64>,
+        /// scrub: distillation temperature; default 4
+        #[key("scrub-temperature", Ty::PositiveFloat, Default::Absent)]
+        pub scrub_temperature: Option<f64>,
+        /// scrub: KL weight of min-steps; default 0.001
+        #[key("scrub-alpha", Ty::Float, Default::Absent)]
+        pub scrub_alpha: Option<f64>,
+        /// scrub: cross-entropy weight of min-steps; default 0.99
+        #[key("scrub-gamma", Ty::Float, Default::Absent)]
+        pub scrub_gamma: Option<f64>,
+        /// scrub: epochs with max-steps; default 2
+        #[key("scrub-max-epochs", NON_NEGATIVE, Default::Absent)]
+        pub scrub_max_epochs: Option<u64>,
+        /// salun: fraction of weights frozen; default 0.5
+        #[key("salun-sparsity", Ty::UnitFloat, Default::Absent)]
+        pub salun_sparsity: Option<f64>,
     }
 }
 
@@ -633,7 +709,18 @@ mod tests {
             assert_eq!(json, serde_json::Value::from(m.name()));
             assert_eq!(serde_json::from_value::<Metric>(json).unwrap(), *m);
         }
-        assert_eq!(Objective::NAMES, ["ce", "gradient-ascent", "random-labels"]);
+        assert_eq!(
+            Objective::NAMES,
+            [
+                "ce",
+                "gradient-ascent",
+                "random-labels",
+                "fine-tune",
+                "l1-sparse",
+                "scrub",
+                "salun"
+            ]
+        );
         assert_eq!(
             serde_json::to_value(Arch::MobilenetV2).unwrap(),
             "mobilenet_v2"

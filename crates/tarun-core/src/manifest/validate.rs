@@ -5,7 +5,7 @@ use serde_json::{Map, Value as Json};
 
 use super::error::{ErrorKind, Problem, one_of, suggest};
 use super::kinds::{Default, Key, Ty};
-use super::params::{Metric, Optimizer, SGD_MOMENTUM, VECTOR};
+use super::params::{Metric, Objective, Optimizer, SGD_MOMENTUM, VECTOR};
 use super::refs::{Arity, Index};
 use super::source::{Origin, Sources};
 use super::tree::{Item, Table, Value};
@@ -300,6 +300,66 @@ impl<'a> Checker<'a> {
             .label("give one of them")
             .help("`only` lists the classes to train on; `exclude` the ones to leave out");
             self.problems.push(p);
+        }
+        let objective = params.get("objective").and_then(Json::as_str);
+        if let Some(o) = Objective::ALL.iter().find(|o| Some(o.name()) == objective) {
+            self.objective_rules(table, *o);
+        }
+    }
+
+    /// The literature's unlearning baselines split the data by `forget`, which nothing else
+    /// reads; each baseline's own keys need that baseline.
+    fn objective_rules(&mut self, table: &Table, objective: Objective) {
+        let conflict = |key: &Origin, what: String, label: &str, help: &str| {
+            Problem::new(ErrorKind::Conflict, Some(key.clone()), what)
+                .label(label.to_owned())
+                .help(help.to_owned())
+        };
+        if objective.forgets() {
+            for key in ["only", "exclude"] {
+                if let Some(e) = table.get(key) {
+                    self.problems.push(conflict(
+                        &e.key,
+                        format!("`{key}` with `objective = \"{objective}\"`"),
+                        "this objective splits the data by `forget`",
+                        "remove it; `forget` names the class to forget",
+                    ));
+                }
+            }
+            if table.get("forget").is_none()
+                && let Some(e) = table.get("objective")
+            {
+                let p = Problem::new(
+                    ErrorKind::MissingKey,
+                    Some(e.key.clone()),
+                    format!("`objective = \"{objective}\"` without `forget`"),
+                )
+                .label("needs the class to forget")
+                .help("add `forget = CLASS`");
+                self.problems.push(p);
+            }
+        } else if let Some(e) = table.get("forget") {
+            self.problems.push(conflict(
+                &e.key,
+                format!("`forget` with `objective = \"{objective}\"`"),
+                "only the unlearning baselines read it",
+                "remove it, or use `fine-tune`, `l1-sparse`, `scrub` or `salun`",
+            ));
+        }
+        for other in Objective::ALL.iter().filter(|o| **o != objective) {
+            for key in other.own_keys() {
+                if objective.own_keys().contains(key) {
+                    continue;
+                }
+                if let Some(e) = table.get(key) {
+                    self.problems.push(conflict(
+                        &e.key,
+                        format!("`{key}` with `objective = \"{objective}\"`"),
+                        &format!("only `objective = \"{other}\"` reads it"),
+                        "remove it, or change the objective",
+                    ));
+                }
+            }
         }
     }
 
