@@ -290,3 +290,39 @@ fn no_line_ends_in_whitespace() {
     check(&FORGET_3);
     check(&["--explain", "base"]);
 }
+
+/// A `select` whose `score` misspells a metric, and one whose `require` reads a metric its `over`
+/// node does not compute, fail when the manifest loads (`status`, `run --dry-run`) with the
+/// file, line and column of the expression, before anything runs.
+#[test]
+fn select_expressions_are_checked_when_the_manifest_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let manifest = dir.path().join("typo.toml");
+    // The select's `score` is on line 33 of the file, `require` on 34.
+    let text = format!(
+        "{}\n[select.best]\nover = \"base-eval\"\nscore = \"retain-ac - forget-acc\"\n\
+         require = [\"kl-forget < 1\"]\n",
+        report_study("typo", "typo").trim_end()
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let manifest = manifest.to_str().unwrap();
+    for args in [vec!["status", manifest], vec!["run", manifest, "--dry-run"]] {
+        let out = tarun(&store).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(
+            err.contains("unknown metric `retain-ac` in `score`"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("did you mean `retain-acc`?"), "{err}");
+        assert!(err.contains("typo.toml:33:9"), "{err}");
+        assert!(
+            err.contains("`require` reads `kl-forget`, which `base-eval` does not write"),
+            "{err}"
+        );
+        assert!(err.contains("typo.toml:34:12"), "{err}");
+        assert!(err.contains("tarun::manifest::unknown_metric"), "{err}");
+    }
+    assert!(!store.join("records").exists(), "nothing ran");
+}
