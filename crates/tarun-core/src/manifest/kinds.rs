@@ -3,7 +3,7 @@
 //! Keys are checked against these schemas rather than deserialised into serde structs because
 //! serde stops at the first error of a table, and every error of a node must be reported.
 
-use super::model::NodeKind;
+use super::model::{DeviceRequest, NodeKind, Protocol};
 
 /// The type of a key's value.
 #[derive(Clone, Copy, Debug)]
@@ -104,8 +104,8 @@ pub(crate) const STUDY: &[Key] = &[
     key("seed", NON_NEGATIVE, Default::Int(0)),
     key(
         "protocol",
-        Ty::Choice(&["seed", "corrected"]),
-        Default::Str("corrected"),
+        Protocol::ONE,
+        Default::Str(Protocol::Corrected.name()),
     ),
     // Read while loading files (raw.rs); listed so it is a known key.
     key("include", Ty::Strings, Default::Absent),
@@ -153,12 +153,8 @@ const SLURM_NODE: Key = key("slurm", Ty::Table(SLURM_RESOURCES), Default::Absent
     .doc("overrides `[slurm]` for its job");
 
 /// The device a node asks for; taken out of its parameters too.
-const DEVICE: Key = key(
-    "device",
-    Ty::Choice(&["any", "cpu", "gpu"]),
-    Default::Absent,
-)
-.doc("the kind of device it runs on; any when absent");
+const DEVICE: Key = key("device", DeviceRequest::ONE, Default::Absent)
+    .doc("the kind of device it runs on; any when absent");
 
 /// The arithmetic a node asks for on GPUs; taken out of its parameters too. `default` is what
 /// [`GpuPrecision`](super::model::GpuPrecision) calls the key's absence, not a value to write.

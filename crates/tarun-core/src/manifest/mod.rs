@@ -11,6 +11,8 @@
 //!    `refs`; then cycles (`study`) and `select`'s expressions against the metrics of the nodes
 //!    they read (`scores`).
 
+#[macro_use]
+mod choice;
 mod error;
 mod expand;
 pub mod expr;

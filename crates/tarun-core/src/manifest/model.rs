@@ -51,36 +51,34 @@ impl fmt::Display for NodeKind {
     }
 }
 
-/// Which protocol the study follows (docs/study.md §10).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Protocol {
-    /// The original study's protocol, flaws included.
-    Seed,
-    /// Held-out validation for selection, clean MIA members, censored AIN, several seeds.
-    #[default]
-    Corrected,
+choice! {
+    /// Which protocol the study follows (docs/study.md §10).
+    #[derive(Default)]
+    pub enum Protocol {
+        /// The original study's protocol, flaws included.
+        Seed = "seed",
+        /// Held-out validation for selection, clean MIA members, censored AIN, several seeds.
+        #[default]
+        Corrected = "corrected",
+    }
 }
 
-/// Which device a node asks for (`device = ...` on the node); not part of its key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DeviceRequest {
-    /// Whatever is free; accelerators first.
-    #[default]
-    Any,
-    Cpu,
-    Gpu,
+choice! {
+    /// Which device a node asks for (`device = ...` on the node); not part of its key.
+    #[derive(Default)]
+    pub enum DeviceRequest {
+        /// Whatever is free; accelerators first.
+        #[default]
+        Any = "any",
+        Cpu = "cpu",
+        Gpu = "gpu",
+    }
 }
 
 impl DeviceRequest {
     /// As written in a manifest.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DeviceRequest::Any => "any",
-            DeviceRequest::Cpu => "cpu",
-            DeviceRequest::Gpu => "gpu",
-        }
+        self.name()
     }
 }
 

@@ -12,56 +12,11 @@
 //! Adding a value to an enum is one line in its `choice!`; the compiler then points at every
 //! `match` that must handle it.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::kinds::{Default, Key, NON_NEGATIVE, POSITIVE, Ty};
 use super::model::{NodeKind, Protocol};
 use super::refs::Arity::{Many, One};
-
-/// An enum of the strings a key accepts: the variants with their manifest names, and the lists
-/// the schema takes.
-macro_rules! choice {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident {
-            $( $(#[doc = $doc:literal])* $variant:ident = $text:literal, )+
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            $( $(#[doc = $doc])* #[serde(rename = $text)] $variant, )+
-        }
-
-        impl $name {
-            /// Every value, in documentation order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            /// Every value as written in a manifest, in documentation order.
-            pub const NAMES: &'static [&'static str] = &[$($text),+];
-            /// The type of a key that takes one of these.
-            #[allow(dead_code)]
-            pub(crate) const ONE: Ty = Ty::Choice(Self::NAMES);
-            /// The type of a key that takes a list of these.
-            #[allow(dead_code)]
-            pub(crate) const LIST: Ty = Ty::Choices(Self::NAMES);
-
-            /// As written in a manifest.
-            pub const fn name(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-    };
-}
 
 /// A kind's parameters: the struct, and its keys as the schema `$keys`. Each field's doc comment
 /// is also its note in docs/manifest.md's table, so keep it to a phrase.

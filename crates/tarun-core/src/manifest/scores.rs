@@ -163,7 +163,7 @@ impl Check<'_, '_> {
             Some(m) => format!(
                 "its metric `{m}` writes `{name}` only with other settings (the {} protocol \
                  is in use); {}",
-                protocol_name(self.protocol),
+                self.protocol,
                 writes(lacking)
             ),
             None => writes(lacking),
@@ -178,12 +178,5 @@ impl Check<'_, '_> {
         )
         .label(format!("not a metric of `{}`", lacking.id))
         .help(help)
-    }
-}
-
-fn protocol_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Seed => "seed",
-        Protocol::Corrected => "corrected",
     }
 }

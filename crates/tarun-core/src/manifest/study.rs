@@ -155,10 +155,12 @@ fn interpret(doc: &Table, sources: &Sources, problems: &mut Vec<Problem>) -> Opt
         }
     }
     report_cycles(&members, &edges, problems);
-    let protocol = match study.as_ref().and_then(|s| s.get("protocol")) {
-        Some(p) if p.as_str() == Some("seed") => Protocol::Seed,
-        _ => Protocol::Corrected,
-    };
+    // Validated above as one of the enum's names, and defaulted.
+    let protocol: Protocol = study
+        .as_ref()
+        .and_then(|s| s.get("protocol"))
+        .and_then(|p| serde_json::from_value(p.clone()).ok())
+        .unwrap_or_default();
     scores::check(&members, &nodes, protocol, problems);
     let study = study?;
     Some(Study {
