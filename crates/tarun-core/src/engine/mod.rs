@@ -171,8 +171,8 @@ struct RunState {
     /// Nodes whose lease another process holds, each waited for on a blocking thread.
     lease_waits: usize,
     lease_tx: Option<mpsc::UnboundedSender<LeaseNews>>,
-    /// The keys of nodes that missed the cache and will compute, from [`Engine::dispatch`]
-    /// until the job (local or Slurm) takes it.
+    /// The keys of nodes that missed the local cache, kept from [`Engine::dispatch`] through
+    /// the remote lookup and the lease until the job (local or Slurm) takes it.
     keys: Vec<Option<Keyed>>,
     /// Remote lookups in flight, each answered through [`Looked`].
     lookups: usize,
