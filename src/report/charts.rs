@@ -387,7 +387,13 @@ pub fn labelled_points(title: &str, x_label: &str, y_label: &str, points: &[Labe
             svg.line(a, b, Stroke::solid(&p.colour, 1.5));
         }
         svg.circle(at, 4.5, &p.colour, 1.0);
-        svg.text((at.0 + 7.0, at.1 - 6.0), &p.label, TextStyle::sized(11.0));
+        // Labels in the right quarter go to the point's left, so that they stay in the frame.
+        if at.0 > area.left + 0.75 * area.w {
+            let style = TextStyle::sized(11.0).anchor("end");
+            svg.text((at.0 - 7.0, at.1 - 6.0), &p.label, style);
+        } else {
+            svg.text((at.0 + 7.0, at.1 - 6.0), &p.label, TextStyle::sized(11.0));
+        }
     }
     svg.finish()
 }

@@ -111,7 +111,7 @@ impl Objective {
                 "scrub-gamma",
                 "scrub-max-epochs",
             ],
-            Objective::Salun => &["salun-sparsity"],
+            Objective::Salun => &["forget-batch-size", "salun-sparsity"],
             _ => &[],
         }
     }
@@ -310,7 +310,7 @@ params! {
         /// the class fine-tune, l1-sparse, scrub and salun forget
         #[key("forget", Ty::Class, Default::Absent)]
         pub forget: Option<u8>,
-        /// scrub: forget images per max-step; default `batch-size`
+        /// scrub, salun: forget images per max-step or saliency batch; default `batch-size`
         #[key("forget-batch-size", POSITIVE, Default::Absent)]
         pub forget_batch_size: Option<usize>,
         /// l1-sparse: the first epoch's l1 weight; default 5e-4
