@@ -1,7 +1,10 @@
-//! The keys each table takes, their types and defaults: docs/manifest.md as data.
+//! The schema language (a key's type and default) and the keys of the tables that are not node
+//! parameters: `[study]`, `[data]`, `[slurm]`, `[cache]` and the keys every node takes besides
+//! its parameters. Each node kind's parameters are declared in [`super::params`].
 //!
 //! Keys are checked against these schemas rather than deserialised into serde structs because
-//! serde stops at the first error of a table, and every error of a node must be reported.
+//! serde stops at the first error of a table, and every error of a node must be reported; the
+//! typed structs read the parameters once they are valid.
 
 use super::model::{DeviceRequest, NodeKind, Protocol};
 
