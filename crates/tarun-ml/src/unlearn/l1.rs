@@ -49,7 +49,10 @@ mod tests {
     #[test]
     fn gamma_decays_linearly_per_epoch() {
         for (e, want) in [8e-4, 6e-4, 4e-4, 2e-4].into_iter().enumerate() {
-            assert!((l1_gamma(8e-4, e as u64, 4) - want).abs() < 1e-18, "epoch {e}");
+            assert!(
+                (l1_gamma(8e-4, e as u64, 4) - want).abs() < 1e-18,
+                "epoch {e}"
+            );
         }
         assert_eq!(l1_gamma(1.0, 9, 4), 0.0);
     }
