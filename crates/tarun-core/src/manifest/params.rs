@@ -10,7 +10,12 @@
 //! Validation fills the default, so the resolved parameters (what the cache key hashes) hold it,
 //! and the node kind reads the field. A key with no default (`Default::Absent`) is an `Option`.
 //! Adding a value to an enum is one line in its `choice!`; the compiler then points at every
-//! `match` that must handle it.
+//! `match` that must handle it. `TARUN_BLESS_DOCS=1 cargo test -p tarun-core docs_tables` then
+//! rewrites docs/manifest.md's tables.
+//!
+//! A schema default is written into every node's resolved parameters, so a new key with one
+//! changes the cache key of every existing node of its kind. A key whose absence must leave old
+//! nodes' keys as they were is `Default::Absent`, an `Option` resolved where it is read.
 
 use serde::{Deserialize, Serialize};
 
