@@ -17,11 +17,17 @@
 //!   local store; a corrupt or truncated one is refused with a warning naming the remote, the
 //!   node, its key and the object, and the node is computed here;
 //! - a record whose objects are missing is a miss, not an error;
-//! - the local commit point stays the local record, written after the objects are in place.
+//! - the local commit point stays the local record, written after the objects are in place;
+//! - a large object goes up in parts ([`upload`]), aborted on any error, so that no half object
+//!   is ever visible either.
+//!
+//! Where a store cannot put if absent (object_store's HTTP/WebDAV store), the record is put
+//! after a lookup finds none: still last, so never ahead of its objects, but two machines
+//! pushing the same key at once may both write it (the same key's record either way).
 //!
 //! Credentials come from each service's usual environment variables (and, for the clouds,
-//! instance metadata); only `scheme://bucket/prefix` is ever printed, never a query string or
-//! an option's value.
+//! instance metadata), and for S3 also from the AWS CLI's files ([`aws_profile`]); only
+//! `scheme://bucket/prefix` is ever printed, never a query string or an option's value.
 //!
 //! `object_store` is async; [`RemoteCache`] owns a small runtime of its own and offers a
 //! blocking API, callable from any thread, inside a tokio runtime or not.
@@ -40,6 +46,9 @@ use crate::graph::Graph;
 use crate::manifest::Study;
 use crate::plan::{KeyContext, node_key};
 use crate::store::{NodeRecord, OutputRef, Store};
+
+pub mod aws_profile;
+pub mod upload;
 
 /// The environment variable naming a remote cache when `--remote` is not given.
 pub const REMOTE_ENV: &str = "TARUN_REMOTE";
@@ -119,6 +128,12 @@ pub struct RemoteCache {
     objects: Arc<dyn ObjectStore>,
     prefix: Path,
     shown: String,
+    /// Whether the store puts if absent (`PutMode::Create`); object_store's HTTP store does not.
+    put_if_absent: bool,
+    /// Whether the store offers multipart uploads; object_store's HTTP store does not.
+    multipart: bool,
+    /// Objects of at least this many bytes go up in parts.
+    multipart_threshold: u64,
     /// Whether runs upload what they compute.
     pub push: bool,
     runtime: Option<tokio::runtime::Runtime>,
@@ -151,14 +166,15 @@ impl Drop for RemoteCache {
     }
 }
 
-/// The URL as it may be printed: scheme, host (the bucket) and path; no user, password, query
-/// or fragment.
+/// The URL as it may be printed: scheme, host (the bucket), port and path; no user, password,
+/// query or fragment.
 pub fn display_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(u) => format!(
-            "{}://{}{}",
+            "{}://{}{}{}",
             u.scheme(),
             u.host_str().unwrap_or(""),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default(),
             u.path()
         ),
         Err(_) => url.split(['?', '#']).next().unwrap_or_default().to_owned(),
@@ -168,7 +184,8 @@ pub fn display_url(url: &str) -> String {
 impl RemoteCache {
     /// Opens the remote cache at `config.url`. Credentials and endpoints come from the
     /// environment of each service: `AWS_*` (`AWS_ENDPOINT`/`AWS_ENDPOINT_URL` and
-    /// `AWS_ALLOW_HTTP` for S3-compatible servers), `GOOGLE_*`, `AZURE_*`.
+    /// `AWS_ALLOW_HTTP` for S3-compatible servers) and then the AWS CLI's profile files,
+    /// `GOOGLE_*`, `AZURE_*`.
     pub fn open(config: &RemoteConfig) -> Result<RemoteCache, RemoteError> {
         let shown = display_url(&config.url);
         let bad = |reason: String| RemoteError::Url {
@@ -184,7 +201,15 @@ impl RemoteCache {
         };
         let (scheme, path) =
             object_store::ObjectStoreScheme::parse(&url).map_err(|e| bad(e.to_string()))?;
-        let prefix = Path::parse(path).map_err(|e| bad(e.to_string()))?;
+        // object_store 0.12's scheme parser reads `az://account/container/path`, but its Azure
+        // builder (which decides where objects go) reads `az://container/path`: without this,
+        // the first segment of the prefix was dropped and every prefix shared one root.
+        let prefix = if url.scheme() == "az" {
+            Path::from_url_path(url.path())
+        } else {
+            Path::parse(path)
+        }
+        .map_err(|e| bad(e.to_string()))?;
         let url_text = url.as_str();
         use object_store::ObjectStoreScheme as S;
         let objects: Arc<dyn ObjectStore> = match scheme {
@@ -197,11 +222,14 @@ impl RemoteCache {
                 Arc::new(object_store::local::LocalFileSystem::new())
             }
             S::AmazonS3 => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
-                    .with_retry(retry())
-                    .with_url(url_text)
-                    .build()
-                    .map_err(|e| bad(e.to_string()))?,
+                aws_profile::apply(object_store::aws::AmazonS3Builder::from_env(), |k| {
+                    std::env::var(k).ok()
+                })
+                .map_err(bad)?
+                .with_retry(retry())
+                .with_url(url_text)
+                .build()
+                .map_err(|e| bad(e.to_string()))?,
             ),
             S::GoogleCloudStorage => Arc::new(
                 object_store::gcp::GoogleCloudStorageBuilder::from_env()
@@ -220,12 +248,19 @@ impl RemoteCache {
             S::Http => Arc::new(
                 object_store::http::HttpBuilder::new()
                     .with_retry(retry())
+                    // A plain `http://` URL is taken at its word (object_store refuses it by
+                    // default).
+                    .with_client_options(
+                        object_store::ClientOptions::new().with_allow_http(url.scheme() == "http"),
+                    )
                     .with_url(&url[..url::Position::BeforePath])
                     .build()
                     .map_err(|e| bad(e.to_string()))?,
             ),
             other => return Err(bad(format!("unsupported scheme ({other:?})"))),
         };
+        let http = matches!(scheme, S::Http);
+        let multipart_threshold = upload::threshold_from_env().map_err(bad)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("tarun-remote")
@@ -236,6 +271,9 @@ impl RemoteCache {
             objects,
             prefix,
             shown,
+            put_if_absent: !http,
+            multipart: !http,
+            multipart_threshold,
             push: config.push,
             runtime: Some(runtime),
             pending: Mutex::default(),
@@ -248,6 +286,18 @@ impl RemoteCache {
     /// `scheme://bucket/prefix`, as printed.
     pub fn shown(&self) -> &str {
         &self.shown
+    }
+
+    /// What a push needs, owned, so that it can run in the background.
+    fn target(&self) -> Target {
+        Target {
+            objects: self.objects.clone(),
+            prefix: self.prefix.clone(),
+            shown: self.shown.clone(),
+            put_if_absent: self.put_if_absent,
+            multipart: self.multipart,
+            multipart_threshold: self.multipart_threshold,
+        }
     }
 
     fn object_path(&self, digest: &ObjectDigest) -> Path {
@@ -443,9 +493,7 @@ impl RemoteCache {
     /// is read), then the record, only if absent. `id` names the node in messages.
     pub fn push_record(&self, store: &Store, record: &NodeRecord) -> Result<Pushed, RemoteError> {
         self.block(push_async(
-            self.objects.clone(),
-            self.prefix.clone(),
-            self.shown.clone(),
+            self.target(),
             store.clone(),
             record.clone(),
             self.suspect.clone(),
@@ -457,9 +505,7 @@ impl RemoteCache {
     pub fn push_later(&self, store: &Store, record: &NodeRecord) {
         let rt = self.runtime.as_ref().expect("taken only on drop");
         let fut = push_async(
-            self.objects.clone(),
-            self.prefix.clone(),
-            self.shown.clone(),
+            self.target(),
             store.clone(),
             record.clone(),
             self.suspect.clone(),
@@ -523,16 +569,30 @@ fn local_object_ok(store: &Store, out: &OutputRef) -> bool {
     std::fs::metadata(store.object_path(&out.digest)).is_ok_and(|m| m.len() == out.size)
 }
 
-/// [`RemoteCache::push_record`]'s work, owning what it uses so that it can run in the
-/// background.
-async fn push_async(
+/// The remote as a push uses it (see [`RemoteCache`]'s fields).
+struct Target {
     objects: Arc<dyn ObjectStore>,
     prefix: Path,
     shown: String,
+    put_if_absent: bool,
+    multipart: bool,
+    multipart_threshold: u64,
+}
+
+/// [`RemoteCache::push_record`]'s work, owning what it uses so that it can run in the
+/// background.
+async fn push_async(
+    target: Target,
     store: Store,
     record: NodeRecord,
     suspect: Arc<Mutex<BTreeSet<ObjectDigest>>>,
 ) -> Result<Pushed, RemoteError> {
+    let Target {
+        objects,
+        prefix,
+        shown,
+        ..
+    } = &target;
     let id = &record.id;
     let key = record.key;
     let io = |what: String, e: &dyn std::fmt::Display| RemoteError::Io {
@@ -575,21 +635,39 @@ async fn push_async(
             Err(e) => return Err(io(what(), &e)),
         }
         let local = store.object_path(&out.digest);
-        let bytes =
-            std::fs::read(&local).map_err(|e| io(format!("{}: reading {local}", what()), &e))?;
-        // A local object damaged since it was committed is not spread.
-        if ObjectDigest::of_bytes(&bytes) != out.digest || bytes.len() as u64 != out.size {
-            return Err(io(
-                what(),
-                &"the local copy does not match its digest (run `tarun verify`)",
-            ));
+        // A local object damaged since it was committed is not spread: the upload checks it.
+        match upload::put_object(
+            objects.as_ref(),
+            &path,
+            &local,
+            out,
+            target.multipart,
+            target.multipart_threshold,
+        )
+        .await
+        {
+            Ok(upload::Uploaded::Whole) => {}
+            Ok(upload::Uploaded::Parts(n)) => {
+                tracing::debug!("uploaded {} in {n} parts", what());
+            }
+            // Another machine uploading the same object at once can make this upload fail
+            // (on Azure, committing its block list discards this one's blocks). The object is
+            // named by its digest, so one of the recorded size that is there now is this one
+            // (and checked on every download).
+            Err(upload::UploadError::Remote(e))
+                if !repair.contains(&out.digest)
+                    && objects
+                        .head(&path)
+                        .await
+                        .is_ok_and(|meta| meta.size == out.size) =>
+            {
+                tracing::debug!("{} was uploaded meanwhile by another push ({e})", what());
+                continue;
+            }
+            Err(e) => return Err(io(what(), &e)),
         }
         pushed.bytes += out.size;
         pushed.objects += 1;
-        objects
-            .put(&path, PutPayload::from(bytes))
-            .await
-            .map_err(|e| io(what(), &e))?;
         if repair.contains(&out.digest) {
             tracing::warn!("replaced the corrupt {} on {shown}", what());
             suspect.lock().expect("not poisoned").remove(&out.digest);
@@ -600,6 +678,20 @@ async fn push_async(
     crate::fault::inject(&format!("push-record:{id}"), &cancel)
         .map_err(|e| io(what_record(id, key), &e))?;
     let json = serde_json::to_vec_pretty(&record).expect("records serialise");
+    if !target.put_if_absent {
+        // Looked up again just before: a record put meanwhile is kept, not written over.
+        match objects.head(&record_path).await {
+            Ok(_) => return Ok(pushed),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(io(what_record(id, key), &e)),
+        }
+        objects
+            .put(&record_path, PutPayload::from(json))
+            .await
+            .map_err(|e| io(what_record(id, key), &e))?;
+        pushed.record = true;
+        return Ok(pushed);
+    }
     let opts = PutOptions {
         mode: PutMode::Create,
         ..PutOptions::default()
