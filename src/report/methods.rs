@@ -311,3 +311,24 @@ fn plot(c: &Comparison<'_>) -> Figure {
         svg: labelled_points(&title, "cost (s)", "Avg. Gap (pp)", &points),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_values_come_from_the_node_id() {
+        let id = "unlearned[arch=vgg11_bn,class=8,seed=2]";
+        assert_eq!(axis_value(id, "seed").as_deref(), Some("2"));
+        assert_eq!(axis_value(id, "class").as_deref(), Some("8"));
+        assert_eq!(axis_value(id, "alpha"), None);
+        assert_eq!(axis_value("retrained", "seed"), None);
+    }
+
+    #[test]
+    fn intervals_print_with_and_without_a_half_width() {
+        assert_eq!(fmt_interval(Interval::of(&[1.0, 3.0]), 2), "2.00 ± 12.71");
+        assert_eq!(fmt_interval(Interval::of(&[1.0]), 1), "1.0");
+        assert_eq!(fmt_interval(None, 2), "—");
+    }
+}
