@@ -8,6 +8,7 @@
 //! | KL(retrained ‖ unlearned) | §7.2 | [`divergence`] | — |
 //! | ZRF | §7.3 | [`divergence`] | several random teachers ([`zrf_multi`]) |
 //! | entropy MIA AUC | §7.4 | [`mia`] | clean members and the retrained model's AUC (caller's inputs) |
+//! | MIA-efficacy (confidence threshold) | §7.10 | [`mia_efficacy`] | — |
 //! | over-forgetting | §7.5 | [`overforgetting`] | relative to the base, neighbour from confusions |
 //! | Anamnesis Index | §7.6 | [`anamnesis`] | steps, censoring flag, retain tracking |
 //! | t-SNE | §7.8 | [`tsne`](mod@tsne) | exact gradient instead of Barnes–Hut |
@@ -21,6 +22,7 @@ mod error;
 pub mod gap;
 mod logits;
 pub mod mia;
+pub mod mia_efficacy;
 pub mod overforgetting;
 pub mod timing;
 pub mod tsne;
@@ -39,6 +41,9 @@ pub use error::MetricsError;
 pub use gap::{Gaps, Interval, MethodFigures, gaps, student_t_quantile};
 pub use logits::Logits;
 pub use mia::{auc, entropy_mia_auc, negative_entropy_scores};
+pub use mia_efficacy::{
+    MemberSide, ThresholdRule, mia_efficacy, shadow_subset, true_label_confidence,
+};
 pub use overforgetting::{
     OverForgetting, RelativeOverForgetting, confusion_neighbour, over_forgetting,
     over_forgetting_relative,
