@@ -167,6 +167,8 @@ choice! {
         Kl = "kl",
         Zrf = "zrf",
         Mia = "mia",
+        /// The literature's MIA-efficacy (docs/study.md §7.10); needs `forget`.
+        MiaEfficacy = "mia-efficacy",
         OverForgetting = "over-forgetting",
         Ain = "ain",
         Confusion = "confusion",
@@ -186,6 +188,8 @@ pub mod scalar {
     pub const ZRF_STD: &str = "zrf-std";
     pub const MIA_AUC: &str = "mia-auc";
     pub const MIA_AUC_RETRAINED: &str = "mia-auc-retrained";
+    pub const MIA_EFFICACY: &str = "mia-efficacy";
+    pub const MIA_EFFICACY_RETRAINED: &str = "mia-efficacy-retrained";
     pub const OVER_FORGETTING_GAP: &str = "over-forgetting-gap";
     pub const OVER_FORGETTING_NEIGHBOUR: &str = "over-forgetting-neighbour";
     pub const OVER_FORGETTING_GAP_CHANGE: &str = "over-forgetting-gap-change";
@@ -213,6 +217,10 @@ impl Metric {
             Metric::Zrf => &[ZRF],
             Metric::Mia if corrected && p.retrained.is_some() => &[MIA_AUC, MIA_AUC_RETRAINED],
             Metric::Mia => &[MIA_AUC],
+            Metric::MiaEfficacy if corrected && p.retrained.is_some() => {
+                &[MIA_EFFICACY, MIA_EFFICACY_RETRAINED]
+            }
+            Metric::MiaEfficacy => &[MIA_EFFICACY],
             Metric::OverForgetting if corrected => &[
                 OVER_FORGETTING_GAP,
                 OVER_FORGETTING_GAP_CHANGE,
@@ -719,5 +727,35 @@ mod tests {
             p.scalars(Protocol::Seed),
             ["forget-acc", "retain-acc", "mia-auc", "zrf"]
         );
+    }
+
+    #[test]
+    fn mia_efficacy_writes_its_own_scalars_and_the_retrained_models_when_corrected() {
+        let mut p: EvaluateParams = serde_json::from_value(serde_json::json!({
+            "model": "m", "split": "test", "metrics": ["mia", "mia-efficacy"],
+            "retrained": "r", "zrf-teachers": 1, "ain-max-steps": 1, "ain-lr": 0.1,
+            "tsne-points": 1,
+        }))
+        .unwrap();
+        assert_eq!(p.metrics, [Metric::Mia, Metric::MiaEfficacy]);
+        assert_eq!(
+            p.scalars(Protocol::Corrected),
+            [
+                "mia-auc",
+                "mia-auc-retrained",
+                "mia-efficacy",
+                "mia-efficacy-retrained"
+            ]
+        );
+        assert_eq!(p.scalars(Protocol::Seed), ["mia-auc", "mia-efficacy"]);
+        p.retrained = None;
+        assert_eq!(p.scalars(Protocol::Corrected), ["mia-auc", "mia-efficacy"]);
+        assert_eq!(Metric::writing("mia-efficacy"), Some(Metric::MiaEfficacy));
+        assert_eq!(
+            Metric::writing("mia-efficacy-retrained"),
+            Some(Metric::MiaEfficacy)
+        );
+        // Like `mia`, it compares with the retrained model only when there is one.
+        assert!(!Metric::MiaEfficacy.needs_retrained());
     }
 }
