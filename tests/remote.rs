@@ -670,14 +670,32 @@ fn s3_round_trip_conditional_records_and_a_server_killed_mid_upload() {
         .env_remove("TARUN_REMOTE")
         .envs(env.iter().copied())
         .env("TARUN_INJECT", "sleep3:push-record:both-eval")
+        .env("TARUN_LOG", "warn,tarun_core=info")
         .args(["push", TINY, "--target", SMALL, "--remote", &url3])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let push = push.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut push = push.spawn().unwrap();
+    // The server is killed once the push is inside its pause, however long the objects took.
+    let (paused, pausing) = std::sync::mpsc::channel();
+    let reader = std::io::BufReader::new(push.stderr.take().unwrap());
+    let stderr = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(reader) {
+            let line = line.unwrap();
+            if line.contains("injected pause") {
+                let _ = paused.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    pausing
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the push never reached the pause before its record");
     weed.kill();
     let out = push.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr.join().unwrap();
     assert!(!out.status.success(), "the push went through a dead server");
     assert!(
         stderr.contains("could not push `both-eval`") && !stderr.contains(SECRET),

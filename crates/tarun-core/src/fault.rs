@@ -95,6 +95,8 @@ pub fn inject(node: &str, cancel: &tokio_util::sync::CancellationToken) -> Resul
             .strip_prefix("sleep")
             .and_then(|s| s.parse::<f64>().ok())
         {
+            // Tests that act during the pause wait for this line (`TARUN_LOG=tarun_core=info`).
+            tracing::info!("injected pause of {secs} s at `{node}`");
             let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
             while std::time::Instant::now() < until && !cancel.is_cancelled() {
                 std::thread::sleep(std::time::Duration::from_millis(50));
