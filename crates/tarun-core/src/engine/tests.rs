@@ -689,3 +689,40 @@ fn remote_lookups_overlap_child() {
     assert_eq!(runner.ran.lock().unwrap().len(), OVERLAP_NODES);
     assert!(j.entries.iter().all(|e| e.outcome == Outcome::Ran));
 }
+
+/// `tarun status` and `pull` look a study's nodes up a depth at a time: each node after all of
+/// its inputs, and nodes of one depth together.
+#[test]
+fn remote_resolve_groups_nodes_by_depth() {
+    // a -> b -> d, a -> c, e alone; d also reads c.
+    let s = study(vec![
+        node("a", &[], 1),
+        node("b", &["a"], 2),
+        node("c", &["a"], 3),
+        node("d", &["b", "c"], 4),
+        node("e", &[], 5),
+    ]);
+    let g = crate::graph::Graph::new(&s);
+    let id = |i: &usize| s.nodes[*i].id.as_str();
+    let names = |levels: Vec<Vec<usize>>| -> Vec<Vec<&str>> {
+        levels
+            .iter()
+            .map(|l| {
+                let mut l: Vec<&str> = l.iter().map(id).collect();
+                l.sort_unstable();
+                l
+            })
+            .collect()
+    };
+    let all: BTreeSet<usize> = (0..5).collect();
+    assert_eq!(
+        names(crate::remote::depths(&g, &all)),
+        vec![vec!["a", "e"], vec!["b", "c"], vec!["d"]]
+    );
+    // An unselected input does not count: `d` alone (its inputs not selected) is depth 0.
+    let d = s.nodes.iter().position(|n| n.id == "d").unwrap();
+    assert_eq!(
+        names(crate::remote::depths(&g, &BTreeSet::from([d]))),
+        vec![vec!["d"]]
+    );
+}

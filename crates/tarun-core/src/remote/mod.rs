@@ -32,7 +32,7 @@
 //! `object_store` is async; [`RemoteCache`] owns a small runtime of its own and offers a
 //! blocking API, callable from any thread, inside a tokio runtime or not.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -721,10 +721,17 @@ pub enum Found {
     Remote,
 }
 
+/// How many remote lookups [`resolve`] keeps in flight.
+const RESOLVE_LOOKUPS: usize = 8;
+
 /// Walks the selected nodes in topological order, computing each key from its inputs' records,
 /// local or remote: what a run would find. With `pull`, remote hits are downloaded and committed
 /// locally on the way; without it only records are read (for `status`). A node whose inputs are
 /// not all found is not looked up (its key depends on outputs not computed yet).
+///
+/// Nodes are taken a depth at a time (a node's depth is one more than its deepest input's), and
+/// the remote lookups of one depth run [`RESOLVE_LOOKUPS`] at a time, so a study of thousands of
+/// nodes costs about depth x (width / 8) round trips, not one per node.
 #[allow(clippy::too_many_arguments)]
 pub fn resolve(
     remote: &RemoteCache,
@@ -737,45 +744,103 @@ pub fn resolve(
     pull: bool,
 ) -> Vec<Option<(NodeRecord, Found)>> {
     let mut out: Vec<Option<(NodeRecord, Found)>> = vec![None; study.nodes.len()];
-    let mut unreachable = false;
+    let unreachable = std::sync::atomic::AtomicBool::new(false);
+    for level in depths(graph, selected) {
+        // Keys and local records first; what is missing here is looked up remotely below.
+        let mut missing: Vec<(usize, NodeKey)> = Vec::new();
+        for i in level {
+            let inputs: Option<Vec<&NodeRecord>> = graph
+                .inputs(i)
+                .map(|j| out[j].as_ref().map(|(r, _)| r))
+                .collect();
+            let Some(inputs) = inputs else { continue };
+            let node = &study.nodes[i];
+            let (key, _) = node_key(
+                study,
+                node,
+                &inputs,
+                ctx.algorithm_version(node.kind),
+                data_digest,
+            );
+            match store
+                .read_record(&key)
+                .ok()
+                .flatten()
+                .filter(|r| store.outputs_present(r))
+            {
+                Some(r) => out[i] = Some((r, Found::Local)),
+                None => missing.push((i, key)),
+            }
+        }
+        let lookup = |i: usize, key: &NodeKey| -> Option<NodeRecord> {
+            use std::sync::atomic::Ordering::Relaxed;
+            if pull {
+                return match remote.fetch(store, &study.name, &study.nodes[i].id, key) {
+                    Fetched::Hit(r) => Some(*r),
+                    Fetched::Miss => None,
+                };
+            }
+            if unreachable.load(Relaxed) {
+                return None;
+            }
+            match remote.record(key) {
+                Ok(r) => r,
+                Err(e) => {
+                    if !unreachable.swap(true, Relaxed) {
+                        tracing::warn!("{e}; nothing more is looked up there");
+                    }
+                    None
+                }
+            }
+        };
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let found: Vec<(usize, NodeRecord)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..RESOLVE_LOOKUPS.min(missing.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut hits = Vec::new();
+                        loop {
+                            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((i, key)) = missing.get(n) else {
+                                break hits;
+                            };
+                            if let Some(r) = lookup(*i, key) {
+                                hits.push((*i, r));
+                            }
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a remote lookup panicked"))
+                .collect()
+        });
+        for (i, r) in found {
+            out[i] = Some((r, Found::Remote));
+        }
+    }
+    out
+}
+
+/// The selected nodes grouped by depth (0: no selected input), each group in topological order.
+pub(crate) fn depths(graph: &Graph, selected: &BTreeSet<usize>) -> Vec<Vec<usize>> {
+    let mut depth: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut levels: Vec<Vec<usize>> = Vec::new();
     for &i in graph.topo_order() {
         if !selected.contains(&i) {
             continue;
         }
-        let node = &study.nodes[i];
-        let inputs: Option<Vec<&NodeRecord>> = graph
+        let d = graph
             .inputs(i)
-            .map(|j| out[j].as_ref().map(|(r, _)| r))
-            .collect();
-        let Some(inputs) = inputs else { continue };
-        let (key, _) = node_key(
-            study,
-            node,
-            &inputs,
-            ctx.algorithm_version(node.kind),
-            data_digest,
-        );
-        let local = store
-            .read_record(&key)
-            .ok()
-            .flatten()
-            .filter(|r| store.outputs_present(r));
-        out[i] = match local {
-            Some(r) => Some((r, Found::Local)),
-            None if pull => match remote.fetch(store, &study.name, &node.id, &key) {
-                Fetched::Hit(r) => Some((*r, Found::Remote)),
-                Fetched::Miss => None,
-            },
-            None if unreachable => None,
-            None => match remote.record(&key) {
-                Ok(r) => r.map(|r| (r, Found::Remote)),
-                Err(e) => {
-                    tracing::warn!("{e}; nothing more is looked up there");
-                    unreachable = true;
-                    None
-                }
-            },
-        };
+            .filter_map(|j| depth.get(&j).map(|d| d + 1))
+            .max()
+            .unwrap_or(0);
+        depth.insert(i, d);
+        if levels.len() <= d {
+            levels.resize_with(d + 1, Vec::new);
+        }
+        levels[d].push(i);
     }
-    out
+    levels
 }
