@@ -58,13 +58,13 @@ for-each = ["method", "seed"]
 model = "baseline[method=${method},seed=${seed}]"
 forget = 8
 retrained = "retrained[seed=${seed}]"
-metrics = ["accuracy", "forget-acc", "retain-acc", "mia"]
+metrics = ["accuracy", "forget-acc", "retain-acc", "mia", "mia-efficacy"]
 
 [evaluate.retrained-eval]
 for-each = ["seed"]
 model = "retrained[seed=${seed}]"
 forget = 8
-metrics = ["accuracy", "forget-acc", "retain-acc", "mia"]
+metrics = ["accuracy", "forget-acc", "retain-acc", "mia", "mia-efficacy"]
 
 [report.methods]
 inputs = ["retrained", "baseline", "baseline-eval", "retrained-eval"]
@@ -96,6 +96,8 @@ fn every_baseline_runs_and_the_report_compares_them_over_seeds() {
         .find("## Unlearning methods against the retrained model")
         .expect("the comparison section");
     let section = &md[start..];
+    // The MIA column is the papers' MIA-efficacy, since every evaluation computes it.
+    assert!(section.contains("| MIA-efficacy (%) |"), "{section}");
     for name in [
         "fine-tuning",
         "l1-sparse",
@@ -111,6 +113,7 @@ fn every_baseline_runs_and_the_report_compares_them_over_seeds() {
         // Two seeds, so every figure is a mean with an interval; a cost from the record.
         assert_eq!(cells[1], "2", "{row}");
         assert!(cells[2].contains(" ± "), "{row}");
+        assert!(cells[5].contains(" ± "), "{row}");
         assert!(cells[6] != "—", "{row}");
     }
     assert!(
@@ -118,4 +121,45 @@ fn every_baseline_runs_and_the_report_compares_them_over_seeds() {
             .join("reports/baselines/methods/methods-resnet18.svg")
             .exists()
     );
+    mia_efficacy_of_the_retrained_model_is_the_same_everywhere(&store, &manifest);
+}
+
+/// Under the corrected protocol each baseline's evaluation also reports the retrained model's
+/// MIA-efficacy; with the study seed fixing the shadow subset it must equal what the retrained
+/// model's own evaluation reports for that seed.
+fn mia_efficacy_of_the_retrained_model_is_the_same_everywhere(store: &Path, manifest: &Path) {
+    let out = tarun(store)
+        .args(["results", manifest.to_str().unwrap(), "--format", "json"])
+        .output()
+        .expect("results");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    let metric = |row: &serde_json::Value, k: &str| row["metrics"][k].as_f64();
+    let mut checked = 0;
+    for seed in ["0", "1"] {
+        let own = rows
+            .iter()
+            .find(|r| r["node"] == format!("retrained-eval[seed={seed}]"))
+            .and_then(|r| metric(r, "mia-efficacy"))
+            .expect("the retrained model's MIA-efficacy");
+        assert!((0.0..=100.0).contains(&own));
+        for r in rows.iter().filter(|r| {
+            r["family"] == "baseline-eval"
+                && r["node"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("seed={seed}]"))
+        }) {
+            let e = metric(r, "mia-efficacy").expect("the baseline's MIA-efficacy");
+            assert!((0.0..=100.0).contains(&e), "{r}");
+            assert_eq!(metric(r, "mia-efficacy-retrained"), Some(own), "{r}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8);
 }

@@ -139,6 +139,7 @@ impl Ctx<'_> {
             Metric::Kl => self.kl()?,
             Metric::Zrf => self.zrf()?,
             Metric::Mia => self.mia()?,
+            Metric::MiaEfficacy => self.mia_efficacy()?,
             Metric::OverForgetting => self.over_forgetting()?,
             Metric::Ain => self.ain()?,
             Metric::Tsne => self.tsne()?,
@@ -216,6 +217,52 @@ impl Ctx<'_> {
             let retrained = self.other_model(&self.p.retrained, "retrained")?;
             self.scalars
                 .insert(scalar::MIA_AUC_RETRAINED.into(), auc(&retrained)?);
+        }
+        Ok(())
+    }
+
+    /// MIA-efficacy (docs/study.md §7.10): a confidence-threshold attacker fitted on shadow
+    /// members (a seeded subset of the retained classes' training images, as many as the
+    /// non-members) against shadow non-members (the retained classes' images of the split), then
+    /// applied to the forget class's training images; the percentage it calls non-members. Every
+    /// image goes through the test transform. With `retrained` the corrected protocol also
+    /// reports the retrained model's value, the target.
+    fn mia_efficacy(&mut self) -> Result<(), JobError> {
+        let f = self.forget()? as u8;
+        let retain_train = self.splits.train.filter_classes(&[], &[f]);
+        let non_members = Arc::new(self.eval.filter_classes(&[], &[f]));
+        let pick =
+            metrics::shadow_subset(retain_train.len(), non_members.len(), self.job.study.seed);
+        let members = Arc::new(retain_train.subset(&pick));
+        let targets = Arc::new(self.splits.train.filter_classes(&[f], &[]));
+        let confidence = |net: &Network, ds: &Arc<Dataset>| -> Result<Vec<f64>, JobError> {
+            let (logits, labels) = data::eval_logits(net, ds, &self.device)?;
+            metrics::true_label_confidence(logits_view(&logits, net)?, &labels).map_err(failed)
+        };
+        let efficacy = |net: &Network, non: &[f64]| -> Result<f64, JobError> {
+            let m = confidence(net, &members)?;
+            let t = confidence(net, &targets)?;
+            metrics::mia_efficacy(&m, non, &t).map_err(failed)
+        };
+        // This model's non-member confidences come from the split's logits already at hand.
+        let all =
+            metrics::true_label_confidence(logits_view(&self.logits, &self.net)?, &self.labels)
+                .map_err(failed)?;
+        let non: Vec<f64> = all
+            .iter()
+            .zip(&self.labels)
+            .filter(|&(_, &l)| l != u32::from(f))
+            .map(|(&c, _)| c)
+            .collect();
+        let value = efficacy(&self.net, &non)?;
+        self.scalars.insert(scalar::MIA_EFFICACY.into(), value);
+        if self.job.study.protocol == Protocol::Corrected && self.p.retrained.is_some() {
+            let retrained = self.other_model(&self.p.retrained, "retrained")?;
+            let non = confidence(&retrained, &non_members)?;
+            self.scalars.insert(
+                scalar::MIA_EFFICACY_RETRAINED.into(),
+                efficacy(&retrained, &non)?,
+            );
         }
         Ok(())
     }
