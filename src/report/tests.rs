@@ -1015,3 +1015,47 @@ fn one_seed_shows_values_without_intervals() {
     );
     assert!(!report.markdown.contains("25.41"));
 }
+
+#[test]
+fn methods_use_mia_efficacy_when_the_reference_has_it_and_say_so_when_not() {
+    // Without `mia-efficacy` the column is the entropy AUC × 100, with a note.
+    let inputs = seeded_inputs();
+    let report = build_report(&inputs, &study(Protocol::Corrected, "synthetic"), &[]);
+    let section = methods_section(&report.markdown);
+    assert!(section.contains("| MIA AUC (%) |"), "{section}");
+    assert!(section.contains("has no `mia-efficacy`"));
+    // With it (retrained 20 and 24, task arithmetic 30 and 38 over the two seeds), the column
+    // and the MIA gap use it: mean 34 ± t(0.975, 1) · s / √2 with s = √32, i.e. ± 50.82; gaps
+    // 10 and 14, mean 12 ± 12.71 · √8 / √2 = 25.41.
+    let mut inputs = seeded_inputs();
+    for i in &mut inputs {
+        let Content::Evaluate(info) = &mut i.content else {
+            continue;
+        };
+        let seed1 = info.model.contains("seed=1");
+        let value = match (&info.role, seed1) {
+            (ModelRole::Retrained, false) => 20.0,
+            (ModelRole::Retrained, true) => 24.0,
+            (ModelRole::Unlearned, false) => 30.0,
+            (ModelRole::Unlearned, true) => 38.0,
+            _ => 21.0,
+        };
+        info.metrics.insert("mia-efficacy".into(), value);
+    }
+    let report = build_report(&inputs, &study(Protocol::Corrected, "synthetic"), &[]);
+    let section = methods_section(&report.markdown);
+    assert!(section.contains("| MIA-efficacy (%) |"), "{section}");
+    assert!(!section.contains("has no `mia-efficacy`"));
+    let ta = row_cells(section, "task arithmetic");
+    assert_eq!(ta[5], "34.00 ± 50.82");
+    let gaps: Vec<&str> = section
+        .lines()
+        .filter(|l| l.starts_with("| task arithmetic |"))
+        .nth(1)
+        .expect("the gaps row")
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect();
+    assert_eq!(gaps[4], "12.00 ± 25.41");
+}
