@@ -1,5 +1,5 @@
 """scikit-learn's SVC(C=3, gamma="auto", kernel="rbf") on 1-D confidences, the classifier of Jia et
-al.'s evaluation/SVC_MIA.py, for the constants in crates/tarun-ml/tests/metrics_reference.rs
+al.'s evaluation/SVC_MIA.py, for the constants in crates/tarun-ml/tests/metrics_mia_efficacy.rs
 (`mia_efficacy_matches_sklearn_svc_*`). tarun fits the best single threshold instead
 (docs/study.md §7.10); the test checks that both cut in the same place to within 0.04 and call the
 same share of targets non-members wherever the targets avoid the band between the two cuts.
