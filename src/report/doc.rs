@@ -137,6 +137,7 @@ pub fn fmt_metric(name: &str, v: f64) -> String {
     } else if name.contains("acc")
         || name.contains("gap")
         || name.contains("drop")
+        || name.starts_with("mia-efficacy")
         || name == "ain-target"
     {
         format!("{v:.2}")

@@ -6,13 +6,14 @@ use super::doc::{Document, Table, fmt_axis, fmt_metric};
 use super::model::{EvalInfo, ModelRole, Provenance};
 use super::timing;
 
-const COLUMNS: [&str; 7] = [
+const COLUMNS: [&str; 8] = [
     "forget-acc",
     "retain-acc",
     "accuracy",
     "kl-forget",
     "zrf",
     "mia-auc",
+    "mia-efficacy",
     "ain",
 ];
 
