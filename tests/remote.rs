@@ -560,9 +560,13 @@ impl Drop for Weed {
     }
 }
 
-/// A base port with it and the next five free, and their gRPC ports (10000 above).
+/// A base port with it and the next five free, and their gRPC ports (10000 above). Tests run
+/// in parallel threads of one process, and a port found free stays free until its server binds
+/// it, so each call starts its search at a base of its own.
 fn free_base() -> u16 {
-    let seed = std::process::id() as u16;
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = (std::process::id() as u16).wrapping_add(call.wrapping_mul(311));
     for i in 0..200u16 {
         let base = 20000 + (seed.wrapping_add(i.wrapping_mul(97)) % 900) * 10;
         let free = (0..6).all(|k| {
@@ -630,34 +634,9 @@ fn s3_round_trip_conditional_records_and_a_server_killed_mid_upload() {
     // Two stores push the same keys at once, each pausing between its objects and its record:
     // both put the record if absent, one wins, and neither fails.
     let url2 = weed.url("race");
-    let pause = [("TARUN_INJECT", "sleep2:push-record:both-eval")];
-    let spawn = |store: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tarun"));
-        c.env("TARUN_STORE", store)
-            .env_remove("TARUN_REMOTE")
-            .envs(env.iter().copied())
-            .envs(pause)
-            .args(["push", TINY, "--target", SMALL, "--remote", &url2])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c.spawn().unwrap()
-    };
-    let (pa, pb) = (spawn(&a), spawn(&b));
-    let (oa, ob) = (
-        pa.wait_with_output().unwrap(),
-        pb.wait_with_output().unwrap(),
-    );
-    let mut records_put = 0;
-    for o in [&oa, &ob] {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        // `pushed N nodes`: the records this push created; the other's are "already there".
-        let said = String::from_utf8_lossy(&o.stdout);
-        let n: usize = said.split_whitespace().nth(1).unwrap().parse().unwrap();
-        records_put += n;
-    }
     // Each record was created once: the loser of the race got 412 (If-None-Match) and took it
     // as the same record.
-    assert_eq!(records_put, 5, "{oa:?}\n{ob:?}");
+    assert_eq!(race_pushes(&a, &b, &env, &url2), 5);
     let c = tmp.path().join("c");
     run_small(&c, &url2, &env, &["--no-push"]);
     assert!(ran(&last_run(&c)).is_empty(), "{:?}", last_run(&c));
@@ -1015,36 +994,42 @@ fn azure_round_trip_through_azurite() {
     assert_eq!(fresh_outputs(&a, TINY), fresh_outputs(&b, TINY));
 
     // Two stores race to create the same records under a new prefix.
+    assert_eq!(race_pushes(&a, &b, &env, "az://tarun/race"), 5);
+}
+
+/// Pushes `SMALL` from stores `a` and `b` to `url` at once, each pausing between its objects and
+/// its record, so both find the record absent and race to create it. Both must succeed; returns
+/// how many records the two created between them (`pushed N nodes` counts only those created,
+/// the others are "already there").
+fn race_pushes(a: &Path, b: &Path, env: &[(&str, &str)], url: &str) -> usize {
     let spawn = |store: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tarun"));
-        c.env("TARUN_STORE", store)
+        std::process::Command::new(env!("CARGO_BIN_EXE_tarun"))
+            .env("TARUN_STORE", store)
             .env_remove("TARUN_REMOTE")
             .env_remove("TARUN_LOG")
             .envs(env.iter().copied())
             .env("TARUN_INJECT", "sleep2:push-record:both-eval")
-            .args([
-                "push",
-                TINY,
-                "--target",
-                SMALL,
-                "--remote",
-                "az://tarun/race",
-            ])
+            .args(["push", TINY, "--target", SMALL, "--remote", url])
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c.spawn().unwrap()
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     };
-    let (pa, pb) = (spawn(&a), spawn(&b));
-    let (oa, ob) = (
+    let (pa, pb) = (spawn(a), spawn(b));
+    let outputs = [
         pa.wait_with_output().unwrap(),
         pb.wait_with_output().unwrap(),
-    );
-    let mut records_put = 0;
-    for o in [&oa, &ob] {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let said = String::from_utf8_lossy(&o.stdout);
-        let n: usize = said.split_whitespace().nth(1).unwrap().parse().unwrap();
-        records_put += n;
-    }
-    assert_eq!(records_put, 5, "{oa:?}\n{ob:?}");
+    ];
+    outputs
+        .iter()
+        .map(|o| {
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let said = String::from_utf8_lossy(&o.stdout);
+            said.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum()
 }
