@@ -18,8 +18,8 @@ use tarun_core::manifest::params::{
 use tarun_ml::checkpoint;
 use tarun_ml::models::{Arch, Network};
 use tarun_ml::train::{
-    self, EpochStats, Objective, OptimizerKind, RandomLabelRule, Schedule, StepInfo, TrainConfig,
-    TrainError, TrainHooks, TrainSummary,
+    self, EpochStats, Objective, Optimization, OptimizerKind, RandomLabelRule, Schedule, StepInfo,
+    TrainConfig, TrainError, TrainHooks, TrainSummary,
 };
 use tarun_ml::unlearn::{self, BatchError, Batches, Method, UnlearnConfig, UnlearnData};
 
@@ -60,17 +60,23 @@ pub fn run_expert(job: &Job) -> Result<JobOutput, JobError> {
     fit(job, net, &p.training, &splits)
 }
 
-fn optimizer(r: &Training) -> OptimizerKind {
-    match r.optimizer {
-        manifest::Optimizer::AdamW => OptimizerKind::AdamW,
-        manifest::Optimizer::Sgd => OptimizerKind::Sgd,
-    }
-}
-
-fn schedule(r: &Training) -> Schedule {
-    match r.schedule {
-        manifest::Schedule::Constant => Schedule::Constant,
-        manifest::Schedule::Cosine => Schedule::Cosine,
+/// The optimiser and schedule of a `train` or `expert` node, training or unlearning.
+fn optimization(r: &Training) -> Optimization {
+    Optimization {
+        optimizer: match r.optimizer {
+            manifest::Optimizer::AdamW => OptimizerKind::AdamW,
+            manifest::Optimizer::Sgd => OptimizerKind::Sgd,
+        },
+        lr: r.lr,
+        weight_decay: r.weight_decay,
+        // Only sgd reads it; the checkpoint's recipe records this value for adamw too.
+        momentum: r.momentum.unwrap_or(SGD_MOMENTUM),
+        epochs: r.epochs,
+        max_steps: r.steps,
+        schedule: match r.schedule {
+            manifest::Schedule::Constant => Schedule::Constant,
+            manifest::Schedule::Cosine => Schedule::Cosine,
+        },
     }
 }
 
@@ -91,14 +97,7 @@ fn config(job: &Job, r: &Training) -> Option<TrainConfig> {
         | manifest::Objective::Salun => return None,
     };
     Some(TrainConfig {
-        optimizer: optimizer(r),
-        lr: r.lr,
-        weight_decay: r.weight_decay,
-        // Only sgd reads it; the checkpoint's recipe records this value for adamw too.
-        momentum: r.momentum.unwrap_or(SGD_MOMENTUM),
-        epochs: r.epochs,
-        max_steps: r.steps,
-        schedule: schedule(r),
+        optim: optimization(r),
         objective,
         seed: r.seed,
     })
@@ -121,12 +120,15 @@ fn fit(
     }
     let per_epoch = train_set.len().div_ceil(r.batch_size) as u64;
     let total = cfg
+        .optim
         .max_steps
-        .map_or(per_epoch * cfg.epochs, |m| m.min(per_epoch * cfg.epochs));
+        .map_or(per_epoch * cfg.optim.epochs, |m| {
+            m.min(per_epoch * cfg.optim.epochs)
+        });
     job.log(format!(
         "{} images, {} epochs x {per_epoch} steps (batch {}), {} on {}",
         train_set.len(),
-        cfg.epochs,
+        cfg.optim.epochs,
         r.batch_size,
         net.arch().name(),
         job.device
@@ -287,13 +289,7 @@ fn unlearn_baseline(
         .ok_or_else(|| failed(format!("`objective = \"{}\"` needs `forget`", r.objective)))?;
     let cfg = UnlearnConfig {
         method,
-        optimizer: optimizer(r),
-        lr: r.lr,
-        weight_decay: r.weight_decay,
-        momentum: r.momentum.unwrap_or(SGD_MOMENTUM),
-        epochs: r.epochs,
-        max_steps: r.steps,
-        schedule: schedule(r),
+        optim: optimization(r),
         forget_classes: vec![u32::from(forget)],
         seed: r.seed,
     };
@@ -314,16 +310,16 @@ fn unlearn_baseline(
             sets.retain.len()
         )));
     }
-    let planned: u64 = (0..cfg.epochs)
+    let planned: u64 = (0..cfg.optim.epochs)
         .map(|e| sets.steps_per_epoch(&method, e))
         .sum();
-    let total = cfg.max_steps.map_or(planned, |m| m.min(planned));
+    let total = cfg.optim.max_steps.map_or(planned, |m| m.min(planned));
     job.log(format!(
         "{}: forget class {forget} ({} images), {} retained, {} epochs, {total} steps (batch {}), {} on {}",
         method.name(),
         sets.forget.len(),
         sets.retain.len(),
-        cfg.epochs,
+        cfg.optim.epochs,
         r.batch_size,
         net.arch().name(),
         job.device

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use tarun_ml::models::{Arch, Network};
-use tarun_ml::train::{NoHooks, Objective, OptimizerKind, Schedule, TrainConfig, fit};
+use tarun_ml::train::{
+    NoHooks, Objective, Optimization, OptimizerKind, Schedule, TrainConfig, fit,
+};
 
 fn bench(arch: Arch, width: f64, batch: usize, steps: u64) {
     let dev = Device::Cpu;
@@ -14,13 +16,15 @@ fn bench(arch: Arch, width: f64, batch: usize, steps: u64) {
     let x = Tensor::randn(0f32, 1., (batch, 3, 32, 32), &dev).unwrap();
     let y = Tensor::from_vec((0..batch as u32).map(|i| i % 10).collect(), batch, &dev).unwrap();
     let cfg = TrainConfig {
-        optimizer: OptimizerKind::AdamW,
-        lr: 1e-3,
-        weight_decay: 1e-4,
-        momentum: 0.0,
-        epochs: 1,
-        max_steps: None,
-        schedule: Schedule::Constant,
+        optim: Optimization {
+            optimizer: OptimizerKind::AdamW,
+            lr: 1e-3,
+            weight_decay: 1e-4,
+            momentum: 0.0,
+            epochs: 1,
+            max_steps: None,
+            schedule: Schedule::Constant,
+        },
         objective: Objective::Ce,
         seed: 0,
     };

@@ -8,8 +8,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tarun_ml::models::{Arch, Network};
 use tarun_ml::train::{
-    EpochStats, NoHooks, Objective, OptimizerKind, RandomLabelRule, Schedule, StepInfo,
-    TrainConfig, TrainError, TrainHooks, evaluate_logits, fit, random_labels,
+    EpochStats, NoHooks, Objective, Optimization, OptimizerKind, RandomLabelRule, Schedule,
+    StepInfo, TrainConfig, TrainError, TrainHooks, evaluate_logits, fit, random_labels,
 };
 
 type Batch = Result<(Tensor, Tensor), Infallible>;
@@ -33,13 +33,15 @@ fn batches(seed: u64, n: usize) -> Vec<(Tensor, Tensor)> {
 
 fn config(objective: Objective) -> TrainConfig {
     TrainConfig {
-        optimizer: OptimizerKind::AdamW,
-        lr: 1e-3,
-        weight_decay: 0.01,
-        momentum: 0.0,
-        epochs: 2,
-        max_steps: None,
-        schedule: Schedule::Cosine,
+        optim: Optimization {
+            optimizer: OptimizerKind::AdamW,
+            lr: 1e-3,
+            weight_decay: 0.01,
+            momentum: 0.0,
+            epochs: 2,
+            max_steps: None,
+            schedule: Schedule::Cosine,
+        },
         objective,
         seed: 11,
     }
@@ -185,10 +187,8 @@ fn cancellation_and_step_limit() {
         [1, 2, 3, 4]
     );
 
-    let cfg = TrainConfig {
-        max_steps: Some(4),
-        ..config(Objective::Ce)
-    };
+    let mut cfg = config(Objective::Ce);
+    cfg.optim.max_steps = Some(4);
     let summary = fit(&mut net, &cfg, source(&data), &mut NoHooks).unwrap();
     assert_eq!((summary.steps, summary.images), (4, 16));
     assert_eq!(
@@ -200,11 +200,8 @@ fn cancellation_and_step_limit() {
 #[test]
 fn gradient_ascent_reports_negative_loss_and_raises_ce() {
     let data = batches(4, 2);
-    let cfg = TrainConfig {
-        epochs: 3,
-        lr: 1e-2,
-        ..config(Objective::GradientAscent)
-    };
+    let mut cfg = config(Objective::GradientAscent);
+    (cfg.optim.epochs, cfg.optim.lr) = (3, 1e-2);
     let (_, stats) = train(Arch::Resnet18, &cfg, &data);
     assert!(stats.iter().all(|s| s.mean_loss < 0.0));
     assert!(stats[2].mean_loss < stats[0].mean_loss, "{stats:?}");

@@ -13,7 +13,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tarun_ml::models::{Arch, Network};
 use tarun_ml::train::{
-    NoHooks, Objective, Optimizer, OptimizerKind, Schedule, TrainConfig, TrainError, fit,
+    NoHooks, Objective, Optimization, Optimizer, OptimizerKind, Schedule, TrainConfig, TrainError,
+    fit,
 };
 use tarun_ml::unlearn::{
     Batches, Method, SaliencyMask, UnlearnConfig, UnlearnData, add_l1_gradient, distill_kl,
@@ -314,13 +315,15 @@ fn net() -> Network {
 fn config(method: Method) -> UnlearnConfig {
     UnlearnConfig {
         method,
-        optimizer: OptimizerKind::Sgd,
-        lr: 0.01,
-        weight_decay: 5e-4,
-        momentum: 0.9,
-        epochs: 2,
-        max_steps: None,
-        schedule: Schedule::Constant,
+        optim: Optimization {
+            optimizer: OptimizerKind::Sgd,
+            lr: 0.01,
+            weight_decay: 5e-4,
+            momentum: 0.9,
+            epochs: 2,
+            max_steps: None,
+            schedule: Schedule::Constant,
+        },
         forget_classes: vec![8],
         seed: 5,
     }
@@ -360,13 +363,7 @@ fn fine_tune_is_training_on_the_retained_data() {
     let cfg = config(Method::FineTune);
     let mut reference = net();
     let train = TrainConfig {
-        optimizer: cfg.optimizer,
-        lr: cfg.lr,
-        weight_decay: cfg.weight_decay,
-        momentum: cfg.momentum,
-        epochs: cfg.epochs,
-        max_steps: None,
-        schedule: cfg.schedule,
+        optim: cfg.optim.clone(),
         objective: Objective::Ce,
         seed: cfg.seed,
     };
@@ -413,20 +410,16 @@ fn scrub_without_max_steps_or_distillation_is_fine_tuning() {
     assert_eq!(s.epochs.iter().map(|e| e.steps).collect::<Vec<_>>(), [5, 3]);
     assert_ne!(weights(&n), weights(&run(plain)));
     // A step cap counts max- and min-steps alike.
-    let capped = UnlearnConfig {
-        max_steps: Some(4),
-        ..config(full)
-    };
+    let mut capped = config(full);
+    capped.optim.max_steps = Some(4);
     let s = unlearn(&mut net(), &capped, &mut sets(), &mut NoHooks).unwrap();
     assert_eq!((s.steps, s.epochs.len()), (4, 1));
 }
 
 #[test]
 fn salun_updates_only_the_salient_half() {
-    let cfg = UnlearnConfig {
-        weight_decay: 0.0,
-        ..config(Method::SalUn { sparsity: 0.5 })
-    };
+    let mut cfg = config(Method::SalUn { sparsity: 0.5 });
+    cfg.optim.weight_decay = 0.0;
     let before = net();
     let mut after = net();
     unlearn(&mut after, &cfg, &mut sets(), &mut NoHooks).unwrap();

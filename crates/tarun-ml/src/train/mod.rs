@@ -11,7 +11,7 @@ mod optim;
 
 use std::time::Instant;
 
-use candle_core::{D, DType, Tensor};
+use candle_core::{D, DType, Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -92,9 +92,9 @@ impl Schedule {
     }
 }
 
-/// Everything that defines one training run apart from the data and the initial weights.
+/// The optimiser and its schedule: what a training run and an unlearning run share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
+pub struct Optimization {
     /// AdamW or SGD.
     pub optimizer: OptimizerKind,
     /// Base learning rate.
@@ -109,6 +109,48 @@ pub struct TrainConfig {
     pub max_steps: Option<u64>,
     /// Learning-rate schedule.
     pub schedule: Schedule,
+}
+
+impl Optimization {
+    /// The optimiser over `vars`.
+    pub fn optimizer(&self, vars: Vec<Var>) -> Result<Optimizer> {
+        Ok(Optimizer::new(
+            self.optimizer,
+            vars,
+            self.weight_decay,
+            self.momentum,
+        )?)
+    }
+
+    /// The learning rate of 0-based `epoch`.
+    pub fn lr_at(&self, epoch: u64) -> f64 {
+        self.schedule.lr(self.lr, epoch, self.epochs)
+    }
+
+    /// Whether `steps` optimizer steps reach the step cap.
+    pub fn spent(&self, steps: u64) -> bool {
+        self.max_steps.is_some_and(|m| steps >= m)
+    }
+
+    /// A learning rate that is a finite non-negative number.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return Err(TrainError::InvalidConfig(format!(
+                "learning rate {}",
+                self.lr
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Everything that defines one training run apart from the data and the initial weights.
+/// Serialised (into checkpoints' metadata) as one flat object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The optimiser, learning rate, epochs and schedule.
+    #[serde(flatten)]
+    pub optim: Optimization,
     /// What the loss is computed against.
     pub objective: Objective,
     /// Seeds dropout masks and random labels.
@@ -200,12 +242,7 @@ where
 {
     validate(net, cfg)?;
     let start = Instant::now();
-    let mut opt = Optimizer::new(
-        cfg.optimizer,
-        net.trainable_vars(),
-        cfg.weight_decay,
-        cfg.momentum,
-    )?;
+    let mut opt = cfg.optim.optimizer(net.trainable_vars())?;
     net.reseed_dropout(cfg.seed);
     let mut label_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     label_rng.set_stream(LABEL_STREAM);
@@ -222,8 +259,8 @@ where
         label_rng: &mut label_rng,
         hooks,
     };
-    for epoch in 0..cfg.epochs {
-        if cfg.max_steps.is_some_and(|m| summary.steps >= m) {
+    for epoch in 0..cfg.optim.epochs {
+        if cfg.optim.spent(summary.steps) {
             break;
         }
         let stats = run.epoch(epoch, &mut batches(epoch), &mut summary.steps)?;
@@ -238,12 +275,7 @@ where
 }
 
 fn validate(net: &Network, cfg: &TrainConfig) -> Result<()> {
-    if !(cfg.lr.is_finite() && cfg.lr >= 0.0) {
-        return Err(TrainError::InvalidConfig(format!(
-            "learning rate {}",
-            cfg.lr
-        )));
-    }
+    cfg.optim.validate()?;
     if matches!(cfg.objective, Objective::RandomLabels { .. }) && net.num_classes() < 2 {
         return Err(TrainError::InvalidConfig(
             "random labels need at least two classes".into(),
@@ -267,7 +299,7 @@ impl Run<'_> {
         I: Iterator<Item = std::result::Result<(Tensor, Tensor), E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let lr = self.cfg.schedule.lr(self.cfg.lr, epoch, self.cfg.epochs);
+        let lr = self.cfg.optim.lr_at(epoch);
         let mut stats = EpochStats {
             epoch,
             lr,
@@ -278,7 +310,7 @@ impl Run<'_> {
         };
         let (mut loss_sum, mut correct) = (0.0f64, 0u64);
         loop {
-            if self.cfg.max_steps.is_some_and(|m| *steps >= m) {
+            if self.cfg.optim.spent(*steps) {
                 break;
             }
             if self.hooks.should_stop() {

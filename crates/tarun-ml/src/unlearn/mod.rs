@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::models::{Mode, Network};
 use crate::train::{
-    EpochStats, Optimizer, OptimizerKind, RandomLabelRule, Result, Schedule, StepInfo, TrainError,
-    TrainHooks, TrainSummary, correct, random_labels,
+    EpochStats, Optimization, Optimizer, RandomLabelRule, Result, StepInfo, TrainError, TrainHooks,
+    TrainSummary, correct, random_labels,
 };
 pub use l1::{add_l1_gradient, l1_gamma, l1_norm};
 pub use salun::{SaliencyMask, top_k_mask};
@@ -82,20 +82,10 @@ impl Method {
 pub struct UnlearnConfig {
     /// The method.
     pub method: Method,
-    /// AdamW or SGD.
-    pub optimizer: OptimizerKind,
-    /// Base learning rate.
-    pub lr: f64,
-    /// Weight decay (decoupled for AdamW, added to the gradient for SGD).
-    pub weight_decay: f64,
-    /// SGD momentum (ignored by AdamW).
-    pub momentum: f64,
-    /// Epochs; what one epoch walks depends on the method.
-    pub epochs: u64,
-    /// Stop after this many optimizer steps in total, if set.
-    pub max_steps: Option<u64>,
-    /// Learning-rate schedule over the epochs.
-    pub schedule: Schedule,
+    /// The optimiser, learning rate, epochs (what one epoch walks depends on the method) and
+    /// schedule, as training has them.
+    #[serde(flatten)]
+    pub optim: Optimization,
     /// The classes whose images are forgotten (SalUn relabels the images of these classes).
     pub forget_classes: Vec<u32>,
     /// Seeds dropout masks and random labels.
@@ -144,7 +134,7 @@ pub fn unlearn(
         Method::SalUn { sparsity } => Some(saliency(net, &vars, data.forget(0), sparsity)?),
         _ => None,
     };
-    let mut opt = Optimizer::new(cfg.optimizer, vars.clone(), cfg.weight_decay, cfg.momentum)?;
+    let mut opt = cfg.optim.optimizer(vars.clone())?;
     net.reseed_dropout(cfg.seed);
     let mut label_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     label_rng.set_stream(LABEL_STREAM);
@@ -165,16 +155,16 @@ pub fn unlearn(
         images: 0,
         seconds: 0.0,
     };
-    for epoch in 0..cfg.epochs {
+    for epoch in 0..cfg.optim.epochs {
         if run.spent() {
             break;
         }
-        let lr = cfg.schedule.lr(cfg.lr, epoch, cfg.epochs);
+        let lr = cfg.optim.lr_at(epoch);
         let mut tally = Tally::default();
         match cfg.method {
             Method::FineTune => run.pass(data.retain(epoch), Phase::Ce, epoch, lr, &mut tally)?,
             Method::L1Sparse { gamma } => {
-                let g = l1_gamma(gamma, epoch, cfg.epochs);
+                let g = l1_gamma(gamma, epoch, cfg.optim.epochs);
                 run.pass(data.retain(epoch), Phase::L1(g), epoch, lr, &mut tally)?
             }
             Method::Scrub {
@@ -212,9 +202,7 @@ pub fn unlearn(
 
 fn validate(net: &Network, cfg: &UnlearnConfig) -> Result<()> {
     let bad = |m: String| Err(TrainError::InvalidConfig(m));
-    if !(cfg.lr.is_finite() && cfg.lr >= 0.0) {
-        return bad(format!("learning rate {}", cfg.lr));
-    }
+    cfg.optim.validate()?;
     match cfg.method {
         Method::L1Sparse { gamma } if !(gamma.is_finite() && gamma >= 0.0) => {
             bad(format!("l1 weight {gamma}"))
@@ -327,7 +315,7 @@ struct Run<'a> {
 impl Run<'_> {
     /// Whether the step cap is reached.
     fn spent(&self) -> bool {
-        self.cfg.max_steps.is_some_and(|m| self.steps >= m)
+        self.cfg.optim.spent(self.steps)
     }
 
     fn pass(
