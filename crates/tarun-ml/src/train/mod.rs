@@ -418,3 +418,32 @@ where
     }
     Ok((logits, labels))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checkpoints record the recipe as this JSON: one flat object, in this order.
+    #[test]
+    fn a_train_config_serialises_flat() {
+        let cfg = TrainConfig {
+            optim: Optimization {
+                optimizer: OptimizerKind::Sgd,
+                lr: 0.5,
+                weight_decay: 0.25,
+                momentum: 0.9,
+                epochs: 3,
+                max_steps: Some(7),
+                schedule: Schedule::Cosine,
+            },
+            objective: Objective::Ce,
+            seed: 11,
+        };
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(
+            json,
+            r#"{"optimizer":"sgd","lr":0.5,"weight_decay":0.25,"momentum":0.9,"epochs":3,"max_steps":7,"schedule":"cosine","objective":{"kind":"ce"},"seed":11}"#
+        );
+        assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), cfg);
+    }
+}
