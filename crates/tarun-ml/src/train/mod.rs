@@ -373,21 +373,53 @@ impl Run<'_> {
         // check, in the optimizer step.
         let grads = taped.backward(&loss)?;
         let hits = correct(&logits.detach(), y)?;
-        let read = Tensor::stack(&[loss.to_dtype(DType::F32)?, hits], 0)?.to_vec1::<f32>()?;
-        let (value, correct) = (read[0], read[1] as u64);
-        if !value.is_finite() {
-            return Err(TrainError::NonFiniteLoss {
-                epoch,
-                step,
-                loss: value,
-            });
-        }
-        self.opt.step(&grads, lr)?;
-        if !self.net.buffers_finite()? {
-            return Err(TrainError::NonFiniteStatistics { epoch, step });
-        }
-        Ok((value, correct))
+        let at = StepAt { lr, epoch, step };
+        update(
+            self.net,
+            self.opt,
+            &grads,
+            &loss.to_dtype(DType::F32)?,
+            hits,
+            at,
+        )
     }
+}
+
+/// Where a step is: its learning rate, 0-based epoch and 1-based global step.
+#[derive(Clone, Copy)]
+pub(crate) struct StepAt {
+    pub lr: f64,
+    pub epoch: u64,
+    pub step: u64,
+}
+
+/// The end of every optimizer step, training's and unlearning's: reads the f32 `loss` and the
+/// `hits` in one transfer (on a GPU, the one wait per step), refuses a non-finite loss before the
+/// weights change, updates them, and refuses non-finite batch-norm statistics after. Returns
+/// (loss, correct predictions).
+pub(crate) fn update(
+    net: &Network,
+    opt: &mut Optimizer,
+    grads: &candle_core::backprop::GradStore,
+    loss: &Tensor,
+    hits: Tensor,
+    at: StepAt,
+) -> Result<(f32, u64)> {
+    let StepAt { lr, epoch, step } = at;
+    let read = Tensor::stack(&[loss.clone(), hits], 0)?.to_vec1::<f32>()?;
+    let (value, correct) = (read[0], read[1] as u64);
+    if !value.is_finite() {
+        return Err(TrainError::NonFiniteLoss {
+            epoch,
+            step,
+            loss: value,
+        });
+    }
+    opt.step(grads, lr)?;
+    if !net.buffers_finite()? {
+        return Err(TrainError::NonFiniteStatistics { epoch, step });
+    }
+    Ok((value, correct))
 }
 
 /// How many rows' argmax equals the label, as an f32 scalar on the logits' device (exact up

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::models::{Mode, Network};
 use crate::train::{
-    EpochStats, Optimization, Optimizer, RandomLabelRule, Result, StepInfo, TrainError, TrainHooks,
-    TrainSummary, correct, random_labels,
+    EpochStats, Optimization, Optimizer, RandomLabelRule, Result, StepAt, StepInfo, TrainError,
+    TrainHooks, TrainSummary, correct, random_labels, update,
 };
 pub use l1::{add_l1_gradient, l1_gamma, l1_norm};
 pub use salun::{SaliencyMask, top_k_mask};
@@ -431,19 +431,13 @@ impl Run<'_> {
             Some(p) => (loss.to_dtype(DType::F32)? + p.to_dtype(DType::F32)?)?,
             None => loss.to_dtype(DType::F32)?,
         };
-        let read = Tensor::stack(&[total, hits], 0)?.to_vec1::<f32>()?;
-        let (value, correct) = (read[0], read[1] as u64);
-        if !value.is_finite() {
-            return Err(TrainError::NonFiniteLoss {
-                epoch,
-                step,
-                loss: value,
-            });
-        }
-        self.opt.step(&grads, lr)?;
-        if !self.net.buffers_finite()? {
-            return Err(TrainError::NonFiniteStatistics { epoch, step });
-        }
-        Ok((value, correct))
+        update(
+            self.net,
+            self.opt,
+            &grads,
+            &total,
+            hits,
+            StepAt { lr, epoch, step },
+        )
     }
 }
