@@ -7,6 +7,7 @@
 //! workspace allowance, and half as much again on top.
 
 use serde_json::Value;
+use tarun_core::manifest::params::Objective;
 use tarun_core::manifest::{NodeKind, NodeSpec, Study};
 
 /// A CUDA context, cuBLAS/cuDNN workspaces and the allocator's slack, in megabytes.
@@ -82,7 +83,17 @@ pub fn estimate_mb(study: &Study, node: &NodeSpec) -> Option<u64> {
     let mb = match node.kind {
         NodeKind::Train | NodeKind::Expert => {
             let batch = node.params.get("batch-size").and_then(Value::as_f64)?;
-            training_mb(&arch, width, batch)?
+            // What two unlearning baselines hold besides: SCRUB a frozen teacher and its forward
+            // pass; SalUn its mask and the summed saliency gradients, an f32 per weight each.
+            let objective = node.params.get("objective").and_then(Value::as_str);
+            let besides = if objective == Some(Objective::Scrub.name()) {
+                weights_mb + batch * activations_mb(&arch) * width / 4.0
+            } else if objective == Some(Objective::Salun.name()) {
+                2.0 * weights_mb
+            } else {
+                0.0
+            };
+            training_mb(&arch, width, batch)? + besides
         }
         // The base, one expert per vector, the result.
         NodeKind::Ablate => weights_mb * (2 + count("vectors")) as f64,
@@ -155,6 +166,18 @@ mod tests {
         from = "big"
         lr = 0.1
         batch-size = 64
+        [expert.scrub]
+        from = "big"
+        lr = 0.1
+        batch-size = 64
+        objective = "scrub"
+        forget = 3
+        [expert.salun]
+        from = "big"
+        lr = 0.1
+        batch-size = 64
+        objective = "salun"
+        forget = 3
         [ablate.a]
         base = "big"
         vectors = [{ expert = "e", alpha = -1.0, rho = 0.5 }]
@@ -186,5 +209,13 @@ mod tests {
         assert_eq!(mb("a"), Some(ablate.ceil() as u64));
         assert!(mb("ain").unwrap() > mb("plain").unwrap());
         assert_eq!(mb("r"), None);
+        // SCRUB adds a teacher (44.7 MB) and its forward pass (64 x 8 MB / 4); SalUn two f32
+        // copies of the weights.
+        let expert: f64 = (11_173_962.0 * 16.0 / 1e6 + 64.0 * 8.0 + 400.0) * 1.5;
+        assert_eq!(mb("e"), Some(expert.ceil() as u64));
+        let scrub: f64 = (11_173_962.0 * 20.0 / 1e6 + 64.0 * 8.0 * 1.25 + 400.0) * 1.5;
+        assert_eq!(mb("scrub"), Some(scrub.ceil() as u64));
+        let salun: f64 = (11_173_962.0 * 24.0 / 1e6 + 64.0 * 8.0 + 400.0) * 1.5;
+        assert_eq!(mb("salun"), Some(salun.ceil() as u64));
     }
 }
