@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use multiversion::multiversion;
 
 use super::tape::{Backward, Tape, apply3, stack_rows};
-use super::{channel_planes, f32_data, lane_sum, zeroed};
+use super::{channel_planes, f32_data, lane_sum, threads, zeroed};
 
 /// The activation fused after the normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +52,78 @@ impl Activation {
 #[inline(always)]
 fn gate(passes: bool, g: f32) -> f32 {
     f32::from_bits(g.to_bits() & (passes as u32).wrapping_neg())
+}
+
+/// Planes of fewer positions than this (MobileNetV2's 2x2 and 1x1 maps at CIFAR's size) are
+/// walked image by image over a block of channels instead of with one call per plane: at 1-4
+/// elements a plane, the call and its set-up cost more than the arithmetic, and a batch of 128
+/// such layers has tens of thousands of planes. Below 8 positions the per-plane sums have no
+/// vector lanes ([`f64_lanes`], [`lane_sum`]: every element is in the in-order remainder), so
+/// summing each plane in order and each channel's planes image by image, as here, gives the
+/// same bits as the per-plane path.
+const TINY_PLANE: usize = 8;
+
+/// Plane `k` (image `k / C`, channel `k % C`) of an NCHW tensor with `hw`-element planes.
+#[inline(always)]
+fn plane(t: &[f32], hw: usize, k: usize) -> &[f32] {
+    &t[k * hw..(k + 1) * hw]
+}
+
+/// For every channel of NCHW tensors `[x, dL/dy, y]` with planes of `hw < TINY_PLANE` elements,
+/// the sum over images, in image order, of `finish(channel, plane sums)`, where a plane's sums
+/// add `term(channel, x, dy, y)` over its elements in order from `-0.0` (as `Iterator::sum`
+/// does), so the bits are the per-plane path's. The channels are split into blocks, one
+/// parallel task each, and each image's block of planes is one contiguous run.
+fn channel_sums<const K: usize>(
+    srcs: [&[f32]; 3],
+    (b, c, hw): (usize, usize, usize),
+    term: impl Fn(usize, f32, f32, f32) -> [f64; K] + Sync,
+    finish: impl Fn(usize, [f64; K]) -> [f64; K] + Sync,
+) -> Vec<[f64; K]> {
+    let block = c.div_ceil(4 * threads()).max(1);
+    let mut out = vec![[0f64; K]; c];
+    out.par_chunks_mut(block).enumerate().for_each(|(k, acc)| {
+        let c0 = k * block;
+        for i in 0..b {
+            let run = (i * c + c0) * hw..(i * c + c0 + acc.len()) * hw;
+            let image = srcs.map(|t| &t[run.clone()]);
+            // Constant plane sizes for MobileNetV2's 1x1 and 2x2 maps, so the loops unroll.
+            match hw {
+                1 => image_sums(acc, image, (c0, 1), &term, &finish),
+                2 => image_sums(acc, image, (c0, 2), &term, &finish),
+                4 => image_sums(acc, image, (c0, 4), &term, &finish),
+                hw => image_sums(acc, image, (c0, hw), &term, &finish),
+            }
+        }
+    });
+    out
+}
+
+/// One image's part of [`channel_sums`]: `acc[j]` for channel `c0 + j`.
+#[inline(always)]
+fn image_sums<const K: usize>(
+    acc: &mut [[f64; K]],
+    [x, dy, y]: [&[f32]; 3],
+    (c0, hw): (usize, usize),
+    term: &impl Fn(usize, f32, f32, f32) -> [f64; K],
+    finish: &impl Fn(usize, [f64; K]) -> [f64; K],
+) {
+    let planes = x
+        .chunks_exact(hw)
+        .zip(dy.chunks_exact(hw))
+        .zip(y.chunks_exact(hw));
+    for (j, (a, ((xs, ds), ys))) in acc.iter_mut().zip(planes).enumerate() {
+        let mut sums = [-0.0f64; K];
+        for e in 0..hw {
+            let t = term(c0 + j, xs[e], ds[e], ys[e]);
+            for (s, t) in sums.iter_mut().zip(t) {
+                *s += t;
+            }
+        }
+        for (a, s) in a.iter_mut().zip(finish(c0 + j, sums)) {
+            *a += s;
+        }
+    }
 }
 
 /// Evaluates `$body` with `$apply` and `$passes` bound to the activation's two functions as
@@ -168,6 +240,19 @@ fn plane_affine(out: &mut [f32], inp: &[f32], (scale, shift): (f32, f32), act: A
     })
 }
 
+/// [`plane_affine`] over one image of [`TINY_PLANE`]-sized planes, channel by channel.
+fn image_affine(out: &mut [f32], inp: &[f32], (scale, shift): (&[f32], &[f32]), act: Activation) {
+    let hw = out.len() / scale.len();
+    let planes = out.chunks_exact_mut(hw).zip(inp.chunks_exact(hw));
+    by_activation!(act, |apply, _passes| {
+        for ((o, i), (&a, &b)) in planes.zip(scale.iter().zip(shift)) {
+            for (o, &v) in o.iter_mut().zip(i) {
+                *o = apply(v * a + b);
+            }
+        }
+    })
+}
+
 /// `plane = act(plane * scale + shift)` in place: batch norm's evaluation-mode affine as a
 /// convolution's epilogue ([`super::conv::Epilogue`]).
 #[multiversion(targets = "simd")]
@@ -228,23 +313,35 @@ struct InputGrad {
 #[multiversion(targets = "simd")]
 fn plane_input_grad(out: &mut [f32], [xs, gs, ys]: [&[f32]; 3], k: &InputGrad, act: Activation) {
     let it = out.iter_mut().zip(xs).zip(gs).zip(ys);
-    let InputGrad {
-        scale: s,
-        istd,
-        mean,
-        dgamma_n,
-        dbeta_n,
-        ..
-    } = *k;
     by_activation!(act, |_apply, passes| {
-        if k.batch_stats {
-            for (((o, &xv), &gv), &yv) in it {
-                let g = gate(passes(yv), gv);
-                *o = s * (g - dbeta_n - (xv - mean) * istd * dgamma_n);
-            }
+        for (((o, &xv), &gv), &yv) in it {
+            *o = k.dx(xv, gate(passes(yv), gv));
+        }
+    })
+}
+
+impl InputGrad {
+    /// `dx` at input `x` from `g`, the gradient through the activation.
+    #[inline(always)]
+    fn dx(&self, x: f32, g: f32) -> f32 {
+        if self.batch_stats {
+            self.scale * (g - self.dbeta_n - (x - self.mean) * self.istd * self.dgamma_n)
         } else {
-            for (((o, _), &gv), &yv) in it {
-                *o = s * gate(passes(yv), gv);
+            self.scale * g
+        }
+    }
+}
+
+/// [`plane_input_grad`] over one image of [`TINY_PLANE`]-sized planes, `ks` a channel's each.
+#[multiversion(targets = "simd")]
+fn image_input_grad(out: &mut [f32], [xs, gs, ys]: [&[f32]; 3], ks: &[InputGrad], act: Activation) {
+    let hw = out.len() / ks.len();
+    let planes = out.chunks_exact_mut(hw).zip(xs.chunks_exact(hw));
+    let planes = planes.zip(gs.chunks_exact(hw).zip(ys.chunks_exact(hw)));
+    by_activation!(act, |_apply, passes| {
+        for (((o, xp), (gp, yp)), k) in planes.zip(ks) {
+            for e in 0..hw {
+                o[e] = k.dx(xp[e], gate(passes(yp[e]), gp[e]));
             }
         }
     })
@@ -269,6 +366,17 @@ impl CustomOp1 for Stats {
         let x = f32_data(s, l, self.name())?;
         let (b, c, hw) = bc_hw(l, self.name())?;
         let n = (b * hw).max(1) as f64;
+        if hw < TINY_PLANE {
+            let same = |_, s| s;
+            let sums = channel_sums([x; 3], (b, c, hw), |_, v, _, _| [v as f64], same);
+            let means: Vec<f64> = sums.iter().map(|s| s[0] / n).collect();
+            let sq_dev =
+                |ch: usize, v: f32, _, _| [(v as f64 - means[ch]) * (v as f64 - means[ch])];
+            let sq = channel_sums([x; 3], (b, c, hw), sq_dev, same);
+            let mut out: Vec<f32> = means.iter().map(|&m| m as f32).collect();
+            out.extend(sq.iter().map(|s| (s[0] / n) as f32));
+            return Ok((CpuStorage::F32(out), Shape::from((2, c))));
+        }
         let per_channel: Vec<(f32, f32)> = (0..c)
             .into_par_iter()
             .map(|ch| {
@@ -349,7 +457,12 @@ impl CustomOp3 for BnOp {
         let (_, c, hw) = bc_hw(xl, self.name())?;
         let a = Affine::new(params, stats, c, self.eps);
         let mut y = zeroed(x.len());
-        if hw > 0 {
+        if hw > 0 && hw < TINY_PLANE {
+            let act = self.act;
+            y.par_chunks_mut(c * hw)
+                .zip(x.par_chunks(c * hw))
+                .for_each(|(out, inp)| image_affine(out, inp, (&a.scale, &a.shift), act));
+        } else if hw > 0 {
             y.par_chunks_mut(hw)
                 .zip(x.par_chunks(hw))
                 .enumerate()
@@ -461,6 +574,19 @@ impl CustomOp3 for BnGrad {
         let a = &self.affine;
         let act = self.act;
         let Some(sums) = &self.sums else {
+            if hw < TINY_PLANE {
+                let per_channel = by_activation!(act, |_apply, passes| {
+                    let term = |ch: usize, xv: f32, gv: f32, yv: f32| {
+                        let g = gate(passes(yv), gv);
+                        [g as f64, (g * (xv - a.mean[ch])) as f64]
+                    };
+                    let finish = |ch: usize, [sg, sgx]: [f64; 2]| [sg, sgx * a.istd[ch] as f64];
+                    channel_sums([x, dy, y], (b, c, hw), term, finish)
+                });
+                let mut out: Vec<f32> = per_channel.iter().map(|p| p[1] as f32).collect();
+                out.extend(per_channel.iter().map(|p| p[0] as f32));
+                return Ok((CpuStorage::F32(out), Shape::from((2, c))));
+            }
             let per_channel: Vec<(f64, f64)> = (0..c)
                 .into_par_iter()
                 .map(|ch| {
@@ -481,21 +607,26 @@ impl CustomOp3 for BnGrad {
             return Ok((CpuStorage::F32(out), Shape::from((2, c))));
         };
         let n = (b * hw).max(1) as f32;
+        let ks: Vec<InputGrad> = (0..c)
+            .map(|ch| InputGrad {
+                scale: a.scale[ch],
+                istd: a.istd[ch],
+                mean: a.mean[ch],
+                dgamma_n: sums[ch] / n,
+                dbeta_n: sums[c + ch] / n,
+                batch_stats: self.batch_stats,
+            })
+            .collect();
         let mut dx = zeroed(x.len());
-        if hw > 0 {
+        if hw > 0 && hw < TINY_PLANE {
+            dx.par_chunks_mut(c * hw).enumerate().for_each(|(i, out)| {
+                let image = [x, dy, y].map(|t| &t[i * c * hw..(i + 1) * c * hw]);
+                image_input_grad(out, image, &ks, act)
+            });
+        } else if hw > 0 {
             dx.par_chunks_mut(hw).enumerate().for_each(|(i, out)| {
-                let ch = i % c;
-                let r = i * hw..(i + 1) * hw;
-                let planes = [&x[r.clone()], &dy[r.clone()], &y[r]];
-                let k = InputGrad {
-                    scale: a.scale[ch],
-                    istd: a.istd[ch],
-                    mean: a.mean[ch],
-                    dgamma_n: sums[ch] / n,
-                    dbeta_n: sums[c + ch] / n,
-                    batch_stats: self.batch_stats,
-                };
-                plane_input_grad(out, planes, &k, act)
+                let planes = [x, dy, y].map(|t| plane(t, hw, i));
+                plane_input_grad(out, planes, &ks[i % c], act)
             });
         }
         Ok((CpuStorage::F32(dx), xl.shape().clone()))

@@ -415,8 +415,15 @@ fn batch_norm_matches_candle_ops_in_both_modes() {
         .enumerate()
     {
         for train in [true, false] {
-            // 7x9 planes: the statistics' 16-wide lanes plus a remainder.
-            for shape in [[4, 3, 5, 5], [1, 3, 2, 3], [2, 3, 1, 1], [2, 3, 7, 9]] {
+            // 7x9 planes: the statistics' 16-wide lanes plus a remainder; 1x1, 2x2 and 2x3
+            // planes: the image-by-image path for tiny planes.
+            for shape in [
+                [4, 3, 5, 5],
+                [1, 3, 2, 3],
+                [2, 3, 1, 1],
+                [6, 3, 2, 2],
+                [2, 3, 7, 9],
+            ] {
                 let x = random(&shape, i as u64);
                 // A large gamma pushes some outputs past 6, so ReLU6's upper clamp is exercised.
                 let gamma =
@@ -453,6 +460,45 @@ fn batch_norm_stats_are_mean_and_biased_variance() {
     let x = Tensor::from_slice(&v, (2, 2, 1, 2), &Device::Cpu).unwrap();
     let s: Vec<Vec<f32>> = batch_norm_stats(&x).unwrap().to_vec2().unwrap();
     assert_eq!(s, vec![vec![3.0, 2.0], vec![3.5, 4.0]]);
+}
+
+#[test]
+fn tiny_plane_statistics_sum_each_plane_then_each_image() {
+    // Planes of 1, 4 and 6 elements take the image-by-image path; its sums must have the
+    // per-plane path's order: each plane in order from -0.0, then the planes image by image.
+    for shape in [[9usize, 70, 1, 1], [5, 13, 2, 2], [3, 5, 2, 3]] {
+        let [b, c, h, w] = shape;
+        let hw = h * w;
+        let x = random_vec(&shape, 31);
+        let t = Tensor::from_slice(&x, &shape, &Device::Cpu).unwrap();
+        let s: Vec<Vec<f32>> = batch_norm_stats(&t).unwrap().to_vec2().unwrap();
+        let n = (b * hw) as f64;
+        for ch in 0..c {
+            let plane = |i: usize| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw];
+            let sum: f64 = (0..b)
+                .map(|i| plane(i).iter().map(|&v| v as f64).sum::<f64>())
+                .sum();
+            let mean = sum / n;
+            let sq: f64 = (0..b)
+                .map(|i| {
+                    plane(i)
+                        .iter()
+                        .map(|&v| (v as f64 - mean).powi(2))
+                        .sum::<f64>()
+                })
+                .sum();
+            assert_eq!(
+                s[0][ch].to_bits(),
+                (mean as f32).to_bits(),
+                "{shape:?} mean {ch}"
+            );
+            assert_eq!(
+                s[1][ch].to_bits(),
+                ((sq / n) as f32).to_bits(),
+                "{shape:?} var {ch}"
+            );
+        }
+    }
 }
 
 #[test]
