@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use multiversion::multiversion;
 
 use super::tape::{Backward, Tape, apply3, stack_rows};
-use super::{channel_planes, f32_data, lane_sum, threads, zeroed};
+use super::{channel_planes, f32_data, lane_sum, par_filled, threads};
 
 /// The activation fused after the normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -456,20 +456,17 @@ impl CustomOp3 for BnOp {
         );
         let (_, c, hw) = bc_hw(xl, self.name())?;
         let a = Affine::new(params, stats, c, self.eps);
-        let mut y = zeroed(x.len());
-        if hw > 0 && hw < TINY_PLANE {
-            let act = self.act;
-            y.par_chunks_mut(c * hw)
-                .zip(x.par_chunks(c * hw))
-                .for_each(|(out, inp)| image_affine(out, inp, (&a.scale, &a.shift), act));
-        } else if hw > 0 {
-            y.par_chunks_mut(hw)
-                .zip(x.par_chunks(hw))
-                .enumerate()
-                .for_each(|(i, (out, inp))| {
-                    plane_affine(out, inp, (a.scale[i % c], a.shift[i % c]), self.act)
-                });
-        }
+        let act = self.act;
+        let y = if hw < TINY_PLANE {
+            par_filled(x.len(), c * hw, |i, out| {
+                let image = &x[i * c * hw..(i + 1) * c * hw];
+                image_affine(out, image, (&a.scale, &a.shift), act)
+            })
+        } else {
+            par_filled(x.len(), hw, |i, out| {
+                plane_affine(out, plane(x, hw, i), (a.scale[i % c], a.shift[i % c]), act)
+            })
+        };
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -617,18 +614,17 @@ impl CustomOp3 for BnGrad {
                 batch_stats: self.batch_stats,
             })
             .collect();
-        let mut dx = zeroed(x.len());
-        if hw > 0 && hw < TINY_PLANE {
-            dx.par_chunks_mut(c * hw).enumerate().for_each(|(i, out)| {
+        let dx = if hw < TINY_PLANE {
+            par_filled(x.len(), c * hw, |i, out| {
                 let image = [x, dy, y].map(|t| &t[i * c * hw..(i + 1) * c * hw]);
                 image_input_grad(out, image, &ks, act)
-            });
-        } else if hw > 0 {
-            dx.par_chunks_mut(hw).enumerate().for_each(|(i, out)| {
+            })
+        } else {
+            par_filled(x.len(), hw, |i, out| {
                 let planes = [x, dy, y].map(|t| plane(t, hw, i));
                 plane_input_grad(out, planes, &ks[i % c], act)
-            });
-        }
+            })
+        };
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }
 }

@@ -21,7 +21,7 @@ use multiversion::multiversion;
 use super::batchnorm::Activation;
 use super::conv::{Epilogue, SMALL_PLANE};
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
-use super::{channel_planes, dot, f32_data, threads, with_scratch, zeroed};
+use super::{channel_planes, dot, f32_data, par_filled, threads, with_scratch};
 
 /// Depthwise `x.conv2d(w, padding, stride, 1, channels)` for contiguous f32 NCHW tensors on the
 /// CPU, with a backward pass. `w` is `[C, 1, k, k]`.
@@ -447,36 +447,33 @@ fn per_block(
     epi: Option<&Epilogue>,
 ) -> Vec<f32> {
     let kk = g.k * g.k;
-    let mut dst = zeroed(g.b * g.c * to);
-    if dst.is_empty() {
-        return dst;
+    let total = g.b * g.c * to;
+    if total == 0 {
+        return Vec::new();
     }
     let jn = g.block(g.b.div_ceil(threads()));
     let maps = Maps::for_blocks(g, jn, g.b);
-    dst.par_chunks_mut(jn * g.c * to)
-        .enumerate()
-        .for_each(|(i, out)| {
-            let (n0, jn_here) = (i * jn, out.len() / (g.c * to));
-            let src = &src[n0 * g.c * from..(n0 + jn_here) * g.c * from];
-            with_scratch(jn_here * g.phases_len(), wide(jn_here), |ph, buf| {
-                // Small planes get the epilogue image by image once the block is done.
-                let per_plane = epi.filter(|_| to >= SMALL_PLANE);
-                for c in 0..g.c {
-                    let wc = &w[c * kk..(c + 1) * kk];
-                    let maps = Maps::pick(&maps, jn_here);
-                    block(src, wc, g, (c, jn_here), out, (maps, &mut *ph, &mut *buf));
-                    if let Some(e) = per_plane {
-                        for j in 0..jn_here {
-                            e.apply_plane(&mut out[(j * g.c + c) * to..(j * g.c + c + 1) * to], c);
-                        }
+    par_filled(total, jn * g.c * to, |i, out| {
+        let (n0, jn_here) = (i * jn, out.len() / (g.c * to));
+        let src = &src[n0 * g.c * from..(n0 + jn_here) * g.c * from];
+        with_scratch(jn_here * g.phases_len(), wide(jn_here), |ph, buf| {
+            // Small planes get the epilogue image by image once the block is done.
+            let per_plane = epi.filter(|_| to >= SMALL_PLANE);
+            for c in 0..g.c {
+                let wc = &w[c * kk..(c + 1) * kk];
+                let maps = Maps::pick(&maps, jn_here);
+                block(src, wc, g, (c, jn_here), out, (maps, &mut *ph, &mut *buf));
+                if let Some(e) = per_plane {
+                    for j in 0..jn_here {
+                        e.apply_plane(&mut out[(j * g.c + c) * to..(j * g.c + c + 1) * to], c);
                     }
                 }
-                if let (Some(e), None) = (epi, per_plane) {
-                    e.apply(out, n0, g.c, to);
-                }
-            });
+            }
+            if let (Some(e), None) = (epi, per_plane) {
+                e.apply(out, n0, g.c, to);
+            }
         });
-    dst
+    })
 }
 
 fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {

@@ -4,11 +4,10 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use multiversion::multiversion;
-use rayon::prelude::*;
 
 use super::batchnorm::Activation;
 use super::tape::{Backward, Tape, apply2, candle_bwd2};
-use super::{f32_data, zeroed};
+use super::{f32_data, par_filled};
 
 /// Elements per parallel task: large enough to amortise scheduling.
 const CHUNK: usize = 1 << 14;
@@ -83,10 +82,10 @@ impl CustomOp2 for AddRelu {
         if a.len() != b.len() {
             candle_core::bail!("{}: {} and {} elements", self.name(), a.len(), b.len());
         }
-        let mut out = zeroed(a.len());
-        out.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(|(o, (a, b))| chunk(self, o, a, b));
+        let out = par_filled(a.len(), CHUNK, |i, o| {
+            let at = i * CHUNK..i * CHUNK + o.len();
+            chunk(self, o, &a[at.clone()], &b[at])
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
