@@ -476,9 +476,57 @@ fn per_block(
     })
 }
 
+/// Output planes of at most this many positions (MobileNetV2's 2x2 and 1x1 maps at CIFAR's
+/// size) take [`tiny_forward`].
+const TINY_OUT: usize = 4;
+
 fn forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
+    if g.out_plane() <= TINY_OUT {
+        return tiny_forward(x, w, g, epi);
+    }
     let planes = (g.in_plane(), g.out_plane());
     per_block(x, w, g, planes, |jn| g.sweep(jn), block_forward, epi)
+}
+
+/// The forward on maps of at most [`TINY_OUT`] outputs, from the taps that fall inside the
+/// image only. On a padded 1x1 map the wide layout computes 9 outputs of 9 taps for one output
+/// of one tap, and on a 2x2 map 8 of 9 for 4 of 4; here each output adds its in-image taps, in
+/// the same row-major order and from the same `0.0` as [`correlate`] (the skipped taps add
+/// exact zeros), so the results are the wide path's to the bit.
+fn tiny_forward(x: &[f32], w: &[f32], g: &Geom, epi: Option<&Epilogue>) -> Vec<f32> {
+    let (ip, op, kk) = (g.in_plane(), g.out_plane(), g.k * g.k);
+    // (output, tap, input) for every in-image tap, by output, taps in row-major order.
+    let mut taps = Vec::with_capacity(op * kk);
+    for (oh, ow) in (0..g.ho).flat_map(|oh| (0..g.wo).map(move |ow| (oh, ow))) {
+        for (ki, kj) in (0..g.k).flat_map(|ki| (0..g.k).map(move |kj| (ki, kj))) {
+            let (ih, iw) = (
+                (oh * g.stride + ki).wrapping_sub(g.pad),
+                (ow * g.stride + kj).wrapping_sub(g.pad),
+            );
+            if ih < g.h && iw < g.w {
+                taps.push((oh * g.wo + ow, ki * g.k + kj, ih * g.w + iw));
+            }
+        }
+    }
+    let image = g.c * op;
+    if g.b * image == 0 {
+        return Vec::new();
+    }
+    par_filled(g.b * image, image, |i, out| {
+        let xs = &x[i * g.c * ip..(i + 1) * g.c * ip];
+        for ((o, xp), wp) in out
+            .chunks_exact_mut(op)
+            .zip(xs.chunks_exact(ip))
+            .zip(w.chunks_exact(kk))
+        {
+            for &(oi, t, ii) in &taps {
+                o[oi] += wp[t] * xp[ii];
+            }
+        }
+        if let Some(e) = epi {
+            e.apply(out, i, g.c, op);
+        }
+    })
 }
 
 fn input_grad(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
@@ -617,5 +665,67 @@ impl Backward for DwOp {
             .then(|| x.apply_op2_no_bwd(&grad, &DwOp::KernelGrad(*g)))
             .transpose()?;
         Ok(vec![dx, dw])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-image taps path gives the wide path's bits, with and without an epilogue.
+    #[test]
+    fn tiny_forward_is_the_wide_forward_to_the_bit() {
+        for (b, c, h, stride) in [
+            (3, 5, 4, 2),
+            (2, 4, 2, 2),
+            (4, 6, 2, 1),
+            (5, 3, 1, 1),
+            (2, 7, 3, 2),
+        ] {
+            let g = Geom::new(&[b, c, h, h], &[c, 1, 3, 3], stride, 1).unwrap();
+            assert!(g.out_plane() <= TINY_OUT);
+            let x: Vec<f32> = (0..b * c * h * h)
+                .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+                .collect();
+            let w: Vec<f32> = (0..c * 9)
+                .map(|i| ((i * 13 % 17) as f32 - 8.0) / 5.0)
+                .collect();
+            let wide = per_block(
+                &x,
+                &w,
+                &g,
+                (g.in_plane(), g.out_plane()),
+                |jn| g.sweep(jn),
+                block_forward,
+                None,
+            );
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&tiny_forward(&x, &w, &g, None)),
+                bits(&wide),
+                "{b}x{c}x{h}x{h} /{stride}"
+            );
+            let scale = Tensor::new(
+                (0..c).map(|i| 0.5 + i as f32).collect::<Vec<_>>(),
+                &candle_core::Device::Cpu,
+            )
+            .unwrap();
+            let shift = (scale.clone() * -0.25).unwrap();
+            let epi = Epilogue::new("test", c, (&scale, &shift), Activation::Relu6).unwrap();
+            let wide = per_block(
+                &x,
+                &w,
+                &g,
+                (g.in_plane(), g.out_plane()),
+                |jn| g.sweep(jn),
+                block_forward,
+                Some(&epi),
+            );
+            assert_eq!(
+                bits(&tiny_forward(&x, &w, &g, Some(&epi))),
+                bits(&wide),
+                "{b}x{c}x{h}x{h} /{stride} affine"
+            );
+        }
     }
 }

@@ -323,6 +323,10 @@ const DW_CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     // Batches that split into several blocks of stacked images, with a shorter last block.
     (5, 2, 40, 40, 3, 1, 1),
     (7, 2, 41, 39, 3, 2, 1),
+    // Outputs of at most 4 positions (the in-image taps path): 4x4 to 2x2, 2x2 to 1x1, 1x2.
+    (3, 5, 4, 4, 3, 2, 1),
+    (2, 4, 2, 2, 3, 2, 1),
+    (2, 3, 1, 2, 3, 1, 1),
 ];
 
 #[test]
